@@ -1,0 +1,42 @@
+/**
+ * What an area (caching, realtime, database, vector, and the test area) gives the
+ * staged rollout. The rollout owns the ledger, the lock, the stages and the
+ * guardrails; an area only knows its own system.
+ *
+ * Contract:
+ * - `plan` observes (read-only) and proposes; it never changes the target.
+ * - `capture` reads the target's current state for a change, before it is touched;
+ *   the ledger stores it as `before` so a revert needs nothing but the ledger.
+ * - `apply` and `revert` are idempotent: applying an applied change or reverting a
+ *   reverted one is a no-op. A crash may replay either.
+ * - `measure` (optional) reads the change's own effect after the bake, e.g. the
+ *   mean time of the statements an index was for.
+ * - `verdict` (optional) lets the area reject one change that measured badly (an
+ *   index that does not pay) without failing the whole rollout.
+ * Errors: throw TargetUnavailableError for what a retry may fix; anything else fails
+ * the step and the rollout reverts.
+ */
+import type { PerfpilotConfig } from '#lib/config';
+import type { Area, Change, ChangeEffect, ProposedChange } from './change.ts';
+import type { MetricsSnapshot } from './metrics.ts';
+
+export interface PlanContext {
+  readonly now: Date;
+  readonly config: PerfpilotConfig;
+  readonly rolloutId: string;
+}
+
+export interface AreaPlugin {
+  readonly area: Area;
+  plan(ctx: PlanContext): Promise<ProposedChange[]>;
+  capture(change: Change): Promise<unknown>;
+  apply(change: Change): Promise<unknown>;
+  revert(change: Change): Promise<void>;
+  /** The area's health signals, for the guardrails (latency, hit rate, errors…). */
+  snapshot(now: Date): Promise<MetricsSnapshot>;
+  measure?(change: Change, now: Date): Promise<ChangeEffect>;
+  /** Return a reason to revert this one change after measuring it, or undefined to keep it. */
+  verdict?(change: Change, effect: ChangeEffect): string | undefined;
+  /** Releases connections; called once when the runtime shuts down. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,284 @@
+/**
+ * The one config schema, read by the CDK app, the Lambdas and the CLI.
+ *
+ * Numbers that steer behaviour live here with their unit in the name. Defaults are
+ * the seed plan's KPI targets, alert thresholds and rollback criteria; what has no
+ * sensible default (which database, which cache) must be given.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+export const AREAS = ['caching', 'realtime', 'database', 'vector'] as const;
+export type AreaName = (typeof AREAS)[number];
+
+const percent = z.number().min(0).max(100);
+const positiveInt = z.number().int().positive();
+
+/** An EventBridge schedule expression: rate(...) or cron(...). */
+const scheduleExpression = z
+  .string()
+  .regex(/^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$/, {
+    message: 'expected an EventBridge schedule expression such as "rate(1 hour)" or "cron(0 3 * * ? *)"',
+  });
+
+const areaScheduleSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    schedule: scheduleExpression.default('rate(1 hour)'),
+  })
+  .strict();
+
+const cachingTargetSchema = z
+  .object({
+    /** Local or self-managed Redis/Valkey; `rediss://` for TLS. */
+    redisUrl: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }).optional(),
+    elasticache: z
+      .object({
+        replicationGroupId: z.string().min(1),
+        parameterGroupName: z.string().min(1),
+        /** The primary endpoint; TLS is always on (rediss://). */
+        endpoint: z.string().min(1),
+        port: positiveInt.default(6379),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((t) => t.redisUrl !== undefined || t.elasticache !== undefined, {
+    message: 'give either redisUrl (local) or elasticache (AWS)',
+  });
+
+const databaseTargetSchema = z
+  .object({
+    /** Local PostgreSQL; never used in AWS, where credentials come from Secrets Manager only. */
+    connectionString: z.string().regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' }).optional(),
+    rds: z
+      .object({
+        instanceIdentifier: z.string().min(1),
+        host: z.string().min(1),
+        port: positiveInt.default(5432),
+        database: z.string().min(1),
+        /** Secrets Manager secret holding { username, password }. */
+        secretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:/, { message: 'expected a Secrets Manager secret ARN' }),
+        proxyName: z.string().min(1).optional(),
+        /** max_connections of the instance, for the connection-utilization alarm. */
+        maxConnections: positiveInt.default(100),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((t) => t.connectionString !== undefined || t.rds !== undefined, {
+    message: 'give either connectionString (local) or rds (AWS)',
+  });
+
+const realtimeTargetSchema = z
+  .object({
+    /** The local gateway (ws server + @connections API). */
+    localPort: z.number().int().min(0).max(65535).default(0),
+    apiGateway: z
+      .object({
+        apiId: z.string().min(1),
+        stage: z.string().min(1),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const vectorTargetSchema = z
+  .object({
+    /** Local folder for index snapshots. */
+    snapshotDir: z.string().min(1).default('.perfpilot/vector'),
+    s3Bucket: z.string().min(3).optional(),
+    dimensions: positiveInt.default(128),
+  })
+  .strict();
+
+const rolloutSchema = z
+  .object({
+    /** Fraction of a rollout's changes applied in the canary stage (at least one change). */
+    canaryFraction: z.number().gt(0).max(1).default(0.25),
+    /** How long each stage bakes before its guardrails are checked. */
+    bakeSeconds: z.number().int().min(0).max(86_400).default(300),
+    /** A crashed holder's area lock expires after this. */
+    lockTtlSeconds: positiveInt.default(3_600),
+    /** The alarm-driven rollback reverts changes applied within this window. */
+    rollbackLookbackMinutes: positiveInt.default(120),
+  })
+  .strict();
+
+/** Seed KPI targets. */
+const kpiSchema = z
+  .object({
+    cacheHitRatePercentMin: percent.default(85),
+    cacheLatencyMsMax: z.number().positive().default(50),
+    messageLatencyMsMax: z.number().positive().default(500),
+    throughputQpsMin: z.number().positive().default(200),
+    queryResponseMsMax: z.number().positive().default(100),
+    connectionUtilizationPercentMax: percent.default(70),
+    vectorSearchLatencyMsMax: z.number().positive().default(85),
+  })
+  .strict();
+
+/** Seed alert thresholds: these become CloudWatch alarms (and local alarm evaluations). */
+const alertSchema = z
+  .object({
+    cacheHitRatePercentCritical: percent.default(70),
+    latencyMsCritical: z.number().positive().default(500),
+    errorRatePercentCritical: percent.default(5),
+    throughputDropPercentWarning: percent.default(20),
+    memoryUsagePercentWarning: percent.default(80),
+    connectionUtilizationPercentWarning: percent.default(75),
+    /** Each alarm looks at this many periods of this length... */
+    periodSeconds: z.number().int().refine((s) => s === 10 || s === 30 || s % 60 === 0, {
+      message: 'expected 10, 30 or a multiple of 60 (CloudWatch alarm periods)',
+    }).default(60),
+    evaluationPeriods: positiveInt.default(3),
+    /** ...and fires when this many of them breach. */
+    datapointsToAlarm: positiveInt.default(2),
+  })
+  .strict()
+  .refine((a) => a.datapointsToAlarm <= a.evaluationPeriods, {
+    message: 'datapointsToAlarm must not exceed evaluationPeriods',
+    path: ['datapointsToAlarm'],
+  });
+
+/** Seed rollback criteria: a stage whose metrics move past these against the baseline is reverted. */
+const rollbackCriteriaSchema = z
+  .object({
+    latencyIncreasePercentMax: z.number().positive().default(20),
+    throughputDecreasePercentMax: percent.default(15),
+    errorRateIncreasePointsMax: percent.default(5),
+    cacheFailureRatePercentMax: percent.default(10),
+    connectionFailureRatePercentMax: percent.default(5),
+    /** More than this many consecutive failed or reverted rollouts of an area disables its schedule. */
+    consecutiveFailedRolloutsMax: positiveInt.default(3),
+  })
+  .strict();
+
+const budgetSchema = z
+  .object({
+    maxIndexes: z.number().int().min(0).default(5),
+    maxIndexBytes: z.number().int().min(0).default(1_073_741_824),
+    /** Perfpilot drops only indexes it created unless this is set. */
+    mayDropForeignIndexes: z.boolean().default(false),
+  })
+  .strict();
+
+const vpcSchema = z
+  .object({
+    vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, { message: 'expected a VPC id such as vpc-0abc123' }),
+    privateSubnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(1),
+    securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/)).min(1),
+    availabilityZones: z.array(z.string().min(1)).min(1),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    $schema: z.string().optional(),
+    $comment: z.string().optional(),
+    /** Names the stacks, table and metric namespace. */
+    name: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,39}$/).default('perfpilot'),
+    targets: z
+      .object({
+        caching: cachingTargetSchema,
+        database: databaseTargetSchema,
+        realtime: realtimeTargetSchema.default({ localPort: 0 }),
+        vector: vectorTargetSchema.default({ snapshotDir: '.perfpilot/vector', dimensions: 128 }),
+      })
+      .strict(),
+    areas: z
+      .object({
+        caching: areaScheduleSchema.default({ enabled: true, schedule: 'rate(1 hour)' }),
+        realtime: areaScheduleSchema.default({ enabled: true, schedule: 'rate(1 hour)' }),
+        database: areaScheduleSchema.default({ enabled: true, schedule: 'rate(1 day)' }),
+        vector: areaScheduleSchema.default({ enabled: true, schedule: 'rate(1 day)' }),
+      })
+      .strict()
+      .prefault({}),
+    rollout: rolloutSchema.prefault({}),
+    kpis: kpiSchema.prefault({}),
+    alerts: alertSchema.prefault({}),
+    rollbackCriteria: rollbackCriteriaSchema.prefault({}),
+    budgets: budgetSchema.prefault({}),
+    ledger: z
+      .object({
+        /** Where the local ledger (dynalite) keeps its data between CLI runs. */
+        localDataDir: z.string().min(1).default('.perfpilot/ledger'),
+      })
+      .strict()
+      .prefault({}),
+    vpc: vpcSchema.optional(),
+    /** Receives rollback notifications (SNS). */
+    notificationEmail: z.email().optional(),
+  })
+  .strict();
+
+export type PerfpilotConfig = z.infer<typeof configSchema>;
+export type RollbackCriteria = PerfpilotConfig['rollbackCriteria'];
+export type AlertThresholds = PerfpilotConfig['alerts'];
+
+export const DEFAULT_CONFIG_FILE = 'perfpilot.config.json';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    message: string,
+    readonly issues: readonly string[] = [],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length ? issue.path.map(String).join('.') : '(root)';
+  return `${where}: ${issue.message}`;
+}
+
+/** Validates an already-parsed config object; `source` names it in errors. */
+export function parseConfig(raw: unknown, source = 'config'): PerfpilotConfig {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const issues = result.error.issues.map(describeIssue);
+    throw new ConfigError(`${source} is invalid:\n  - ${issues.join('\n  - ')}`, issues);
+  }
+  return result.data;
+}
+
+/** Reads and validates a JSON config file. */
+export function loadConfig(path = DEFAULT_CONFIG_FILE): PerfpilotConfig {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`cannot read config file ${file}: ${(cause as Error).message}`, [], { cause });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(cause as Error).message}`, [], { cause });
+  }
+  return parseConfig(raw, file);
+}
+
+/**
+ * In Lambda the config travels as one JSON environment variable, validated at cold
+ * start so a bad deployment fails loudly instead of tuning with silent defaults.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PerfpilotConfig {
+  const text = env.PERFPILOT_CONFIG;
+  if (!text) throw new ConfigError('environment variable PERFPILOT_CONFIG is not set');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`PERFPILOT_CONFIG is not valid JSON: ${(cause as Error).message}`, [], { cause });
+  }
+  return parseConfig(raw, 'PERFPILOT_CONFIG');
+}
