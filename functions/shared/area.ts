@@ -40,3 +40,14 @@ export interface AreaPlugin {
   /** Releases connections; called once when the runtime shuts down. */
   close?(): Promise<void>;
 }
+
+/** What every area factory gets from the runtime (Lambda handler, CLI, tests). */
+export interface PluginDeps {
+  /** Versioned policies in the ledger table, for areas whose changes are policies. */
+  readonly policies: import('./policy-store.ts').PolicyStore;
+  /** `local`: talk to the services in the config directly; `aws`: use the AWS control planes. */
+  readonly target: 'local' | 'aws';
+}
+
+/** Each area exports one of these from `functions/<area>/plugin.ts`. */
+export type PluginFactory = (config: PerfpilotConfig, deps: PluginDeps) => Promise<AreaPlugin>;
