@@ -1,0 +1,175 @@
+/**
+ * The staged rollout of one area, as a Step Functions state machine.
+ *
+ *   Start (lock) ─► Plan ─► nothing? ─► NothingToDo
+ *                    └─► Baseline ─► FirstStage ─► ApplyStage ─► Bake ─► CheckGuardrails
+ *                                        ▲                                   │
+ *                                        └──── NextStage ◄── more stages ────┤
+ *                                                          healthy, last ─► Record ─► Succeeded
+ *                                                          regressed ─────► Revert ─► RolledBack (fail)
+ * Every task after Start catches errors into Revert, which reverts all changes of
+ * this rollout applied so far (newest first), ends the rollout in the ledger and
+ * releases the lock, so the lock is released on every exit path. The same
+ * definition runs in AWS and, through `aws-local-stepfunctions`, on a laptop and in
+ * tests (see local/rollout-runner.ts): state names are part of that contract.
+ *
+ * Every task calls the area's function with `{ step, area, rolloutId, executionArn,
+ * state }`; see functions/shared/rollout-steps.ts for what each step does.
+ */
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import type { PerfpilotConfig } from '#lib/config';
+import type { Area } from '#shared/change';
+import { TRANSIENT_ERRORS } from '#shared/errors';
+
+/** The task states, each a step of the area function (the local runner binds these names). */
+export const ROLLOUT_TASKS = {
+  Start: 'start',
+  Plan: 'plan',
+  Baseline: 'baseline',
+  ApplyStage: 'apply',
+  CheckGuardrails: 'check',
+  Record: 'record',
+  Revert: 'revert',
+} as const;
+export type RolloutTaskState = keyof typeof ROLLOUT_TASKS;
+export type RolloutStep = (typeof ROLLOUT_TASKS)[RolloutTaskState];
+export const BAKE_STATE = 'Bake';
+
+/** Errors a task may throw that send the rollout to Revert (any other error does too). */
+export const REVERTING_ERRORS = ['ChangeApplyError', 'LedgerConflictError', 'InvalidRequestError', 'TargetUnavailableError'];
+
+export interface StagedRolloutProps {
+  /** The area this state machine rolls out. */
+  readonly area: Area;
+  /** The area function that runs every step. */
+  readonly stepFunction: lambda.IFunction;
+  readonly config: PerfpilotConfig;
+  /**
+   * Execution history logs.
+   * @default a new log group with one month retention
+   */
+  readonly logGroup?: logs.ILogGroup;
+  /**
+   * X-Ray tracing of executions.
+   * @default true
+   */
+  readonly tracingEnabled?: boolean;
+}
+
+export class StagedRollout extends Construct {
+  public readonly stateMachine: sfn.StateMachine;
+  public readonly logGroup: logs.ILogGroup;
+
+  constructor(scope: Construct, id: string, props: StagedRolloutProps) {
+    super(scope, id);
+    const { area, stepFunction, config } = props;
+
+    const step = (stateName: RolloutTaskState, resultPath: string | undefined) => {
+      const task = new tasks.LambdaInvoke(this, stateName, {
+        stateName,
+        lambdaFunction: stepFunction,
+        payloadResponseOnly: true,
+        retryOnServiceExceptions: false,
+        payload: sfn.TaskInput.fromObject({
+          step: ROLLOUT_TASKS[stateName],
+          area,
+          'rolloutId.$': '$$.Execution.Name',
+          'executionArn.$': '$$.Execution.Id',
+          'state.$': '$',
+        }),
+        resultPath: resultPath ?? sfn.JsonPath.DISCARD,
+      });
+      task.addRetry({
+        errors: [...TRANSIENT_ERRORS, 'Lambda.AWSLambdaException', 'Lambda.SdkClientException'],
+        interval: Duration.seconds(2),
+        backoffRate: 2,
+        maxAttempts: 3,
+      });
+      return task;
+    };
+
+    const revert = step('Revert', '$.revert');
+    const revertFailed = new sfn.Fail(this, 'RevertFailed', {
+      stateName: 'RevertFailed',
+      error: 'RevertFailed',
+      causePath: '$.revertError.Cause',
+    });
+    revert.addCatch(revertFailed, { errors: ['States.ALL'], resultPath: '$.revertError' });
+    const rolledBack = new sfn.Fail(this, 'RolledBack', {
+      stateName: 'RolledBack',
+      error: 'RolloutReverted',
+      causePath: '$.revert.reason',
+    });
+    revert.next(rolledBack);
+
+    const toRevert = <T extends tasks.LambdaInvoke>(task: T): T => {
+      task.addCatch(revert, { errors: REVERTING_ERRORS, resultPath: '$.error' });
+      task.addCatch(revert, { errors: ['States.ALL'], resultPath: '$.error' });
+      return task;
+    };
+
+    const start = step('Start', '$.rollout');
+    start.addCatch(new sfn.Succeed(this, 'LockHeld', { stateName: 'LockHeld', comment: 'another rollout of this area runs; nothing applied' }), {
+      errors: ['LockHeldError'],
+      resultPath: '$.lock',
+    });
+    start.addCatch(new sfn.Fail(this, 'StartFailed', { stateName: 'StartFailed', error: 'StartFailed', causePath: '$.error.Cause' }), {
+      errors: ['States.ALL'],
+      resultPath: '$.error',
+    });
+
+    const plan = toRevert(step('Plan', '$.plan'));
+    const baseline = toRevert(step('Baseline', '$.baseline'));
+    const applyStage = toRevert(step('ApplyStage', '$.applied'));
+    const check = toRevert(step('CheckGuardrails', '$.check'));
+    const record = toRevert(step('Record', '$.record'));
+
+    const firstStage = new sfn.Pass(this, 'FirstStage', {
+      stateName: 'FirstStage',
+      result: sfn.Result.fromNumber(0),
+      resultPath: '$.stageIndex',
+    });
+    const nextStage = new sfn.Pass(this, 'NextStage', {
+      stateName: 'NextStage',
+      inputPath: '$.check.nextStage',
+      resultPath: '$.stageIndex',
+    });
+    const bake = new sfn.Wait(this, BAKE_STATE, {
+      stateName: BAKE_STATE,
+      time: sfn.WaitTime.secondsPath('$.plan.bakeSeconds'),
+    });
+    const succeeded = new sfn.Succeed(this, 'Succeeded', { stateName: 'Succeeded' });
+    const nothingToDo = new sfn.Succeed(this, 'NothingToDo', { stateName: 'NothingToDo' });
+
+    applyStage.next(bake).next(check).next(
+      new sfn.Choice(this, 'StageHealthy', { stateName: 'StageHealthy' })
+        .when(sfn.Condition.booleanEquals('$.check.healthy', false), revert)
+        .when(sfn.Condition.booleanEquals('$.check.more', true), nextStage.next(applyStage))
+        .otherwise(record.next(succeeded)),
+    );
+
+    const definition = start.next(plan).next(
+      new sfn.Choice(this, 'AnythingToDo', { stateName: 'AnythingToDo' })
+        .when(sfn.Condition.numberEquals('$.plan.changeCount', 0), nothingToDo)
+        .otherwise(baseline.next(firstStage).next(applyStage)),
+    );
+
+    this.logGroup =
+      props.logGroup ??
+      new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineName: `${config.name}-${area}-rollout`,
+      definitionBody: sfn.DefinitionBody.fromChainable(definition),
+      // A rollout bakes each of at most a few stages; a day bounds a stuck one.
+      timeout: Duration.hours(24),
+      tracingEnabled: props.tracingEnabled ?? true,
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+  }
+}
