@@ -158,6 +158,67 @@ const rollbackCriteriaSchema = z
   })
   .strict();
 
+/** N+1 detection (database area): thresholds for traced requests and the pg_stat_statements heuristic. */
+const nPlusOneSchema = z
+  .object({
+    /** Development: the same statement from the same call site this often in one request is a finding. */
+    devRepeatsMin: z.number().int().min(2).default(2),
+    devTotalMsMin: z.number().min(0).default(0),
+    /** Production alerts (Sentry-like): at least this many repeats and this much total time in one request. */
+    alertRepeatsMin: z.number().int().min(2).default(5),
+    alertTotalMsMin: z.number().min(0).default(50),
+    /** pg_stat_statements heuristic: a per-key lookup must be called at least this often... */
+    statementsChildCallsMin: positiveInt.default(100),
+    /** ...its parent list query must return at least this many rows a call on average... */
+    statementsParentRowsPerCallMin: z.number().min(1).default(2),
+    /** ...and child calls must match parent rows (one lookup per listed row) within this tolerance. */
+    statementsCallRatioTolerancePercent: percent.default(25),
+  })
+  .strict();
+
+/** PostGIS advisor (database area). */
+const spatialAdvisorSchema = z
+  .object({
+    /** Statements with fewer calls than this are not examined. */
+    statementCallsMin: z.number().int().min(0).default(1),
+    /** A table is hot when the statements touching it have at least this many calls. */
+    hotTableCallsMin: z.number().int().min(0).default(100),
+    /** Polygons with more vertices than this in hot tables are worth ST_Subdivide. */
+    polygonVerticesMax: positiveInt.default(255),
+    /** Rows sampled to decide polygon complexity and geography extent. */
+    inspectSampleRows: positiveInt.default(5_000),
+    /** Geography whose data spans at most this many degrees (both axes) fits one projected SRID. */
+    geographyExtentDegreesMax: z.number().positive().default(6),
+    /** The scratch table a GiST index is measured on holds at most this many sampled rows. */
+    gistSampleRowsMax: positiveInt.default(50_000),
+    /** Probe queries per side (without / with the index) of the measurement. */
+    gistProbeQueries: positiveInt.default(20),
+    /** A GiST index is recommended only if the measured probes got at least this much faster. */
+    gistSpeedupRatioMin: z.number().min(1).default(1.5),
+    /** statement_timeout of each scratch build and probe. */
+    scratchStatementTimeoutMs: positiveInt.default(120_000),
+  })
+  .strict();
+
+/** Connection pool sizing and the RDS Proxy change (database area). */
+const connectionPoolSchema = z
+  .object({
+    /** Connections kept out of the budget for people and maintenance (beyond superuser_reserved_connections). */
+    reservedConnections: z.number().int().min(0).default(5),
+    /** Headroom over the observed peak of active connections. */
+    headroomFactor: z.number().min(1).default(1.5),
+    /** The application's peak concurrency (Lambda reserved/peak concurrency, or app instances); 0 = unknown. */
+    applicationConcurrencyMax: z.number().int().min(0).default(0),
+    /** pg_stat_activity samples taken, this far apart, to find the observed peak. */
+    activitySamples: positiveInt.default(5),
+    activitySampleIntervalMs: z.number().int().min(0).default(200),
+    /** A proxy setting is changed only when it moves by at least this many percentage points. */
+    proxyChangeMinPoints: percent.default(5),
+    /** RDS Proxy target group Perfpilot tunes. */
+    proxyTargetGroupName: z.string().min(1).default('default'),
+  })
+  .strict();
+
 const budgetSchema = z
   .object({
     maxIndexes: z.number().int().min(0).default(5),
@@ -204,6 +265,9 @@ export const configSchema = z
     alerts: alertSchema.prefault({}),
     rollbackCriteria: rollbackCriteriaSchema.prefault({}),
     budgets: budgetSchema.prefault({}),
+    nPlusOne: nPlusOneSchema.prefault({}),
+    spatialAdvisor: spatialAdvisorSchema.prefault({}),
+    connectionPool: connectionPoolSchema.prefault({}),
     ledger: z
       .object({
         /** Where the local ledger (dynalite) keeps its data between CLI runs. */
