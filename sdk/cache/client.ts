@@ -1,0 +1,556 @@
+/**
+ * The application-side cache client: cache-aside reads with a policy the tuner
+ * publishes (see policy.ts for how it arrives).
+ *
+ * One read of a key, in order:
+ *   1. in-process dedupe: concurrent calls for one key in one process share one read;
+ *   2. one pipelined round trip: GET the entry (+ MGET the versions of the caller's tags);
+ *   3. an entry whose tag versions moved is a miss (O(tags) per read, no SCAN);
+ *   4. fresh → hit (and, with XFetch's probability, one caller refreshes it early);
+ *      stale (past its TTL, within `staleSeconds`) → served while one caller refreshes;
+ *   5. miss → a short Redis lock (SET NX PX): one process loads and stores, the others
+ *      poll for the new value for at most `lockWaitMs`, then load themselves.
+ * Redis unreachable or slow → the loader is called directly (bounded by the ioredis
+ * command timeout) with a rate-limited warning: the application keeps working.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Redis, type RedisOptions } from 'ioredis';
+import { compress, decodeEntry, digestOf, encodeEntry, serialize, type DecodedEntry, type EntryHeader } from './codec.ts';
+import {
+  DEFAULT_CACHE_POLICY,
+  KeyPatterns,
+  POLICY_REDIS_KEY,
+  normalizePolicy,
+  patternPolicyOf,
+  type CachePolicy,
+  type Compression,
+  type PatternPolicy,
+} from './policy.ts';
+import { StatsRecorder, type StatCounter } from './stats.ts';
+
+export type Loader<T> = () => Promise<T>;
+
+export interface CacheClientOptions {
+  readonly redis: Redis;
+  /** Prefix of every key this client writes (values, locks, tags, stats). */
+  readonly namespace?: string;
+  /** Key patterns in the application's words, e.g. `vehicle:{id}:position`. */
+  readonly patterns?: readonly string[];
+  /** Where the active policy is mirrored; defaults to `perfpilot:policy:caching`. */
+  readonly policyKey?: string;
+  /** Upper bound on how long a published policy takes to reach this client. */
+  readonly policyRefreshSeconds?: number;
+  readonly lockTtlMs?: number;
+  /** How long a reader waits for another process's load before loading itself. */
+  readonly lockWaitMs?: number;
+  readonly lockPollMs?: number;
+  readonly statsFlushIntervalMs?: number;
+  readonly statsFlushOps?: number;
+  readonly traceMaxEntries?: number;
+  /** One stored value in this many (of patterns with compression off) is trial-compressed to measure what it would save. */
+  readonly compressionTrialEvery?: number;
+  /** Called (at most once per `warningIntervalMs`) when Redis fails and the loader is used directly. */
+  readonly onWarning?: (message: string, error?: unknown) => void;
+  /** How long the first read waits for the Redis connection before using loaders directly. */
+  readonly startupWaitMs?: number;
+  readonly warningIntervalMs?: number;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+export interface WrapOptions {
+  readonly tags?: readonly string[];
+}
+
+type Outcome = 'hit' | 'stale' | 'miss' | 'fallback';
+interface ReadResult {
+  readonly value: unknown;
+  readonly outcome: Outcome;
+}
+
+/** ioredis options that keep a dead or slow Redis from stalling the application. */
+export function cacheRedisOptions(o: { commandTimeoutMs?: number; connectTimeoutMs?: number } = {}): RedisOptions {
+  return {
+    commandTimeout: o.commandTimeoutMs ?? 250,
+    connectTimeout: o.connectTimeoutMs ?? 1_000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: (times) => Math.min(times * 100, 2_000),
+  };
+}
+
+export function createCacheRedis(url: string, o: { commandTimeoutMs?: number; connectTimeoutMs?: number } = {}): Redis {
+  return new Redis(url, cacheRedisOptions(o));
+}
+
+const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** SHARDS-style spatial sampling: a key is in the trace sample or not, for every read of it. */
+export function isSampledKey(key: string, rate: number): boolean {
+  return rate > 0 && fnv1a(key) / 0x1_0000_0000 < rate;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class CacheClient {
+  readonly namespace: string;
+  private readonly redis: Redis;
+  private readonly patterns: KeyPatterns;
+  private readonly policyKey: string;
+  private readonly stats: StatsRecorder;
+  private readonly inflight = new Map<string, Promise<ReadResult>>();
+  private readonly loaders = new Map<string, (key: string) => Promise<unknown>>();
+  private readonly o: Required<
+    Pick<
+      CacheClientOptions,
+      'lockTtlMs' | 'lockWaitMs' | 'lockPollMs' | 'compressionTrialEvery' | 'warningIntervalMs' | 'now' | 'random'
+    >
+  >;
+  private readonly onWarning: (message: string, error?: unknown) => void;
+  private policyState: { version: number; document: CachePolicy } = { version: 0, document: DEFAULT_CACHE_POLICY };
+  private policyTimer: NodeJS.Timeout | undefined;
+  private warmTimer: NodeJS.Timeout | undefined;
+  private readonly policyReady: Promise<void>;
+  private lastWarningAt = -Infinity;
+  private trialCounter = 0;
+  private readonly background = new Set<Promise<unknown>>();
+
+  constructor(options: CacheClientOptions) {
+    this.redis = options.redis;
+    this.namespace = options.namespace ?? '';
+    this.patterns = new KeyPatterns(options.patterns ?? []);
+    this.policyKey = options.policyKey ?? POLICY_REDIS_KEY;
+    this.o = {
+      lockTtlMs: options.lockTtlMs ?? 5_000,
+      lockWaitMs: options.lockWaitMs ?? 3_000,
+      lockPollMs: options.lockPollMs ?? 20,
+      compressionTrialEvery: options.compressionTrialEvery ?? 32,
+      warningIntervalMs: options.warningIntervalMs ?? 10_000,
+      now: options.now ?? Date.now,
+      random: options.random ?? Math.random,
+    };
+    // The SDK runs inside the application: it reports through the application's hook, stderr by default.
+    this.onWarning = options.onWarning ?? ((message, error) => process.emitWarning(`${message}${error ? `: ${String((error as Error).message ?? error)}` : ''}`, 'PerfpilotCacheWarning'));
+    this.stats = new StatsRecorder(this.redis, {
+      namespace: this.namespace,
+      flushIntervalMs: options.statsFlushIntervalMs ?? 1_000,
+      flushOps: options.statsFlushOps ?? 1_000,
+      traceMaxEntries: options.traceMaxEntries ?? 100_000,
+    });
+    this.policyReady = this.untilReady(options.startupWaitMs ?? 1_000).then(() => this.refreshPolicy()).then(() => undefined);
+    const refreshMs = (options.policyRefreshSeconds ?? 5) * 1_000;
+    this.policyTimer = setInterval(() => void this.refreshPolicy(), refreshMs);
+    this.policyTimer.unref();
+  }
+
+  /** The policy in force in this client and its version (0: defaults). */
+  get policy(): { readonly version: number; readonly document: CachePolicy } {
+    return this.policyState;
+  }
+
+  patternOf(key: string): string {
+    return this.patterns.match(key);
+  }
+
+  /** Re-reads the mirrored policy now; returns the version in force. */
+  async refreshPolicy(): Promise<number> {
+    if (this.redis.status !== 'ready') return this.policyState.version;
+    try {
+      const text = await this.redis.get(this.policyKey);
+      if (text === null) {
+        this.policyState = { version: 0, document: DEFAULT_CACHE_POLICY };
+      } else {
+        const published = JSON.parse(text) as { version?: number; document?: unknown };
+        const version = Number(published.version ?? 0);
+        if (version !== this.policyState.version) this.policyState = { version, document: normalizePolicy(published.document) };
+      }
+    } catch (error) {
+      this.warn('cannot read the caching policy; keeping the one in force', error);
+    }
+    return this.policyState.version;
+  }
+
+  /** Cache-aside read: the cached value, or the loader's (stored per the policy). */
+  async wrap<T>(key: string, loader: Loader<T>, options: WrapOptions = {}): Promise<T> {
+    const result = await this.read(key, loader as Loader<unknown>, options.tags ?? []);
+    return result.value as T;
+  }
+
+  /** The cached value, or undefined; never loads. */
+  async get<T>(key: string, options: WrapOptions = {}): Promise<T | undefined> {
+    const result = await this.read(key, undefined, options.tags ?? []);
+    return result.value as T | undefined;
+  }
+
+  /** Makes every entry carrying one of these tags a miss on its next read, on every instance. */
+  async invalidateTags(tags: readonly string[]): Promise<void> {
+    if (tags.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const tag of tags) pipeline.incr(this.tagKey(tag));
+    const results = (await pipeline.exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.redis.del(this.valueKey(key));
+  }
+
+  /** A loader the warmer may call to refresh keys of this pattern ahead of their expiry. */
+  registerLoader(pattern: string, loader: (key: string) => Promise<unknown>): void {
+    this.loaders.set(pattern, loader);
+  }
+
+  /**
+   * Refreshes the policy's warm keys that have a registered loader and would expire
+   * within `aheadSeconds`; returns how many it refreshed.
+   */
+  async warmOnce(aheadSeconds: number): Promise<number> {
+    let refreshed = 0;
+    for (const key of this.policyState.document.warmKeys) {
+      const pattern = this.patterns.match(key);
+      const loader = this.loaders.get(pattern);
+      if (!loader) continue;
+      try {
+        const stored = await this.redis.getBuffer(this.valueKey(key));
+        const entry = stored ? this.safeDecode(stored) : undefined;
+        const freshUntil = entry?.header?.freshUntilMs ?? 0;
+        if (freshUntil - this.o.now() > aheadSeconds * 1_000) continue;
+        const pp = patternPolicyOf(this.policyState.document, pattern);
+        if (await this.refresh(key, pattern, pp, () => loader(key), [], entry?.header)) refreshed++;
+      } catch (error) {
+        this.warn(`warming ${key} failed`, error);
+      }
+    }
+    return refreshed;
+  }
+
+  startWarming(intervalSeconds: number, aheadSeconds: number): void {
+    if (this.warmTimer) return;
+    this.warmTimer = setInterval(() => void this.warmOnce(aheadSeconds), intervalSeconds * 1_000);
+    this.warmTimer.unref();
+  }
+
+  /** Flushes pending statistics now (the tuner reads them from Redis). */
+  flushStats(): Promise<void> {
+    return this.stats.flush();
+  }
+
+  /** Waits for background refreshes, flushes stats and stops timers. Does not close the Redis connection. */
+  async close(): Promise<void> {
+    if (this.policyTimer) clearInterval(this.policyTimer);
+    if (this.warmTimer) clearInterval(this.warmTimer);
+    this.policyTimer = this.warmTimer = undefined;
+    await Promise.allSettled([...this.background]);
+    await this.stats.close();
+  }
+
+  // ---------------------------------------------------------------------------
+
+  private valueKey(key: string) {
+    return `${this.namespace}${key}`;
+  }
+  private lockKey(key: string) {
+    return `${this.namespace}perfpilot:lock:${key}`;
+  }
+  private tagKey(tag: string) {
+    return `${this.namespace}perfpilot:tag:${tag}`;
+  }
+  private seenKey(key: string) {
+    return `${this.namespace}perfpilot:seen:${key}`;
+  }
+
+  /** Resolves when the connection is ready, failed, or `ms` passed: never rejects, never waits longer. */
+  private untilReady(ms: number): Promise<void> {
+    if (this.redis.status === 'ready' || this.redis.status === 'end') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.redis.off('ready', done);
+        this.redis.off('error', done);
+        this.redis.off('end', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.redis.once('ready', done);
+      this.redis.once('error', done);
+      this.redis.once('end', done);
+    });
+  }
+
+  private warn(message: string, error?: unknown) {
+    const now = this.o.now();
+    if (now - this.lastWarningAt < this.o.warningIntervalMs) return;
+    this.lastWarningAt = now;
+    this.onWarning(`perfpilot cache: ${message}`, error);
+  }
+
+  private count(pattern: string, counter: StatCounter, amount = 1) {
+    this.stats.add(pattern, counter, amount);
+  }
+
+  private async read(key: string, loader: Loader<unknown> | undefined, tags: readonly string[]): Promise<ReadResult> {
+    await this.policyReady;
+    const pattern = this.patterns.match(key);
+    this.stats.op();
+    const dedupeKey = loader ? key : `get:${key}`;
+    let shared = this.inflight.get(dedupeKey);
+    if (!shared) {
+      shared = this.readThrough(key, pattern, loader, tags).finally(() => this.inflight.delete(dedupeKey));
+      this.inflight.set(dedupeKey, shared);
+    }
+    const result = await shared;
+    const counter: Record<Outcome, StatCounter> = { hit: 'hits', stale: 'staleServes', miss: 'misses', fallback: 'failures' };
+    this.count(pattern, counter[result.outcome]);
+    return result;
+  }
+
+  private safeDecode(stored: Buffer): DecodedEntry | undefined {
+    try {
+      return decodeEntry(stored);
+    } catch {
+      return undefined; // a corrupt entry is a miss; the next store overwrites it
+    }
+  }
+
+  private fallback(key: string, loader: Loader<unknown> | undefined, error?: unknown): Promise<ReadResult> {
+    this.warn(`Redis unavailable (status ${this.redis.status}); serving ${key} from its loader`, error);
+    if (!loader) return Promise.resolve({ value: undefined, outcome: 'fallback' });
+    return loader().then((value) => ({ value, outcome: 'fallback' as const }));
+  }
+
+  private async readThrough(
+    key: string,
+    pattern: string,
+    loader: Loader<unknown> | undefined,
+    tags: readonly string[],
+  ): Promise<ReadResult> {
+    if (this.redis.status !== 'ready') return this.fallback(key, loader);
+    const pp = patternPolicyOf(this.policyState.document, pattern);
+    const sampled = isSampledKey(key, this.policyState.document.traceSampleRate);
+    let stored: Buffer | null;
+    const tagVersions = new Map<string, number>();
+    try {
+      const pipeline = this.redis.pipeline().getBuffer(this.valueKey(key));
+      if (tags.length > 0) pipeline.mget(...tags.map((t) => this.tagKey(t)));
+      const results = (await pipeline.exec()) ?? [];
+      for (const [error] of results) if (error) throw error;
+      stored = (results[0]?.[1] as Buffer | null) ?? null;
+      const versions = (results[1]?.[1] as (string | null)[] | undefined) ?? [];
+      tags.forEach((t, i) => tagVersions.set(t, Number(versions[i] ?? 0)));
+    } catch (error) {
+      return this.fallback(key, loader, error);
+    }
+
+    const entry = stored ? this.safeDecode(stored) : undefined;
+    const header = entry?.header;
+    let valid = entry !== undefined;
+    if (entry && header && header.tags.length > 0) {
+      try {
+        valid = await this.tagsCurrent(header, tagVersions);
+      } catch (error) {
+        return this.fallback(key, loader, error);
+      }
+      if (!valid) this.count(pattern, 'tagMisses');
+    }
+    const now = this.o.now();
+    if (entry && valid) {
+      if (sampled) this.stats.recordTrace(key, stored!.length, now);
+      if (!header || now < header.freshUntilMs) {
+        // XFetch (Vattani et al.): recompute early with probability rising as expiry nears, scaled by the load time.
+        if (
+          loader &&
+          header &&
+          pp.earlyRefreshBeta > 0 &&
+          now - header.loadMs * pp.earlyRefreshBeta * Math.log(this.o.random()) >= header.freshUntilMs
+        ) {
+          this.count(pattern, 'earlyRefreshes');
+          this.inBackground(this.refresh(key, pattern, pp, loader, tags.length ? [...tagVersions] : header.tags, header));
+        }
+        return { value: entry.value, outcome: 'hit' };
+      }
+      if (loader) this.inBackground(this.refresh(key, pattern, pp, loader, tags.length ? [...tagVersions] : header.tags, header));
+      return { value: entry.value, outcome: 'stale' };
+    }
+    if (!loader) return { value: undefined, outcome: 'miss' };
+    const result = await this.loadUnderLock(key, pattern, pp, loader, [...tagVersions], header);
+    if (sampled) this.stats.recordTrace(key, result.bytes, now);
+    return { value: result.value, outcome: result.fallback ? 'fallback' : 'miss' };
+  }
+
+  /** True when every tag of the entry is still at the version it was loaded under. */
+  private async tagsCurrent(header: EntryHeader, known: Map<string, number>): Promise<boolean> {
+    const missing = header.tags.map(([t]) => t).filter((t) => !known.has(t));
+    if (missing.length > 0) {
+      const versions = await this.redis.mget(...missing.map((t) => this.tagKey(t)));
+      missing.forEach((t, i) => known.set(t, Number(versions[i] ?? 0)));
+    }
+    return header.tags.every(([t, v]) => known.get(t) === v);
+  }
+
+  private inBackground(p: Promise<unknown>) {
+    const tracked = p.catch((error) => this.warn('background refresh failed', error)).finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+  }
+
+  /** Refreshes under the lock if nobody else is; false when another caller holds it. */
+  private async refresh(
+    key: string,
+    pattern: string,
+    pp: PatternPolicy,
+    loader: Loader<unknown>,
+    tags: readonly (readonly [string, number])[],
+    previous: EntryHeader | undefined,
+  ): Promise<boolean> {
+    const token = randomUUID();
+    const got = await this.redis.set(this.lockKey(key), token, 'PX', this.o.lockTtlMs, 'NX');
+    if (got !== 'OK') return false;
+    try {
+      await this.loadAndStore(key, pattern, pp, loader, tags, previous);
+      return true;
+    } finally {
+      await this.redis.eval(RELEASE_LOCK, 1, this.lockKey(key), token).catch(() => undefined);
+    }
+  }
+
+  private async loadUnderLock(
+    key: string,
+    pattern: string,
+    pp: PatternPolicy,
+    loader: Loader<unknown>,
+    tags: readonly (readonly [string, number])[],
+    previous: EntryHeader | undefined,
+  ): Promise<{ value: unknown; bytes: number; fallback: boolean }> {
+    const deadline = this.o.now() + this.o.lockWaitMs;
+    const seenCreatedAt = previous?.createdAtMs ?? -1;
+    let waited = false;
+    for (;;) {
+      const token = randomUUID();
+      let got: string | null;
+      try {
+        got = await this.redis.set(this.lockKey(key), token, 'PX', this.o.lockTtlMs, 'NX');
+      } catch (error) {
+        const r = await this.fallback(key, loader, error);
+        return { value: r.value, bytes: 0, fallback: true };
+      }
+      if (got === 'OK') {
+        try {
+          return { ...(await this.loadAndStore(key, pattern, pp, loader, tags, previous)), fallback: false };
+        } finally {
+          await this.redis.eval(RELEASE_LOCK, 1, this.lockKey(key), token).catch(() => undefined);
+        }
+      }
+      if (!waited) this.count(pattern, 'lockWaits');
+      waited = true;
+      // Another process is loading: wait for its value (or for its lock to go away).
+      while (this.o.now() < deadline) {
+        await sleep(this.o.lockPollMs);
+        let stored: Buffer | null;
+        let lockHeld: number;
+        try {
+          const results = (await this.redis.pipeline().getBuffer(this.valueKey(key)).exists(this.lockKey(key)).exec()) ?? [];
+          stored = (results[0]?.[1] as Buffer | null) ?? null;
+          lockHeld = Number(results[1]?.[1] ?? 0);
+        } catch (error) {
+          const r = await this.fallback(key, loader, error);
+          return { value: r.value, bytes: 0, fallback: true };
+        }
+        const entry = stored ? this.safeDecode(stored) : undefined;
+        if (entry?.header && entry.header.createdAtMs > seenCreatedAt && this.o.now() < entry.header.freshUntilMs) {
+          return { value: entry.value, bytes: stored!.length, fallback: false };
+        }
+        if (!lockHeld) break; // the loader gave up or stored nothing (not admitted): try to take the lock
+      }
+      if (this.o.now() >= deadline) {
+        this.count(pattern, 'lockTimeouts');
+        const value = await loader();
+        return { value, bytes: 0, fallback: false };
+      }
+    }
+  }
+
+  private async loadAndStore(
+    key: string,
+    pattern: string,
+    pp: PatternPolicy,
+    loader: Loader<unknown>,
+    tags: readonly (readonly [string, number])[],
+    previous: EntryHeader | undefined,
+  ): Promise<{ value: unknown; bytes: number }> {
+    const started = performance.now();
+    const value = await loader();
+    const loadMs = performance.now() - started;
+    this.count(pattern, 'loads');
+    this.count(pattern, 'loadMsTotal', loadMs);
+    if (value === undefined) return { value, bytes: 0 };
+    const raw = serialize(value);
+    const digest = digestOf(raw);
+    const now = this.o.now();
+    if (previous) {
+      this.count(pattern, 'refreshes');
+      this.count(pattern, 'exposureMs', Math.max(0, now - previous.createdAtMs));
+      if (previous.digest !== digest) this.count(pattern, 'changes');
+    }
+    try {
+      if (pp.admission.mode === 'second-hit' && !previous) {
+        const seen = this.seenKey(key);
+        const results = (await this.redis.pipeline().incr(seen).expire(seen, pp.admission.windowSeconds).exec()) ?? [];
+        if (Number(results[0]?.[1] ?? 0) < 2) {
+          this.count(pattern, 'notAdmitted');
+          return { value, bytes: raw.length };
+        }
+      }
+      let ttlSeconds = pp.ttlSeconds;
+      if (pp.admission.largeValueBytes > 0 && raw.length > pp.admission.largeValueBytes) {
+        ttlSeconds = Math.min(ttlSeconds, pp.admission.largeValueTtlSeconds);
+      }
+      const { payload, encoding } = this.encodePayload(pattern, pp, raw);
+      const jitter = 1 + ((this.o.random() * 2 - 1) * pp.jitterPercent) / 100;
+      const ttlMs = Math.max(1, Math.round(ttlSeconds * 1_000 * jitter));
+      const header: EntryHeader = { createdAtMs: now, freshUntilMs: now + ttlMs, loadMs, tags, digest };
+      const entry = encodeEntry(header, payload, encoding);
+      await this.redis.set(this.valueKey(key), entry, 'PX', ttlMs + Math.round(pp.staleSeconds * 1_000));
+      this.count(pattern, 'stores');
+      this.count(pattern, 'bytesRaw', raw.length);
+      this.count(pattern, 'bytesStored', entry.length);
+      return { value, bytes: entry.length };
+    } catch (error) {
+      this.warn(`could not store ${key}; serving the loaded value`, error);
+      return { value, bytes: raw.length };
+    }
+  }
+
+  private encodePayload(pattern: string, pp: PatternPolicy, raw: Buffer): { payload: Buffer; encoding: Compression } {
+    if (raw.length < pp.compressMinBytes) return { payload: raw, encoding: 'none' };
+    if (pp.compression !== 'none') {
+      const t0 = performance.now();
+      const payload = compress(raw, pp.compression);
+      this.count(pattern, 'compressMicros', Math.round((performance.now() - t0) * 1_000));
+      // Never store a value bigger than it came: incompressible data stays raw.
+      return payload.length < raw.length ? { payload, encoding: pp.compression } : { payload: raw, encoding: 'none' };
+    }
+    if (++this.trialCounter % this.o.compressionTrialEvery === 0) {
+      // Measures what compression would save and cost, so the tuner can decide with numbers.
+      for (const [encoding, bytes, micros] of [
+        ['gzip', 'trialGzipBytes', 'trialGzipMicros'],
+        ['brotli', 'trialBrotliBytes', 'trialBrotliMicros'],
+      ] as const) {
+        const t0 = performance.now();
+        const size = compress(raw, encoding).length;
+        this.count(pattern, micros, Math.round((performance.now() - t0) * 1_000));
+        this.count(pattern, bytes, size);
+      }
+      this.count(pattern, 'trialRawBytes', raw.length);
+    }
+    return { payload: raw, encoding: 'none' };
+  }
+}

@@ -1,0 +1,17 @@
+/** The Perfpilot cache client: what applications import. */
+export { CacheClient, cacheRedisOptions, createCacheRedis, isSampledKey } from './client.ts';
+export type { CacheClientOptions, Loader, WrapOptions } from './client.ts';
+export {
+  DEFAULT_CACHE_POLICY,
+  DEFAULT_PATTERN_POLICY,
+  KeyPatterns,
+  POLICY_REDIS_KEY,
+  normalizePolicy,
+  patternPolicyOf,
+  patternRegExp,
+} from './policy.ts';
+export type { AdmissionPolicy, CachePolicy, Compression, PatternPolicy, PublishedPolicy } from './policy.ts';
+export { STAT_COUNTERS, parseStatsHash, statsKey, traceKey, emptyStats } from './stats.ts';
+export type { PatternStats, StatCounter } from './stats.ts';
+export { decodeEntry, encodeEntry, compress } from './codec.ts';
+export type { EntryHeader } from './codec.ts';

@@ -1,0 +1,127 @@
+/**
+ * The caching policy: what the tuner publishes and the cache client obeys.
+ *
+ * Where it lives: the ledger's PolicyStore (DynamoDB) is the record of truth, but an
+ * application must not hit DynamoDB per read. Every apply/revert therefore also
+ * writes the active version to one Redis key (`POLICY_REDIS_KEY`, JSON
+ * `{ version, document }`), and each client polls that key every
+ * `policyRefreshSeconds`: a policy change reaches every instance within that bound.
+ * No key (or an unreadable one) means "defaults": the client never fails on policy.
+ */
+
+/** The Redis key the active caching policy is mirrored to. */
+export const POLICY_REDIS_KEY = 'perfpilot:policy:caching';
+
+export type Compression = 'none' | 'gzip' | 'brotli';
+
+export interface AdmissionPolicy {
+  /**
+   * `all`: store every loaded value. `second-hit`: a doorkeeper, store a key only when
+   * it missed twice within `windowSeconds` (one-hit wonders are served, not stored).
+   */
+  readonly mode: 'all' | 'second-hit';
+  readonly windowSeconds: number;
+  /** Values larger than this are stored with `largeValueTtlSeconds` instead of the TTL (0: no limit). */
+  readonly largeValueBytes: number;
+  readonly largeValueTtlSeconds: number;
+}
+
+export interface PatternPolicy {
+  readonly ttlSeconds: number;
+  /** Each stored TTL is drawn uniformly within ±jitterPercent of ttlSeconds, so keys written together do not expire together. */
+  readonly jitterPercent: number;
+  /** After the TTL, a value is kept this long and served stale while one caller refreshes it. */
+  readonly staleSeconds: number;
+  readonly compression: Compression;
+  /** Values smaller than this are never compressed (the header and CPU would not pay). */
+  readonly compressMinBytes: number;
+  readonly admission: AdmissionPolicy;
+  /** XFetch β: >1 refreshes earlier, 0 disables probabilistic early refresh. */
+  readonly earlyRefreshBeta: number;
+}
+
+export interface CachePolicy {
+  /** Keyed by the pattern the application declared, e.g. `vehicle:{id}:position`. */
+  readonly patterns: Readonly<Record<string, PatternPolicy>>;
+  /** For keys of undeclared patterns and patterns the policy does not name. */
+  readonly defaults: PatternPolicy;
+  /** Fraction of keys (by hash, SHARDS-style spatial sampling) whose reads the client records for the tuner. */
+  readonly traceSampleRate: number;
+  /** Keys the tuner predicts will be read soon; clients with a registered loader refresh them ahead of expiry. */
+  readonly warmKeys: readonly string[];
+}
+
+export const DEFAULT_PATTERN_POLICY: PatternPolicy = {
+  ttlSeconds: 300,
+  jitterPercent: 10,
+  staleSeconds: 30,
+  compression: 'none',
+  compressMinBytes: 512,
+  admission: { mode: 'all', windowSeconds: 600, largeValueBytes: 0, largeValueTtlSeconds: 30 },
+  earlyRefreshBeta: 1,
+};
+
+export const DEFAULT_CACHE_POLICY: CachePolicy = {
+  patterns: {},
+  defaults: DEFAULT_PATTERN_POLICY,
+  traceSampleRate: 0.01,
+  warmKeys: [],
+};
+
+/** What the Redis mirror holds. */
+export interface PublishedPolicy {
+  readonly version: number;
+  readonly document: CachePolicy;
+}
+
+/** Fills what an older or partial document lacks, so a client never reads `undefined` for a knob. */
+export function normalizePolicy(raw: unknown): CachePolicy {
+  const doc = (raw ?? {}) as Partial<CachePolicy>;
+  const defaults = mergePattern(DEFAULT_PATTERN_POLICY, doc.defaults);
+  const patterns: Record<string, PatternPolicy> = {};
+  for (const [name, p] of Object.entries(doc.patterns ?? {})) patterns[name] = mergePattern(defaults, p);
+  return {
+    patterns,
+    defaults,
+    traceSampleRate: typeof doc.traceSampleRate === 'number' ? doc.traceSampleRate : DEFAULT_CACHE_POLICY.traceSampleRate,
+    warmKeys: Array.isArray(doc.warmKeys) ? doc.warmKeys.filter((k): k is string => typeof k === 'string') : [],
+  };
+}
+
+function mergePattern(base: PatternPolicy, p: Partial<PatternPolicy> | undefined): PatternPolicy {
+  if (!p) return base;
+  return { ...base, ...p, admission: { ...base.admission, ...(p.admission ?? {}) } };
+}
+
+/**
+ * A declared key pattern: `{name}` placeholders match one key segment (no `:`).
+ * Patterns are tried in declaration order; the first match wins.
+ */
+export class KeyPatterns {
+  private readonly compiled: { readonly name: string; readonly re: RegExp }[];
+
+  constructor(patterns: readonly string[]) {
+    this.compiled = patterns.map((name) => ({ name, re: patternRegExp(name) }));
+  }
+
+  /** The pattern a key belongs to, or `*` for undeclared keys. */
+  match(key: string): string {
+    for (const { name, re } of this.compiled) if (re.test(key)) return name;
+    return '*';
+  }
+
+  get names(): readonly string[] {
+    return this.compiled.map((c) => c.name);
+  }
+}
+
+export function patternRegExp(pattern: string): RegExp {
+  const parts = pattern.split(/(\{[^}]+\})/).map((part) =>
+    /^\{[^}]+\}$/.test(part) ? '[^:]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+  );
+  return new RegExp(`^${parts.join('')}$`);
+}
+
+export function patternPolicyOf(policy: CachePolicy, pattern: string): PatternPolicy {
+  return policy.patterns[pattern] ?? policy.defaults;
+}
