@@ -131,13 +131,14 @@ export class StagedRollout extends Construct {
 
     const firstStage = new sfn.Pass(this, 'FirstStage', {
       stateName: 'FirstStage',
-      result: sfn.Result.fromNumber(0),
-      resultPath: '$.stageIndex',
+      // An object, not a bare 0: a falsy Result is mishandled by some ASL interpreters.
+      result: sfn.Result.fromObject({ index: 0 }),
+      resultPath: '$.stage',
     });
     const nextStage = new sfn.Pass(this, 'NextStage', {
       stateName: 'NextStage',
-      inputPath: '$.check.nextStage',
-      resultPath: '$.stageIndex',
+      parameters: { 'index.$': '$.check.nextStage' },
+      resultPath: '$.stage',
     });
     const bake = new sfn.Wait(this, BAKE_STATE, {
       stateName: BAKE_STATE,

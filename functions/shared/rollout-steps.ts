@@ -1,0 +1,337 @@
+/**
+ * What each task of the staged rollout does. The state machine (lib/constructs/
+ * staged-rollout.ts) calls the area function with `{ step, area, rolloutId, state }`;
+ * this module is that function's core, the same in Lambda, in the CLI and in tests.
+ *
+ * Every step is safe to retry: ledger writes are conditional, area `apply`/`revert`
+ * are idempotent, and a step that finds its work done returns the same answer.
+ */
+import type { PerfpilotConfig } from '#lib/config';
+import type { AreaPlugin } from './area.ts';
+import {
+  LIVE_STATUSES,
+  type Area,
+  type Change,
+  type ChangeEffect,
+  type ProposedChange,
+} from './change.ts';
+import { ChangeApplyError, ChangeRevertError, InvalidRequestError } from './errors.ts';
+import { checkGuardrails, type GuardrailBreach } from './guardrails.ts';
+import type { AreaLock } from './area-lock.ts';
+import type { ChangeLedger } from './ledger.ts';
+import type { MetricsReader, MetricsSnapshot } from './metrics.ts';
+import { logger } from './observability.ts';
+
+/** Which of an area's critical alarms are firing now (CloudWatch in AWS, local evaluation otherwise). */
+export interface AlarmStateReader {
+  firing(area: Area, now: Date): Promise<string[]>;
+}
+
+export interface RolloutDeps {
+  readonly config: PerfpilotConfig;
+  readonly ledger: ChangeLedger;
+  readonly lock: AreaLock;
+  readonly plugin: AreaPlugin;
+  readonly metrics: MetricsReader;
+  readonly alarms: AlarmStateReader;
+  readonly clock: () => Date;
+}
+
+/** The execution state as the state machine passes it (`state.$: "$"`). */
+export interface RolloutState {
+  readonly trigger?: string;
+  readonly rollout?: StartResult;
+  readonly plan?: PlanResult;
+  readonly baseline?: MetricsSnapshot;
+  /** The stage being rolled out (0 is the canary). */
+  readonly stage?: { readonly index: number };
+  readonly check?: CheckResult;
+  /** Set by a Catch: Step Functions' `{ Error, Cause }`. */
+  readonly error?: { readonly Error?: string; readonly Cause?: string };
+}
+
+export type StepEvent =
+  | { readonly step: 'start' | 'plan' | 'baseline' | 'apply' | 'check' | 'record' | 'revert'; readonly area: Area; readonly rolloutId: string; readonly executionArn?: string; readonly state: RolloutState }
+  /** Sent by the rollback function: revert these changes (newest first), from the ledger alone. */
+  | { readonly step: 'revert-changes'; readonly area: Area; readonly changes: readonly { rolloutId: string; seq: number }[]; readonly reason: string };
+
+export interface StartResult {
+  readonly rolloutId: string;
+  readonly lockOwner: string;
+  /** Changes of crashed earlier rollouts found half-applied and reverted. */
+  readonly recovered: number;
+}
+export interface PlanResult {
+  readonly changeCount: number;
+  readonly stageCount: number;
+  readonly bakeSeconds: number;
+}
+export interface CheckResult {
+  readonly stage: number;
+  readonly healthy: boolean;
+  readonly reason: string;
+  readonly more: boolean;
+  readonly nextStage: number;
+  readonly breaches: readonly GuardrailBreach[];
+}
+export interface RecordResult {
+  readonly kept: number;
+  readonly reverted: number;
+  readonly effects: Record<string, ChangeEffect>;
+}
+export interface RevertResult {
+  readonly reason: string;
+  readonly reverted: number;
+  readonly failed: number;
+}
+
+/** Splits proposals into stages: the canary gets `canaryFraction` of them (at least one). */
+export function assignStages<T extends ProposedChange>(proposals: readonly T[], canaryFraction: number): (T & { stage: number })[] {
+  if (proposals.length <= 1) return proposals.map((p) => ({ ...p, stage: 0 }));
+  const canary = Math.min(proposals.length - 1, Math.max(1, Math.ceil(proposals.length * canaryFraction)));
+  return proposals.map((p, i) => ({ ...p, stage: i < canary ? 0 : 1 }));
+}
+
+const newestFirst = (a: Change, b: Change) =>
+  b.createdAt.localeCompare(a.createdAt) || b.rolloutId.localeCompare(a.rolloutId) || b.seq - a.seq;
+
+/**
+ * Reverts changes newest first, recording each step. A change that fails to revert is
+ * recorded as `revert-failed` and the others still revert; the caller gets the count.
+ */
+export async function revertChanges(
+  deps: Pick<RolloutDeps, 'ledger' | 'plugin' | 'clock'>,
+  changes: readonly Change[],
+  reason: string,
+): Promise<{ reverted: number; failed: number; errors: string[] }> {
+  let reverted = 0;
+  let failed = 0;
+  const errors: string[] = [];
+  for (const change of [...changes].sort(newestFirst)) {
+    if (change.status === 'reverted') continue;
+    if (change.status === 'planned') {
+      // Never touched: closing it needs no revert of the target.
+      await deps.ledger.transition(change, 'reverted', { now: deps.clock(), note: `not applied: ${reason}` });
+      continue;
+    }
+    if (!LIVE_STATUSES.includes(change.status)) continue;
+    const reverting = await deps.ledger.transition(change, 'reverting', { now: deps.clock(), note: reason });
+    try {
+      await deps.plugin.revert(reverting);
+      await deps.ledger.transition(change, 'reverted', { now: deps.clock() });
+      reverted++;
+    } catch (error) {
+      failed++;
+      const message = `${change.changeId} (${change.kind} ${change.target}): ${(error as Error).message}`;
+      errors.push(message);
+      logger.error('revert failed', { changeId: change.changeId, error: error as Error });
+      await deps.ledger.transition(change, 'revert-failed', { now: deps.clock(), note: (error as Error).message });
+    }
+  }
+  return { reverted, failed, errors };
+}
+
+function describeError(error: RolloutState['error']): string {
+  if (!error) return 'unknown error';
+  let message = error.Cause ?? '';
+  try {
+    const parsed = JSON.parse(message) as { errorMessage?: string; errorType?: string };
+    message = parsed.errorMessage ?? message;
+  } catch {
+    // Cause is plain text (local runner) — keep it.
+  }
+  return `${error.Error ?? 'Error'}: ${message}`;
+}
+
+function requireRolloutState<K extends keyof RolloutState>(state: RolloutState, key: K, step: string): NonNullable<RolloutState[K]> {
+  const value = state[key];
+  if (value === undefined || value === null) {
+    throw new InvalidRequestError(`step ${step} needs state.${String(key)}, which is missing`);
+  }
+  return value as NonNullable<RolloutState[K]>;
+}
+
+/** Ends rollouts that crashed while holding the lock (now expired): their live changes are reverted. */
+async function recoverAbandoned(deps: RolloutDeps, area: Area, self: string): Promise<number> {
+  let recovered = 0;
+  for (const rollout of await deps.ledger.runningRollouts(area)) {
+    if (rollout.rolloutId === self) continue;
+    const changes = await deps.ledger.listChanges(rollout.rolloutId);
+    const reason = `recovered by ${self}: rollout ${rollout.rolloutId} ended without releasing its lock`;
+    const result = await revertChanges(deps, changes, reason);
+    recovered += result.reverted;
+    await deps.ledger.endRollout(
+      rollout.rolloutId,
+      'failed',
+      result.failed > 0 ? `${reason}; ${result.failed} change(s) could not be reverted` : reason,
+      deps.clock(),
+    );
+    logger.warn('recovered an abandoned rollout', { rolloutId: rollout.rolloutId, reverted: result.reverted });
+  }
+  return recovered;
+}
+
+async function applyOne(deps: RolloutDeps, change: Change): Promise<Change> {
+  let current = change;
+  if (current.status === 'applied' || current.status === 'kept') return current;
+  if (current.status === 'planned') {
+    const before = await deps.plugin.capture(current);
+    current = await deps.ledger.transition(current, 'applying', { now: deps.clock(), before: before ?? null });
+  }
+  if (current.status !== 'applying') {
+    throw new ChangeApplyError(`change ${current.changeId} is ${current.status}; it cannot be applied`);
+  }
+  let after: unknown;
+  try {
+    after = await deps.plugin.apply(current);
+  } catch (error) {
+    await deps.ledger.transition(current, 'failed', { now: deps.clock(), note: (error as Error).message });
+    throw new ChangeApplyError(`applying ${current.kind} ${current.target} failed: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return deps.ledger.transition(current, 'applied', { now: deps.clock(), after: after ?? null });
+}
+
+export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promise<unknown> {
+  if (event.area !== deps.plugin.area) {
+    throw new InvalidRequestError(`this function serves area ${deps.plugin.area}, not ${event.area}`);
+  }
+  const { ledger, lock, plugin, config } = deps;
+  const area = event.area;
+
+  if (event.step === 'revert-changes') {
+    const changes: Change[] = [];
+    for (const ref of event.changes) {
+      const change = await ledger.getChange(ref.rolloutId, ref.seq);
+      if (change) changes.push(change);
+    }
+    return revertChanges(deps, changes, event.reason);
+  }
+
+  const { rolloutId, state } = event;
+  switch (event.step) {
+    case 'start': {
+      await lock.acquire(area, rolloutId, config.rollout.lockTtlSeconds, deps.clock());
+      try {
+        const recovered = await recoverAbandoned(deps, area, rolloutId);
+        await ledger.startRollout({
+          rolloutId,
+          area,
+          trigger: state.trigger ?? 'unknown',
+          now: deps.clock(),
+          executionArn: event.executionArn,
+        });
+        return { rolloutId, lockOwner: rolloutId, recovered } satisfies StartResult;
+      } catch (error) {
+        await lock.release(area, rolloutId);
+        throw error;
+      }
+    }
+
+    case 'plan': {
+      let changes = await ledger.listChanges(rolloutId);
+      if (changes.length === 0) {
+        const proposals = await plugin.plan({ now: deps.clock(), config, rolloutId });
+        changes = await ledger.addChanges(rolloutId, area, assignStages(proposals, config.rollout.canaryFraction), deps.clock());
+      }
+      const stageCount = changes.length === 0 ? 0 : Math.max(...changes.map((c) => c.stage)) + 1;
+      await ledger.setStageCount(rolloutId, stageCount);
+      if (changes.length === 0) {
+        await ledger.endRollout(rolloutId, 'nothing-to-do', 'the planner proposed no change', deps.clock());
+        await lock.release(area, rolloutId);
+      }
+      return { changeCount: changes.length, stageCount, bakeSeconds: config.rollout.bakeSeconds } satisfies PlanResult;
+    }
+
+    case 'baseline':
+      return deps.metrics.snapshot(area, deps.clock());
+
+    case 'apply': {
+      const stage = requireRolloutState(state, 'stage', 'apply').index;
+      const changes = (await ledger.listChanges(rolloutId)).filter((c) => c.stage === stage);
+      let applied = 0;
+      for (const change of changes) {
+        await applyOne(deps, change);
+        applied++;
+      }
+      return { stage, applied };
+    }
+
+    case 'check': {
+      const stage = requireRolloutState(state, 'stage', 'check').index;
+      const baseline = requireRolloutState(state, 'baseline', 'check');
+      const stageCount = requireRolloutState(state, 'plan', 'check').stageCount;
+      const now = deps.clock();
+      const current = await deps.metrics.snapshot(area, now);
+      const firing = await deps.alarms.firing(area, now);
+      const verdict = checkGuardrails(baseline, current, config.rollbackCriteria, firing);
+      await ledger.recordVerdict(rolloutId, {
+        stage,
+        healthy: verdict.healthy,
+        at: now.toISOString(),
+        breaches: verdict.breaches.map((b) => ({ criterion: b.criterion, detail: b.detail })),
+      });
+      const reason = verdict.healthy
+        ? `stage ${stage} healthy`
+        : `stage ${stage} regressed: ${verdict.breaches.map((b) => `${b.criterion} (${b.detail})`).join('; ')}`;
+      return {
+        stage,
+        healthy: verdict.healthy,
+        reason,
+        more: stage + 1 < stageCount,
+        nextStage: stage + 1,
+        breaches: verdict.breaches,
+      } satisfies CheckResult;
+    }
+
+    case 'record': {
+      const now = deps.clock();
+      const effects: Record<string, ChangeEffect> = {};
+      let kept = 0;
+      let reverted = 0;
+      for (const change of await ledger.listChanges(rolloutId)) {
+        if (change.status !== 'applied') continue;
+        const effect = plugin.measure ? await plugin.measure(change, now) : undefined;
+        if (effect) {
+          await ledger.recordEffect(change, effect, now);
+          effects[change.changeId] = effect;
+        }
+        const rejection = effect && plugin.verdict ? plugin.verdict(change, effect) : undefined;
+        if (rejection) {
+          const result = await revertChanges(deps, [change], `did not pay: ${rejection}`);
+          if (result.failed > 0) throw new ChangeRevertError(result.errors.join('; '));
+          reverted++;
+        } else {
+          await ledger.transition(change, 'kept', { now: deps.clock() });
+          kept++;
+        }
+      }
+      const summary = `${kept} change(s) kept${reverted ? `, ${reverted} reverted after measuring` : ''}`;
+      await ledger.endRollout(rolloutId, 'succeeded', summary, deps.clock());
+      await lock.release(area, rolloutId);
+      return { kept, reverted, effects } satisfies RecordResult;
+    }
+
+    case 'revert': {
+      const reason =
+        state.check && !state.check.healthy ? state.check.reason : state.error ? describeError(state.error) : 'reverted';
+      const changes = await ledger.listChanges(rolloutId);
+      const result = await revertChanges(deps, changes, reason);
+      const anyApplied = changes.some((c) => c.status !== 'planned');
+      if (result.failed > 0) {
+        await ledger.endRollout(rolloutId, 'failed', `${reason}; revert failed for: ${result.errors.join('; ')}`, deps.clock());
+        await lock.release(area, rolloutId);
+        throw new ChangeRevertError(`${result.failed} change(s) could not be reverted: ${result.errors.join('; ')}`);
+      }
+      await ledger.endRollout(rolloutId, anyApplied ? 'reverted' : 'failed', reason, deps.clock());
+      await lock.release(area, rolloutId);
+      return { reason, reverted: result.reverted, failed: 0 } satisfies RevertResult;
+    }
+
+    default: {
+      const unknown: never = event;
+      throw new InvalidRequestError(`unknown step ${JSON.stringify((unknown as { step: unknown }).step)}`);
+    }
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * The local stand-ins for CloudWatch: a MetricsReader that reads each area's health
+ * straight from its services (through the area plugin's `snapshot`) and keeps the
+ * history, and an AlarmStateReader that evaluates the SAME alarm definitions the CDK
+ * stack turns into CloudWatch alarms over that history ("M out of N").
+ */
+import type { PerfpilotConfig } from '#lib/config';
+import { alarmDefinitions, alarmName, evaluateAlarm, signalValue } from '#shared/alarms';
+import type { AreaPlugin } from '#shared/area';
+import type { Area } from '#shared/change';
+import type { MetricsReader, MetricsSnapshot } from '#shared/metrics';
+import type { AlarmStateReader } from '#shared/rollout-steps';
+
+export class LocalSignals implements MetricsReader, AlarmStateReader {
+  private readonly history = new Map<Area, MetricsSnapshot[]>();
+
+  constructor(
+    private readonly config: PerfpilotConfig,
+    private readonly plugins: (area: Area) => Promise<AreaPlugin>,
+    private readonly historyLength = 20,
+  ) {}
+
+  async snapshot(area: Area, now: Date): Promise<MetricsSnapshot> {
+    const plugin = await this.plugins(area);
+    const snapshot = await plugin.snapshot(now);
+    const list = this.history.get(area) ?? [];
+    list.push(snapshot);
+    if (list.length > this.historyLength) list.shift();
+    this.history.set(area, list);
+    return snapshot;
+  }
+
+  async firing(area: Area, _now: Date): Promise<string[]> {
+    const list = this.history.get(area) ?? [];
+    return alarmDefinitions(this.config)
+      .filter((def) => def.area === area && def.severity === 'critical')
+      .filter((def) => evaluateAlarm(def, list.map((s) => signalValue(def, s))) === 'ALARM')
+      .map((def) => alarmName(this.config, def));
+  }
+}

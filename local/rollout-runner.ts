@@ -1,0 +1,149 @@
+/**
+ * Runs an area's rollout locally: the state machine CDK synthesizes, executed by
+ * aws-local-stepfunctions, with each task bound to the area function's core
+ * (runRolloutStep) in this process. Bake times are honoured unless overridden.
+ */
+import './polyfills.ts';
+import { randomUUID } from 'node:crypto';
+import { ExecutionAbortedError, StateMachine } from 'aws-local-stepfunctions';
+import type { PerfpilotConfig } from '#lib/config';
+import { BAKE_STATE, ROLLOUT_TASKS, type RolloutTaskState } from '#lib/constructs/staged-rollout';
+import type { Area } from '#shared/change';
+import { runRolloutStep, type RolloutDeps, type RolloutState, type StepEvent } from '#shared/rollout-steps';
+import { localFunctionArn, LOCAL_ACCOUNT, LOCAL_REGION, synthesizeRolloutDefinition } from './rollout-definition.ts';
+
+export type RolloutProgress =
+  | { readonly type: 'state-entered'; readonly state: string }
+  | { readonly type: 'state-succeeded'; readonly state: string; readonly output: unknown }
+  | { readonly type: 'state-failed'; readonly state: string; readonly error: string; readonly cause: string }
+  | { readonly type: 'state-retried'; readonly state: string };
+
+export interface LocalRolloutOptions {
+  readonly area: Area;
+  readonly config: PerfpilotConfig;
+  readonly deps: RolloutDeps;
+  readonly trigger?: string;
+  /** Overrides every stage's bake (milliseconds); default: config.rollout.bakeSeconds. */
+  readonly bakeMs?: number;
+  /** Overrides retry backoff (milliseconds); tests set 0. */
+  readonly retryMs?: number;
+  readonly executionName?: string;
+  readonly onProgress?: (event: RolloutProgress) => void;
+  /** Where running executions are registered, so a local rollback can stop them. */
+  readonly executions?: LocalExecutions;
+}
+
+export interface LocalRolloutResult {
+  readonly rolloutId: string;
+  readonly executionArn: string;
+  readonly status: 'SUCCEEDED' | 'FAILED' | 'ABORTED';
+  /** The final state (what a Succeed state outputs). */
+  readonly output?: RolloutState;
+  /** For FAILED: the Fail state's error and cause (e.g. RolloutReverted, the criterion). */
+  readonly error?: string;
+  readonly cause?: string;
+}
+
+/** Running local executions by area: the local twin of ListExecutions/StopExecution. */
+export class LocalExecutions {
+  private readonly running = new Map<string, { area: Area; abort: () => void }>();
+
+  register(executionArn: string, area: Area, abort: () => void): void {
+    this.running.set(executionArn, { area, abort });
+  }
+
+  unregister(executionArn: string): void {
+    this.running.delete(executionArn);
+  }
+
+  list(area: Area): string[] {
+    return [...this.running.entries()].filter(([, e]) => e.area === area).map(([arn]) => arn);
+  }
+
+  /** Stops (aborts) every running execution of `area`; returns their ARNs. */
+  async stopRunning(area: Area, _reason: string): Promise<string[]> {
+    const stopped: string[] = [];
+    for (const [arn, e] of this.running) {
+      if (e.area !== area) continue;
+      e.abort();
+      this.running.delete(arn);
+      stopped.push(arn);
+    }
+    return stopped;
+  }
+}
+
+export async function runLocalRollout(options: LocalRolloutOptions): Promise<LocalRolloutResult> {
+  const { area, config, deps } = options;
+  const definition = synthesizeRolloutDefinition(area, config);
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } as never });
+  const rolloutId = options.executionName ?? `${area}-${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomUUID().slice(0, 8)}`;
+  const stateMachineArn = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:${config.name}-${area}-rollout`;
+  const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${rolloutId}`;
+
+  const handlers: Record<string, (input: unknown) => Promise<unknown>> = {};
+  for (const stateName of Object.keys(ROLLOUT_TASKS) as RolloutTaskState[]) {
+    handlers[stateName] = async (input) => {
+      const event = input as StepEvent;
+      const result = await runRolloutStep(deps, event);
+      return result ?? null;
+    };
+  }
+  // The Lambda ARN the definition names must be the one we bind; a mismatch means
+  // the definition was not synthesized for this area.
+  if (!JSON.stringify(definition).includes(localFunctionArn(area))) {
+    throw new Error(`synthesized rollout for ${area} does not call ${localFunctionArn(area)}`);
+  }
+
+  const retryOverrides: Record<string, number> = {};
+  if (options.retryMs !== undefined) for (const s of Object.keys(ROLLOUT_TASKS)) retryOverrides[s] = options.retryMs;
+
+  const execution = machine.run(
+    { trigger: options.trigger ?? 'cli' },
+    {
+      overrides: {
+        taskResourceLocalHandlers: handlers as never,
+        waitTimeOverrides: { [BAKE_STATE]: options.bakeMs ?? config.rollout.bakeSeconds * 1000 },
+        retryIntervalOverrides: retryOverrides,
+      },
+      context: {
+        Execution: { Id: executionArn, Name: rolloutId, StartTime: new Date().toISOString(), Input: { trigger: options.trigger ?? 'cli' } },
+        StateMachine: { Id: stateMachineArn, Name: `${config.name}-${area}-rollout` },
+      } as never,
+    },
+  );
+  options.executions?.register(executionArn, area, () => execution.abort());
+
+  // The event log must be drained or the execution stalls.
+  const progress = (async () => {
+    for await (const ev of execution.eventLogs) {
+      const e = ev as { type: string; state?: { name: string; output?: unknown }; Error?: string; Cause?: string };
+      const state = e.state?.name ?? '';
+      if (!options.onProgress) continue;
+      if (e.type === 'StateEntered') options.onProgress({ type: 'state-entered', state });
+      else if (e.type === 'StateExited') options.onProgress({ type: 'state-succeeded', state, output: e.state?.output });
+      else if (e.type === 'StateFailed') options.onProgress({ type: 'state-failed', state, error: e.Error ?? '', cause: String(e.Cause ?? '') });
+      else if (e.type === 'StateRetried') options.onProgress({ type: 'state-retried', state });
+    }
+  })();
+
+  try {
+    const output = (await execution.result) as RolloutState;
+    return { rolloutId, executionArn, status: 'SUCCEEDED', output };
+  } catch (error) {
+    if (error instanceof ExecutionAbortedError || (error as Error).name === 'ExecutionAbortedError') {
+      return { rolloutId, executionArn, status: 'ABORTED' };
+    }
+    const cause = (error as Error & { cause?: Error }).cause;
+    return {
+      rolloutId,
+      executionArn,
+      status: 'FAILED',
+      error: cause?.name ?? (error as Error).name,
+      cause: cause?.message ?? (error as Error).message,
+    };
+  } finally {
+    options.executions?.unregister(executionArn);
+    await progress.catch(() => undefined);
+  }
+}
