@@ -228,6 +228,59 @@ const budgetSchema = z
   })
   .strict();
 
+/** The caching area: the cache client's knobs and the tuner's evidence thresholds (issue 5). */
+const cachingTunerSchema = z
+  .object({
+    /** Key prefix the application's cache clients use (their `namespace`); the tuner reads stats under it. */
+    keyNamespace: z.string().default(''),
+    /** The Redis key the active caching policy is mirrored to, polled by the clients. */
+    policyRedisKey: z.string().min(1).default('perfpilot:policy:caching'),
+    /** Clients re-read the policy this often: the bound on how long a change takes to reach them. */
+    policyRefreshSeconds: positiveInt.default(5),
+    /** Bounded cost of one observation: at most this many keys sampled with SCAN... */
+    keyspaceSampleKeysMax: positiveInt.default(2_000),
+    /** ...in SCAN calls of this COUNT. */
+    scanCountPerCall: positiveInt.default(200),
+    /** Timeout of each Redis command the tuner sends. */
+    commandTimeoutMs: positiveInt.default(2_000),
+    ttlMinSeconds: positiveInt.default(5),
+    ttlMaxSeconds: positiveInt.default(86_400),
+    /** One run moves a TTL by at most this factor, up or down. */
+    ttlStepFactorMax: z.number().min(1).default(4),
+    /** Bounded staleness: a value may have changed during its TTL with at most this probability. */
+    staleProbabilityPercentMax: percent.default(10),
+    /** Stale serving after the TTL (while one caller refreshes) is at most this fraction of the TTL... */
+    staleFractionOfTtl: z.number().min(0).max(1).default(0.2),
+    /** ...and at most this long. */
+    staleSecondsMax: z.number().int().min(0).default(300),
+    /** A pattern needs this many reads since its stats began before its TTL or admission is changed. */
+    minReadsPerPattern: positiveInt.default(200),
+    /** ...and this many refreshes of existing values before its change rate is trusted. */
+    minRefreshesPerPattern: positiveInt.default(10),
+    /** Compression is turned on for a pattern that saves at least this much of its bytes... */
+    compressionSavingPercentMin: percent.default(25),
+    /** ...at a CPU cost of at most this many microseconds per KiB compressed. */
+    compressionCpuMicrosPerKibMax: z.number().positive().default(150),
+    /** The eviction policy or an admission rule changes only when simulation says it gains this many hit-rate points. */
+    hitRateGainPointsMin: z.number().min(0).default(1),
+    /** Sampled trace requests needed before eviction or admission is simulated. */
+    minTraceRequests: positiveInt.default(2_000),
+    /** What Redis spends per key besides the value (dict entry, robj, expires entry, allocator rounding). */
+    perKeyOverheadBytes: z.number().int().min(0).default(90),
+    /** lfu-log-factor is raised when more than this share of sampled keys sit at the counter's cap (255). */
+    lfuSaturatedPercentMax: percent.default(10),
+    /** Warming: keys predicted to be read within this horizon (and expiring before it) are refreshed ahead. */
+    warmHorizonSeconds: positiveInt.default(300),
+    /** A key is periodic when its inter-arrival times vary by at most this coefficient of variation. */
+    periodicCvMax: z.number().min(0).default(0.25),
+    warmKeysMax: z.number().int().min(0).default(200),
+    /** Verdict: a policy change is reverted when the hit rate since it fell by more than this many points... */
+    verdictHitRateDropPointsMax: z.number().min(0).default(5),
+    /** ...measured over at least this many reads. */
+    verdictMinReads: positiveInt.default(200),
+  })
+  .strict();
+
 const vpcSchema = z
   .object({
     vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, { message: 'expected a VPC id such as vpc-0abc123' }),
@@ -268,6 +321,7 @@ export const configSchema = z
     nPlusOne: nPlusOneSchema.prefault({}),
     spatialAdvisor: spatialAdvisorSchema.prefault({}),
     connectionPool: connectionPoolSchema.prefault({}),
+    cachingTuner: cachingTunerSchema.prefault({}),
     ledger: z
       .object({
         /** Where the local ledger (dynalite) keeps its data between CLI runs. */
