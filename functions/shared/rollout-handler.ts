@@ -1,0 +1,50 @@
+/**
+ * The area function's Lambda handler, built from an area's plugin factory. Dependencies
+ * are built once per cold start; the config is validated there, so a bad deployment
+ * fails loudly at the first invocation.
+ */
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Context } from 'aws-lambda';
+import { configFromEnv } from '#lib/config';
+import type { PluginFactory } from './area.ts';
+import { AreaLock } from './area-lock.ts';
+import { CloudWatchSignals } from './cloudwatch-signals.ts';
+import { InvalidRequestError } from './errors.ts';
+import { requiredEnv, withObservability } from './lambda.ts';
+import { ChangeLedger, documentClient } from './ledger.ts';
+import { PolicyStore } from './policy-store.ts';
+import { runRolloutStep, type RolloutDeps, type StepEvent } from './rollout-steps.ts';
+import { logger } from './observability.ts';
+
+export function rolloutStepHandler(factory: PluginFactory) {
+  let deps: Promise<RolloutDeps> | undefined;
+  const build = async (): Promise<RolloutDeps> => {
+    const config = configFromEnv();
+    const tableName = requiredEnv('LEDGER_TABLE_NAME');
+    const doc = documentClient(new DynamoDBClient({}));
+    const signals = new CloudWatchSignals(new CloudWatchClient({}), config);
+    const plugin = await factory(config, { policies: new PolicyStore(doc, tableName), target: 'aws' });
+    return {
+      config,
+      ledger: new ChangeLedger(doc, tableName),
+      lock: new AreaLock(doc, tableName),
+      plugin,
+      metrics: signals,
+      alarms: signals,
+      clock: () => new Date(),
+    };
+  };
+
+  return withObservability(async (event: StepEvent, _context: Context) => {
+    if (!event || typeof event !== 'object' || typeof (event as { step?: unknown }).step !== 'string') {
+      throw new InvalidRequestError(`expected a rollout step event, got ${JSON.stringify(event)?.slice(0, 200)}`);
+    }
+    deps ??= build().catch((error) => {
+      deps = undefined;
+      throw error;
+    });
+    logger.appendKeys({ area: event.area, step: event.step });
+    return runRolloutStep(await deps, event);
+  });
+}
