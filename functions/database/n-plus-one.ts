@@ -1,0 +1,293 @@
+/**
+ * N+1 detection. Two sources:
+ *
+ * - request traces recorded by the application-side instrumentation (`sdk/pg`): the
+ *   same statement (fingerprint) from the same call site, with different keys, repeated
+ *   within one request. High confidence: we saw the loop.
+ * - pg_stat_statements alone: a per-key lookup called about as often as its parent
+ *   list query returns rows. Lower confidence: counters cannot prove the two belong to
+ *   one loop, so these findings are labelled as such.
+ *
+ * Both are pure: they take what was observed and return findings with the batched
+ * rewrite and the round trips it would save.
+ */
+import type { PerfpilotConfig } from '#lib/config';
+import type { ReportSection } from '#shared/report';
+import type { QueryEvent, RequestTrace } from '#sdk/pg/index';
+import { anyArrayRewrite, selectShape, type BatchedRewrite, type SelectShape, type TableRef } from './n-plus-one-sql.ts';
+
+export interface NPlusOneThresholds {
+  /** Repeats of one statement from one call site within one request. */
+  readonly repeatsMin: number;
+  /** Their total time within that request. */
+  readonly totalMsMin: number;
+}
+
+/** Development flags every loop (≥ 2); production alerts only on loops that cost (≥ 5 and ≥ 50 ms, Sentry-like). */
+export function nPlusOneThresholds(config: PerfpilotConfig['nPlusOne'], mode: 'development' | 'production'): NPlusOneThresholds {
+  return mode === 'development'
+    ? { repeatsMin: config.devRepeatsMin, totalMsMin: config.devTotalMsMin }
+    : { repeatsMin: config.alertRepeatsMin, totalMsMin: config.alertTotalMsMin };
+}
+
+export interface NPlusOneFinding {
+  readonly source: 'traces' | 'pg_stat_statements';
+  readonly confidence: 'high' | 'low';
+  /** libpg_query fingerprint (traces) or pg_stat_statements queryid. */
+  readonly fingerprint: string;
+  /** Where the loop issues the query; unknown (null) for pg_stat_statements findings. */
+  readonly callSite: string | null;
+  readonly sql: string;
+  readonly table: string | null;
+  readonly keyColumn: string | null;
+  /** Most repeats within one request (traces), or the estimated lookups per parent call (statements). */
+  readonly repeats: number;
+  /** Requests in which the loop met the thresholds (traces), or parent calls (statements). */
+  readonly requests: number;
+  /** Time spent in the repeated statement, over those requests. */
+  readonly totalMs: number;
+  /** Round trips the batched rewrite removes, over those requests. */
+  readonly roundTripsSaved: number;
+  readonly rewrite: BatchedRewrite;
+  /** The query whose rows drive the loop, when known: the place to join into. */
+  readonly parent?: { readonly fingerprint: string; readonly callSite: string | null; readonly sql: string };
+}
+
+function tableName(t: TableRef): string {
+  return t.schema ? `${t.schema}.${t.table}` : t.table;
+}
+
+function shapeCache(): (sql: string) => SelectShape | undefined {
+  const cache = new Map<string, SelectShape | undefined>();
+  return (sql) => {
+    if (!cache.has(sql)) cache.set(sql, selectShape(sql));
+    return cache.get(sql);
+  };
+}
+
+function joinAlternative(shape: SelectShape, parent: { callSite: string | null; sql: string } | undefined): string {
+  const key = shape.keyLookup!;
+  const where = parent?.callSite ? ` at ${parent.callSite}` : '';
+  return parent ? `; or JOIN ${tableName(key.table)} ON its ${key.column} into the parent query${where}` : '';
+}
+
+function withJoin(rewrite: BatchedRewrite, shape: SelectShape, parent: { callSite: string | null; sql: string } | undefined): BatchedRewrite {
+  return { ...rewrite, description: rewrite.description + joinAlternative(shape, parent) };
+}
+
+interface TraceGroup {
+  fingerprint: string;
+  callSite: string;
+  sql: string;
+  shape: SelectShape;
+  requests: number;
+  repeatsMax: number;
+  totalMs: number;
+  roundTripsSaved: number;
+  parent?: { fingerprint: string; callSite: string; sql: string };
+}
+
+/**
+ * Findings from request traces: same fingerprint, same call site, different keys,
+ * at least `repeatsMin` times and `totalMsMin` ms within one request. The same
+ * statement from two call sites is two loops of one, not an N+1; a loop that repeats
+ * the very same key is a redundant query, not an N+1; statements without an equality
+ * key (pagination, inserts) are not lookups and are left alone.
+ */
+export function detectNPlusOneFromTraces(traces: readonly RequestTrace[], thresholds: NPlusOneThresholds): NPlusOneFinding[] {
+  const shapeOf = shapeCache();
+  const groups = new Map<string, TraceGroup>();
+  for (const trace of traces) {
+    const queries = [...trace.queries].sort((a, b) => a.startedAtMs - b.startedAtMs);
+    const bySite = new Map<string, number[]>();
+    queries.forEach((q, i) => {
+      const key = `${q.fingerprint}\u0000${q.callSite}`;
+      const list = bySite.get(key) ?? [];
+      list.push(i);
+      bySite.set(key, list);
+    });
+    for (const [key, indexes] of bySite) {
+      if (indexes.length < thresholds.repeatsMin) continue;
+      const members = indexes.map((i) => queries[i]!);
+      const first = members[0]!;
+      const shape = shapeOf(first.sql);
+      if (!shape?.keyLookup) continue;
+      const distinctKeys = new Set(members.map((q) => q.paramsHash ?? q.sql));
+      if (distinctKeys.size < 2) continue;
+      const totalMs = members.reduce((s, q) => s + q.durationMs, 0);
+      if (totalMs < thresholds.totalMsMin) continue;
+      const parent = parentOf(queries, indexes[0]!, first);
+      const g: TraceGroup = groups.get(key) ?? {
+        fingerprint: first.fingerprint,
+        callSite: first.callSite,
+        sql: first.sql,
+        shape,
+        requests: 0,
+        repeatsMax: 0,
+        totalMs: 0,
+        roundTripsSaved: 0,
+        ...(parent ? { parent: { fingerprint: parent.fingerprint, callSite: parent.callSite, sql: parent.sql } } : {}),
+      };
+      g.requests += 1;
+      g.repeatsMax = Math.max(g.repeatsMax, members.length);
+      g.totalMs += totalMs;
+      g.roundTripsSaved += members.length - 1;
+      groups.set(key, g);
+    }
+  }
+  return [...groups.values()]
+    .map(
+      (g): NPlusOneFinding => ({
+        source: 'traces',
+        confidence: 'high',
+        fingerprint: g.fingerprint,
+        callSite: g.callSite,
+        sql: g.sql,
+        table: tableName(g.shape.keyLookup!.table),
+        keyColumn: g.shape.keyLookup!.column,
+        repeats: g.repeatsMax,
+        requests: g.requests,
+        totalMs: round(g.totalMs),
+        roundTripsSaved: g.roundTripsSaved,
+        rewrite: withJoin(anyArrayRewrite(g.sql, g.shape), g.shape, g.parent),
+        ...(g.parent ? { parent: g.parent } : {}),
+      }),
+    )
+    .sort((a, b) => b.totalMs - a.totalMs);
+}
+
+/** The query issued just before the loop from another call site: the list the loop iterates. */
+function parentOf(queries: readonly QueryEvent[], firstIndex: number, loop: QueryEvent): QueryEvent | undefined {
+  for (let i = firstIndex - 1; i >= 0; i--) {
+    const q = queries[i]!;
+    if (q.callSite !== loop.callSite && !q.failed) return q;
+  }
+  return undefined;
+}
+
+/** One pg_stat_statements row (for one database). */
+export interface StatementStat {
+  readonly queryid: string;
+  readonly query: string;
+  readonly calls: number;
+  readonly totalExecTimeMs: number;
+  readonly rows: number;
+}
+
+export interface ForeignKeyRef {
+  readonly table: string;
+  readonly column: string;
+  readonly referencedTable: string;
+  readonly referencedColumn: string;
+}
+
+export interface StatementHeuristicOptions {
+  readonly childCallsMin: number;
+  readonly parentRowsPerCallMin: number;
+  readonly callRatioTolerancePercent: number;
+  /** Single-column foreign keys (unqualified table names) relate a list to its lookups. */
+  readonly foreignKeys?: readonly ForeignKeyRef[];
+}
+
+export function statementHeuristicOptions(config: PerfpilotConfig['nPlusOne'], foreignKeys: readonly ForeignKeyRef[] = []): StatementHeuristicOptions {
+  return {
+    childCallsMin: config.statementsChildCallsMin,
+    parentRowsPerCallMin: config.statementsParentRowsPerCallMin,
+    callRatioTolerancePercent: config.statementsCallRatioTolerancePercent,
+    foreignKeys,
+  };
+}
+
+function singular(table: string): string {
+  if (table.endsWith('ies')) return `${table.slice(0, -3)}y`;
+  if (table.endsWith('ses')) return table.slice(0, -2);
+  return table.endsWith('s') ? table.slice(0, -1) : table;
+}
+
+/** Can rows of `parent` drive lookups of `child`? Same table, a foreign key either way, or `<table>_id` naming. */
+function related(parent: SelectShape, child: SelectShape, fks: readonly ForeignKeyRef[]): boolean {
+  const key = child.keyLookup!;
+  const childTable = key.table.table;
+  for (const p of parent.tables) {
+    if (p.table === childTable) return true;
+    // the list carries the key: parent.<x> → child.<key>
+    if (fks.some((fk) => fk.table === p.table && fk.referencedTable === childTable && fk.referencedColumn === key.column)) return true;
+    // the lookup is by the list's key: child.<key> → parent.<x>
+    if (fks.some((fk) => fk.table === childTable && fk.column === key.column && fk.referencedTable === p.table)) return true;
+    if (key.column === `${singular(p.table)}_id`) return true;
+    if (key.column === 'id' && parent.targetColumns.includes(`${singular(childTable)}_id`)) return true;
+  }
+  return false;
+}
+
+/**
+ * Lower-confidence findings from pg_stat_statements: a single-table per-key lookup
+ * whose calls match the rows returned by a related list query (one lookup per listed
+ * row), within the tolerance. A lookup that is merely popular, without a list whose
+ * rows account for its calls, is not flagged.
+ */
+export function detectNPlusOneFromStatements(statements: readonly StatementStat[], options: StatementHeuristicOptions): NPlusOneFinding[] {
+  const shapeOf = shapeCache();
+  const shaped = statements.map((s) => ({ stat: s, shape: shapeOf(s.query) })).filter((x): x is { stat: StatementStat; shape: SelectShape } => x.shape !== undefined);
+  const children = shaped.filter((x) => x.shape.singleTable && x.shape.keyLookup?.param !== undefined && x.stat.calls >= options.childCallsMin);
+  const parents = shaped.filter((x) => x.stat.calls > 0 && x.stat.rows / x.stat.calls >= options.parentRowsPerCallMin);
+  const tolerance = options.callRatioTolerancePercent / 100;
+  const findings: NPlusOneFinding[] = [];
+  for (const child of children) {
+    let best: { parent: (typeof parents)[number]; error: number } | undefined;
+    for (const parent of parents) {
+      if (parent.stat.queryid === child.stat.queryid || parent.stat.rows <= 0) continue;
+      if (child.stat.calls < parent.stat.calls * options.parentRowsPerCallMin) continue;
+      if (!related(parent.shape, child.shape, options.foreignKeys ?? [])) continue;
+      const error = Math.abs(child.stat.calls - parent.stat.rows) / parent.stat.rows;
+      if (error <= tolerance && (!best || error < best.error)) best = { parent, error };
+    }
+    if (!best) continue;
+    const p = best.parent.stat;
+    const parentRef = { fingerprint: p.queryid, callSite: null, sql: p.query };
+    findings.push({
+      source: 'pg_stat_statements',
+      confidence: 'low',
+      fingerprint: child.stat.queryid,
+      callSite: null,
+      sql: child.stat.query,
+      table: tableName(child.shape.keyLookup!.table),
+      keyColumn: child.shape.keyLookup!.column,
+      repeats: Math.round(p.rows / p.calls),
+      requests: p.calls,
+      totalMs: round(child.stat.totalExecTimeMs),
+      roundTripsSaved: Math.max(0, child.stat.calls - p.calls),
+      rewrite: withJoin(anyArrayRewrite(child.stat.query, child.shape), child.shape, parentRef),
+      parent: parentRef,
+    });
+  }
+  return findings.sort((a, b) => b.totalMs - a.totalMs);
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+function clip(sql: string, max = 120): string {
+  const flat = sql.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+export function nPlusOneReportSections(findings: readonly NPlusOneFinding[]): ReportSection[] {
+  const row = (f: NPlusOneFinding) => [f.callSite ?? '(unknown)', clip(f.sql), f.repeats, f.requests, f.totalMs, f.roundTripsSaved, clip(f.rewrite.sql ?? f.rewrite.description, 160)];
+  const columns = ['call site', 'statement', 'repeats', 'requests', 'total ms', 'round trips saved', 'batched rewrite'];
+  return [
+    {
+      title: 'N+1 queries (request traces)',
+      columns,
+      rows: findings.filter((f) => f.source === 'traces').map(row),
+      empty: 'no N+1 patterns found in the request traces',
+    },
+    {
+      title: 'Possible N+1 queries (pg_stat_statements only, lower confidence)',
+      columns: ['parent statement', 'statement', 'lookups per parent call', 'parent calls', 'total ms', 'round trips saved', 'batched rewrite'],
+      rows: findings.filter((f) => f.source === 'pg_stat_statements').map((f) => [clip(f.parent?.sql ?? ''), ...row(f).slice(1)]),
+      empty: 'no lookup called in step with a list query',
+    },
+  ];
+}

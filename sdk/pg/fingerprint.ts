@@ -1,0 +1,57 @@
+/**
+ * Statement fingerprints with the real PostgreSQL parser (libpg_query), so that
+ * `... where id = 1` and `... where id = $1` group together. The parser is WASM and
+ * loads asynchronously; until it has loaded, `fingerprintOf` returns undefined and
+ * the recorder fills fingerprints in when the request ends.
+ */
+import { createHash } from 'node:crypto';
+import { fingerprintSync, loadModule } from 'libpg-query';
+
+let loaded = false;
+const ready: Promise<void> = loadModule().then(() => {
+  loaded = true;
+});
+
+/** Bounded: an application with unbounded distinct SQL texts must not grow memory. */
+const CACHE_ENTRIES_MAX = 2_000;
+const cache = new Map<string, string>();
+
+export function parserReady(): Promise<void> {
+  return ready;
+}
+
+/** Text that libpg_query cannot parse (vendor syntax, partial statements) still groups by its literal-free text. */
+function fallbackFingerprint(sql: string): string {
+  const shape = sql
+    .replace(/'(?:[^']|'')*'/g, '?')
+    .replace(/\b\d+(?:\.\d+)?\b/g, '?')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase();
+  return `text:${createHash('sha1').update(shape).digest('hex').slice(0, 16)}`;
+}
+
+export function fingerprintOf(sql: string): string | undefined {
+  const hit = cache.get(sql);
+  if (hit !== undefined) return hit;
+  if (!loaded) return undefined;
+  let fp: string;
+  try {
+    fp = fingerprintSync(sql);
+  } catch {
+    fp = fallbackFingerprint(sql);
+  }
+  if (cache.size >= CACHE_ENTRIES_MAX) cache.delete(cache.keys().next().value as string);
+  cache.set(sql, fp);
+  return fp;
+}
+
+export function paramsHashOf(values: unknown): string | null {
+  if (!Array.isArray(values) || values.length === 0) return null;
+  try {
+    const text = JSON.stringify(values, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    return createHash('sha1').update(text).digest('hex').slice(0, 12);
+  } catch {
+    return null;
+  }
+}
