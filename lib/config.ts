@@ -228,6 +228,33 @@ const budgetSchema = z
   })
   .strict();
 
+/** The database area's index advisor, hygiene and verification (issue 4). */
+const indexAdvisorSchema = z
+  .object({
+    /** Only the statements with the most total time are planned; the rest are too cheap to matter. */
+    maxStatementsAnalyzed: positiveInt.default(300),
+    /** What-if (HypoPG) plans per run; a run over thousands of statements stays inside the Lambda timeout. */
+    maxWhatIfPlans: positiveInt.default(3_000),
+    /** Columns per candidate index (equality → range → order). */
+    maxIndexColumns: z.number().int().min(1).max(3).default(3),
+    /** Statements with fewer calls than this are not planned for. */
+    minStatementCalls: z.number().int().min(0).default(5),
+    /** A selected index must save at least this much time over the stats window, net of its write cost. */
+    minSavedMs: z.number().min(0).default(50),
+    /** Estimated cost of maintaining one index for one written row (insert, update, delete). */
+    writeCostMsPerRowPerIndex: z.number().min(0).default(0.01),
+    /** Timeouts of one CREATE/DROP INDEX CONCURRENTLY. */
+    lockTimeoutMs: positiveInt.default(5_000),
+    statementTimeoutMs: positiveInt.default(1_800_000),
+    /** Hygiene: a non-unique index scanned at most this often since the stats reset is unused. */
+    unusedIndexMaxScans: z.number().int().min(0).default(50),
+    /** Verdict: the statements an index was for must get at least this much faster (measured mean). */
+    minMeasuredImprovementPercent: percent.default(10),
+    /** Verdict: fewer calls than this since apply is too little evidence to judge an index. */
+    verdictMinCalls: z.number().int().min(0).default(20),
+  })
+  .strict();
+
 /** The caching area: the cache client's knobs and the tuner's evidence thresholds (issue 5). */
 const cachingTunerSchema = z
   .object({
@@ -321,6 +348,7 @@ export const configSchema = z
     nPlusOne: nPlusOneSchema.prefault({}),
     spatialAdvisor: spatialAdvisorSchema.prefault({}),
     connectionPool: connectionPoolSchema.prefault({}),
+    indexAdvisor: indexAdvisorSchema.prefault({}),
     cachingTuner: cachingTunerSchema.prefault({}),
     ledger: z
       .object({

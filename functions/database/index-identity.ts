@@ -1,0 +1,40 @@
+/**
+ * How Perfpilot knows an index is its own: BOTH a name that starts with
+ * `perfpilot_` AND a comment that starts with `perfpilot:managed`. A name alone can
+ * be typed by anyone; the comment carries the rollout and statements it was for.
+ * Hygiene drops only indexes with both marks unless budgets.mayDropForeignIndexes.
+ */
+import { createHash } from 'node:crypto';
+
+export const INDEX_NAME_PREFIX = 'perfpilot_';
+export const INDEX_COMMENT_MARKER = 'perfpilot:managed';
+
+export interface IndexComment {
+  readonly rolloutId?: string;
+  readonly queryIds?: readonly string[];
+}
+
+export function isPerfpilotIndex(index: { readonly name: string; readonly comment: string | null }): boolean {
+  return index.name.startsWith(INDEX_NAME_PREFIX) && (index.comment ?? '').startsWith(INDEX_COMMENT_MARKER);
+}
+
+export function indexComment(meta: IndexComment): string {
+  return `${INDEX_COMMENT_MARKER} ${JSON.stringify(meta)}`;
+}
+
+/**
+ * A deterministic name (same candidate, same name: apply stays idempotent) within
+ * PostgreSQL's 63-byte limit, made only of [a-z0-9_] so it never needs quoting
+ * tricks; a hash of the exact table and columns keeps it unique.
+ */
+export function indexNameFor(schema: string, table: string, columns: readonly string[]): string {
+  const hash = createHash('sha256').update(JSON.stringify([schema, table, columns])).digest('hex').slice(0, 8);
+  const readable = [table, ...columns]
+    .join('_')
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .replace(/_+/g, '_')
+    .replace(/^_|_$/g, '');
+  const room = 63 - INDEX_NAME_PREFIX.length - hash.length - 1;
+  return `${INDEX_NAME_PREFIX}${readable.slice(0, room).replace(/_$/, '')}_${hash}`;
+}

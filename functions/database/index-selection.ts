@@ -1,0 +1,233 @@
+/**
+ * Whole-workload index selection under a storage budget and an index count.
+ *
+ * The value of a set of indexes X is the time it saves the workload, net of its
+ * write cost: Σ_s totalTime_s · (1 − cost_s(X)/cost_s(∅)) − Σ_{i∈X} writtenRows_t(i) ·
+ * writeCostMsPerRowPerIndex. Estimated plan costs only say *how much* cheaper a
+ * statement gets; the measured total time (calls × mean) says how much that is worth.
+ *
+ * The search follows Extend (Schlosser et al.; best cost under a budget in Kossmann
+ * et al., VLDB 2020): greedily add an index or widen a chosen one by columns, by
+ * value gained per byte, interactions included because every step re-plans the
+ * statements with the whole set. A second pass by value alone guards against the
+ * ratio rule stranding budget; the better set wins. No fixed percentage bar: an
+ * index is kept if it saves more than it costs (and more than `minSavedMs`).
+ */
+import type { AnalyzedStatement, IndexCandidate } from './index-candidates.ts';
+import type { WhatIfCoster } from './what-if.ts';
+
+export interface SelectionSettings {
+  readonly maxIndexes: number;
+  readonly maxIndexBytes: number;
+  readonly minSavedMs: number;
+  readonly writeCostMsPerRowPerIndex: number;
+  /** `schema.table` → rows written since the stats reset. */
+  readonly writtenRows: ReadonlyMap<string, number>;
+}
+
+export interface SelectedIndex {
+  readonly candidate: IndexCandidate;
+  readonly bytes: number;
+  /** Share of the workload's saved time whose plans use this index. */
+  readonly savedMs: number;
+  readonly writeCostMs: number;
+  /** Statements whose what-if plan uses it. */
+  readonly queryIds: readonly string[];
+  /** Calls-weighted estimated cost ratio (after/before) of those statements. */
+  readonly costRatio: number;
+}
+
+export interface Selection {
+  readonly indexes: readonly SelectedIndex[];
+  /** Net saved time of the set over the stats window (ms). */
+  readonly savedMs: number;
+  /** Σ calls × estimated cost, without and with the set: the benchmark's workload cost. */
+  readonly baseWorkloadCost: number;
+  readonly workloadCost: number;
+  readonly plansUsed: number;
+  /** The what-if budget ran out: the set is the best found so far. */
+  readonly exhausted: boolean;
+  readonly rejected: readonly { readonly candidate: IndexCandidate; readonly reason: string }[];
+}
+
+const tableOf = (c: IndexCandidate) => `${c.schema}.${c.table}`;
+
+/** The objective over one workload, with a shared what-if cache. */
+export class WorkloadModel {
+  private readonly base = new Map<string, number>();
+
+  constructor(
+    readonly statements: readonly AnalyzedStatement[],
+    private readonly coster: WhatIfCoster,
+    private readonly settings: Pick<SelectionSettings, 'writeCostMsPerRowPerIndex' | 'writtenRows'>,
+  ) {}
+
+  /** Statements an index on this candidate could change: same table, leading column used. */
+  relevant(candidate: IndexCandidate): AnalyzedStatement[] {
+    const table = tableOf(candidate);
+    return this.statements.filter((s) => s.columns.uses.some((u) => u.table === table && u.column === candidate.columns[0]));
+  }
+
+  async baseCost(s: AnalyzedStatement): Promise<number | undefined> {
+    if (this.base.has(s.queryId)) return this.base.get(s.queryId);
+    const cost = (await this.coster.plan(s, []))?.cost;
+    if (cost !== undefined) this.base.set(s.queryId, cost);
+    return cost;
+  }
+
+  /** Saved ms of one statement under a set. */
+  async saved(s: AnalyzedStatement, set: readonly IndexCandidate[]): Promise<number> {
+    const before = await this.baseCost(s);
+    if (!before || before <= 0) return 0;
+    const after = (await this.coster.plan(s, set))?.cost ?? before;
+    return s.totalTimeMs * Math.max(0, 1 - after / before);
+  }
+
+  writeCostMs(c: IndexCandidate): number {
+    return (this.settings.writtenRows.get(tableOf(c)) ?? 0) * this.settings.writeCostMsPerRowPerIndex;
+  }
+
+  /** Net value of a set over the given statements (default: all). */
+  async value(set: readonly IndexCandidate[], over: readonly AnalyzedStatement[] = this.statements): Promise<number> {
+    let total = 0;
+    for (const s of over) total += await this.saved(s, set);
+    return total - set.reduce((sum, c) => sum + this.writeCostMs(c), 0);
+  }
+
+  /** Σ calls × estimated cost under a set. */
+  async workloadCost(set: readonly IndexCandidate[]): Promise<number> {
+    let total = 0;
+    for (const s of this.statements) {
+      const before = (await this.baseCost(s)) ?? 0;
+      total += s.calls * ((await this.coster.plan(s, set))?.cost ?? before);
+    }
+    return total;
+  }
+}
+
+interface Move {
+  readonly add: IndexCandidate;
+  readonly remove?: IndexCandidate;
+  readonly gain: number;
+  readonly bytes: number;
+}
+
+async function greedy(
+  model: WorkloadModel,
+  coster: WhatIfCoster,
+  pool: readonly IndexCandidate[],
+  sizes: ReadonlyMap<string, number>,
+  settings: SelectionSettings,
+  byRatio: boolean,
+): Promise<IndexCandidate[]> {
+  let chosen: IndexCandidate[] = [];
+  const bytesOf = (set: readonly IndexCandidate[]) => set.reduce((sum, c) => sum + (sizes.get(c.key) ?? 0), 0);
+  for (;;) {
+    let best: { move: Move; score: number } | undefined;
+    for (const add of pool) {
+      if (chosen.some((c) => c.key === add.key)) continue;
+      const widened = chosen.filter(
+        (c) => tableOf(c) === tableOf(add) && c.columns.length < add.columns.length && c.columns.every((col, i) => add.columns[i] === col),
+      );
+      const options: (IndexCandidate | undefined)[] = [undefined, ...widened];
+      for (const remove of options) {
+        const next = [...chosen.filter((c) => c !== remove), add];
+        if (next.length > settings.maxIndexes || bytesOf(next) > settings.maxIndexBytes) continue;
+        // Only statements that can use the added index change (a widened one shares its leading column).
+        const over = model.relevant(add);
+        const gain = (await model.value(next, over)) - (await model.value(chosen, over));
+        if (coster.exhausted) return chosen;
+        if (gain <= 0) continue;
+        const bytes = bytesOf(next) - bytesOf(chosen);
+        const score = byRatio ? gain / Math.max(bytes, 8192) : gain;
+        if (!best || score > best.score) best = { move: { add, remove, gain, bytes }, score };
+      }
+    }
+    if (!best) return chosen;
+    const { add, remove } = best.move;
+    chosen = [...chosen.filter((c) => c !== remove), add];
+  }
+}
+
+export async function selectIndexes(
+  statements: readonly AnalyzedStatement[],
+  candidates: readonly IndexCandidate[],
+  coster: WhatIfCoster,
+  settings: SelectionSettings,
+): Promise<Selection> {
+  const model = new WorkloadModel(statements, coster, settings);
+  const rejected: { candidate: IndexCandidate; reason: string }[] = [];
+  const sizes = new Map<string, number>();
+  const pool: IndexCandidate[] = [];
+  // Alone, a candidate must save something: this prunes most of them with one plan per statement.
+  for (const c of candidates) {
+    const bytes = await coster.size(c);
+    if (bytes === undefined) {
+      rejected.push({ candidate: c, reason: 'cannot be built as a btree index' });
+      continue;
+    }
+    sizes.set(c.key, bytes);
+    if (bytes > settings.maxIndexBytes) {
+      rejected.push({ candidate: c, reason: `estimated ${bytes} bytes exceeds budgets.maxIndexBytes` });
+      continue;
+    }
+    const value = await model.value([c], model.relevant(c));
+    if (value > 0) pool.push(c);
+    else rejected.push({ candidate: c, reason: value < 0 ? 'writes would cost more than it saves' : 'no statement plan improves' });
+    if (coster.exhausted) break;
+  }
+  const byRatio = await greedy(model, coster, pool, sizes, settings, true);
+  const byValue = coster.exhausted ? [] : await greedy(model, coster, pool, sizes, settings, false);
+  const [vr, vv] = [await model.value(byRatio), await model.value(byValue)];
+  let chosen = vv > vr ? byValue : byRatio;
+
+  // Drop members that no plan uses any more, or whose share does not pay (widening can orphan one).
+  const attributed = async (set: readonly IndexCandidate[]) => {
+    const share = new Map<string, { saved: number; queryIds: string[]; before: number; after: number }>();
+    for (const s of statements) {
+      const plan = await coster.plan(s, set);
+      const before = (await model.baseCost(s)) ?? 0;
+      const used = set.filter((c) => plan?.indexesUsed.includes(c.key));
+      const saved = await model.saved(s, set);
+      for (const c of used) {
+        const e = share.get(c.key) ?? { saved: 0, queryIds: [], before: 0, after: 0 };
+        e.saved += saved / used.length;
+        e.queryIds.push(s.queryId);
+        e.before += s.calls * before;
+        e.after += s.calls * (plan?.cost ?? before);
+        share.set(c.key, e);
+      }
+    }
+    return share;
+  };
+  let share = await attributed(chosen);
+  const paying = chosen.filter((c) => (share.get(c.key)?.saved ?? 0) - model.writeCostMs(c) >= settings.minSavedMs);
+  for (const c of chosen) if (!paying.includes(c)) rejected.push({ candidate: c, reason: `saves less than ${settings.minSavedMs} ms net` });
+  if (paying.length !== chosen.length) {
+    chosen = paying;
+    share = await attributed(chosen);
+  }
+
+  const indexes = chosen
+    .map((c) => {
+      const s = share.get(c.key);
+      return {
+        candidate: c,
+        bytes: sizes.get(c.key) ?? 0,
+        savedMs: s?.saved ?? 0,
+        writeCostMs: model.writeCostMs(c),
+        queryIds: s?.queryIds ?? [],
+        costRatio: s && s.before > 0 ? s.after / s.before : 1,
+      };
+    })
+    .sort((a, b) => b.savedMs - b.writeCostMs - (a.savedMs - a.writeCostMs));
+  return {
+    indexes,
+    savedMs: await model.value(chosen),
+    baseWorkloadCost: await model.workloadCost([]),
+    workloadCost: await model.workloadCost(chosen),
+    plansUsed: coster.plansUsed,
+    exhausted: coster.exhausted,
+    rejected,
+  };
+}
