@@ -20,11 +20,19 @@ export interface ExecutionStatusChangeEvent {
   readonly detail: { readonly executionArn: string; readonly stateMachineArn: string; readonly name: string; readonly status: string };
 }
 
-export type RollbackEvent = AlarmStateChangeEvent | ExecutionStatusChangeEvent;
+/** Sent by `perfpilot rollback --target aws` (the emergency rollback), invoking the function directly. */
+export interface ManualRollbackEvent {
+  readonly source: 'perfpilot.cli';
+  readonly 'detail-type': 'Manual Rollback';
+  readonly detail: { readonly areas: readonly Area[]; readonly all: boolean; readonly reason: string };
+}
+
+export type RollbackEvent = AlarmStateChangeEvent | ExecutionStatusChangeEvent | ManualRollbackEvent;
 
 export type RollbackOutcome =
   | ({ readonly kind: 'rollback' } & RollbackReport)
   | { readonly kind: 'execution-closed'; readonly area: Area; readonly rolloutId: string; readonly reverted: number; readonly circuitOpened: boolean }
+  | { readonly kind: 'manual'; readonly reports: readonly RollbackReport[] }
   | { readonly kind: 'ignored'; readonly why: string };
 
 export async function handleRollbackEvent(
@@ -65,6 +73,14 @@ export async function handleRollbackEvent(
     const circuitOpened = await evaluateCircuit(deps, area);
     logger.info('rollout execution closed', { area, rolloutId, status, reverted, circuitOpened });
     return { kind: 'execution-closed', area, rolloutId, reverted, circuitOpened };
+  }
+
+  if (event?.source === 'perfpilot.cli' && event['detail-type'] === 'Manual Rollback') {
+    const reports: RollbackReport[] = [];
+    for (const area of event.detail.areas) {
+      reports.push(await rollbackArea(deps, { area, all: event.detail.all, reason: event.detail.reason }));
+    }
+    return { kind: 'manual', reports };
   }
 
   throw new InvalidRequestError(`unexpected event: ${JSON.stringify(event)?.slice(0, 300)}`);

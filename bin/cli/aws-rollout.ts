@@ -1,0 +1,81 @@
+/**
+ * `perfpilot rollout <area> --target aws`: starts the deployed state machine and
+ * follows its execution history until it ends, printing the same progress lines as
+ * a local run.
+ */
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  ListStateMachinesCommand,
+  StartExecutionCommand,
+  type HistoryEvent,
+  type SFNClient,
+} from '@aws-sdk/client-sfn';
+import type { PerfpilotConfig } from '#lib/config';
+import type { Area } from '#shared/change';
+import type { RolloutProgress } from '#local/rollout-runner';
+
+export function stateMachineName(config: PerfpilotConfig, area: Area): string {
+  return `${config.name}-${area}-rollout`;
+}
+
+export async function findStateMachine(sfn: SFNClient, name: string): Promise<string> {
+  let nextToken: string | undefined;
+  do {
+    const out = await sfn.send(new ListStateMachinesCommand({ nextToken }));
+    const hit = out.stateMachines?.find((m) => m.name === name);
+    if (hit?.stateMachineArn) return hit.stateMachineArn;
+    nextToken = out.nextToken;
+  } while (nextToken);
+  throw new Error(`state machine ${name} is not deployed in this account/region (did \`cdk deploy\` run with this config?)`);
+}
+
+/** Maps a Step Functions history event to the progress events the printer knows. */
+export function progressOf(event: HistoryEvent): RolloutProgress | undefined {
+  if (event.stateEnteredEventDetails?.name) return { type: 'state-entered', state: event.stateEnteredEventDetails.name };
+  if (event.stateExitedEventDetails?.name) {
+    const text = event.stateExitedEventDetails.output;
+    return { type: 'state-succeeded', state: event.stateExitedEventDetails.name, output: text ? JSON.parse(text) : undefined };
+  }
+  if (event.executionFailedEventDetails) {
+    return {
+      type: 'state-failed',
+      state: 'execution',
+      error: event.executionFailedEventDetails.error ?? '',
+      cause: event.executionFailedEventDetails.cause ?? '',
+    };
+  }
+  return undefined;
+}
+
+export async function runAwsRollout(
+  sfn: SFNClient,
+  config: PerfpilotConfig,
+  area: Area,
+  onProgress: (p: RolloutProgress) => void,
+  pollMs = 2000,
+): Promise<{ executionArn: string; status: string; error?: string; cause?: string }> {
+  const stateMachineArn = await findStateMachine(sfn, stateMachineName(config, area));
+  const started = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ trigger: 'cli' }) }));
+  const executionArn = started.executionArn!;
+  let seen = 0;
+  for (;;) {
+    // Status first, history second: when it says "done", the history read after it is complete.
+    const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+    let nextToken: string | undefined;
+    do {
+      const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken, maxResults: 100 }));
+      for (const e of page.events ?? []) {
+        if ((e.id ?? 0) <= seen) continue;
+        seen = e.id ?? seen;
+        const p = progressOf(e);
+        if (p) onProgress(p);
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    if (d.status && d.status !== 'RUNNING') {
+      return { executionArn, status: d.status, error: d.error, cause: d.cause };
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}

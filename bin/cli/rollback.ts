@@ -1,0 +1,100 @@
+/**
+ * `perfpilot rollback <area>` and `perfpilot rollback --all` (the emergency rollback):
+ * revert what Perfpilot applied, from the ledger alone. Shows what it will revert
+ * and asks first, unless --yes.
+ */
+import { createInterface } from 'node:readline/promises';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import type { PerfpilotConfig } from '#lib/config';
+import type { Area, Change } from '#shared/change';
+import { changesToRevert, rollbackArea, type RollbackReport } from '#functions/rollback/rollback';
+import type { ManualRollbackEvent, RollbackOutcome } from '#functions/rollback/events';
+import type { LedgerAccess } from './context.ts';
+import { ago, paint, table } from './format.ts';
+
+export interface RollbackCommandOptions {
+  readonly yes?: boolean;
+  readonly json?: boolean;
+  readonly reason?: string;
+}
+
+export async function plannedReverts(access: LedgerAccess, config: PerfpilotConfig, areas: readonly Area[]): Promise<Change[]> {
+  const all: Change[] = [];
+  for (const area of areas) all.push(...(await changesToRevert({ ledger: access.ledger, config, clock: () => new Date() }, area, true)));
+  return all;
+}
+
+export function renderPlannedReverts(changes: readonly Change[]): string {
+  return table(
+    ['AREA', 'ROLLOUT', 'KIND', 'TARGET', 'STATUS', 'APPLIED'],
+    changes.map((c) => [c.area, c.rolloutId, c.kind, c.target, c.status, ago(c.createdAt)]),
+  );
+}
+
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) {
+    throw new Error('refusing to roll back without confirmation: stdin is not a terminal; pass --yes to confirm');
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await rl.question(question);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export async function confirmRollback(changes: readonly Change[], options: RollbackCommandOptions, write: (s: string) => void): Promise<boolean> {
+  if (options.json) return Boolean(options.yes);
+  write(paint.bold(`Perfpilot will revert ${changes.length} change(s), newest first:`));
+  write(renderPlannedReverts(changes));
+  if (options.yes) return true;
+  return confirm('Revert them? [y/N] ');
+}
+
+export async function rollbackLocally(
+  access: LedgerAccess,
+  areas: readonly Area[],
+  reason: string,
+): Promise<RollbackReport[]> {
+  if (!access.runtime) throw new Error('a local rollback needs the local runtime');
+  const deps = access.runtime.rollbackDeps();
+  const reports: RollbackReport[] = [];
+  for (const area of areas) reports.push(await rollbackArea(deps, { area, reason, all: true }));
+  return reports;
+}
+
+/** In AWS the rollback function does the work (it can invoke the area functions); the CLI asks it. */
+export async function rollbackInAws(
+  lambda: LambdaClient,
+  config: PerfpilotConfig,
+  areas: readonly Area[],
+  reason: string,
+): Promise<RollbackReport[]> {
+  const event: ManualRollbackEvent = { source: 'perfpilot.cli', 'detail-type': 'Manual Rollback', detail: { areas, all: true, reason } };
+  const FunctionName = `${config.name}-rollback`;
+  const out = await lambda.send(
+    new InvokeCommand({ FunctionName, InvocationType: 'RequestResponse', Payload: new TextEncoder().encode(JSON.stringify(event)) }),
+  );
+  const text = out.Payload ? new TextDecoder().decode(out.Payload) : '';
+  if (out.FunctionError) throw new Error(`the rollback function ${FunctionName} failed: ${text.slice(0, 2000)}`);
+  const outcome = JSON.parse(text) as RollbackOutcome;
+  return outcome.kind === 'manual' ? [...outcome.reports] : [];
+}
+
+export function renderRollbackReports(reports: readonly RollbackReport[]): string {
+  return table(
+    ['AREA', 'STOPPED', 'REVERTED', 'FAILED', 'CIRCUIT', 'ERRORS'],
+    reports.map((r) => [
+      r.area,
+      r.stoppedExecutions.length,
+      r.reverted,
+      r.failed ? paint.red(String(r.failed)) : 0,
+      r.circuitOpened ? 'opened' : '-',
+      r.errors.join('; '),
+    ]),
+    80,
+  );
+}
+
+export { LambdaClient };

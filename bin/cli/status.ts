@@ -1,0 +1,115 @@
+/**
+ * `perfpilot status`: recent rollouts with their stages, changes, guardrail verdicts
+ * and measured effects, read from the ledger alone.
+ */
+import type { PerfpilotConfig } from '#lib/config';
+import { AREA_NAMES_WITH_TEST } from '#shared/ledger-table';
+import type { Area, Change, Rollout } from '#shared/change';
+import type { LedgerAccess } from './context.ts';
+import { ago, formatEffect, paint, table } from './format.ts';
+
+export interface StatusOptions {
+  readonly json?: boolean;
+  readonly area?: Area;
+  readonly limit: number;
+}
+
+export interface StatusReport {
+  readonly ledger: string;
+  readonly areas: { area: Area; circuit: 'closed' | 'open'; circuitReason?: string; lockedBy?: string }[];
+  readonly rollouts: (Rollout & { changes: Change[] })[];
+}
+
+export async function collectStatus(access: LedgerAccess, options: StatusOptions): Promise<StatusReport> {
+  const areas = options.area ? [options.area] : AREA_NAMES_WITH_TEST.filter((a) => a !== 'test');
+  const report: StatusReport = { ledger: access.where, areas: [], rollouts: [] };
+  for (const area of areas) {
+    const circuit = await access.areaState.circuit(area);
+    const lock = await access.lock.current(area);
+    report.areas.push({
+      area,
+      circuit: circuit.disabled ? 'open' : 'closed',
+      circuitReason: circuit.reason,
+      lockedBy: lock && new Date(lock.expiresAt) > new Date() ? lock.owner : undefined,
+    });
+    for (const rollout of await access.ledger.listRollouts(area, options.limit)) {
+      report.rollouts.push({ ...rollout, changes: await access.ledger.listChanges(rollout.rolloutId) });
+    }
+  }
+  report.rollouts.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  report.rollouts.splice(options.limit);
+  return report;
+}
+
+const statusColor = (s: string) =>
+  s === 'succeeded' || s === 'kept' ? paint.green(s) : s === 'reverted' || s === 'failed' || s === 'revert-failed' ? paint.red(s) : s;
+
+export function renderStatus(report: StatusReport, config: PerfpilotConfig): string {
+  const out: string[] = [];
+  out.push(paint.bold(`Perfpilot status — ${report.ledger}`), '');
+  out.push(
+    table(
+      ['AREA', 'SCHEDULE', 'CIRCUIT', 'LOCK'],
+      report.areas.map((a) => [
+        a.area,
+        config.areas[a.area as keyof PerfpilotConfig['areas']]
+          ? `${config.areas[a.area as keyof PerfpilotConfig['areas']].enabled ? '' : '(disabled) '}${config.areas[a.area as keyof PerfpilotConfig['areas']].schedule}`
+          : '-',
+        a.circuit === 'open' ? paint.red(`open: ${a.circuitReason ?? ''}`) : 'closed',
+        a.lockedBy ? `held by ${a.lockedBy}` : 'free',
+      ]),
+    ),
+  );
+  out.push('');
+  if (report.rollouts.length === 0) {
+    out.push(
+      'No history yet: the ledger has no rollouts.',
+      'Start one with `npm run optimization:deploy-caching` or `npx perfpilot rollout <area>`.',
+    );
+    return out.join('\n');
+  }
+  out.push(paint.bold('Recent rollouts'));
+  out.push(
+    table(
+      ['ROLLOUT', 'AREA', 'STATUS', 'STARTED', 'STAGES', 'CHANGES', 'REASON'],
+      report.rollouts.map((r) => [
+        r.rolloutId,
+        r.area,
+        statusColor(r.status),
+        ago(r.startedAt),
+        r.verdicts.length ? r.verdicts.map((v) => (v.healthy ? '✓' : '✗')).join('') + `/${r.stageCount}` : `0/${r.stageCount}`,
+        r.changes.length,
+        r.reason ?? '',
+      ]),
+      70,
+    ),
+  );
+  for (const r of report.rollouts) {
+    if (r.changes.length === 0 && r.verdicts.length === 0) continue;
+    out.push('', paint.bold(`${r.rolloutId}`) + paint.dim(` (${r.area}, ${r.status})`));
+    for (const v of r.verdicts) {
+      out.push(
+        `  stage ${v.stage}: ${v.healthy ? paint.green('healthy') : paint.red('regressed')}` +
+          (v.breaches.length ? ` — ${v.breaches.map((b) => b.detail).join('; ')}` : ''),
+      );
+    }
+    if (r.changes.length) {
+      out.push(
+        table(
+          ['  #', 'STAGE', 'KIND', 'TARGET', 'STATUS', 'EFFECT', 'NOTE'],
+          r.changes.map((c) => [
+            `  ${c.seq}`,
+            c.stage,
+            c.kind,
+            c.target,
+            statusColor(c.status),
+            formatEffect(c.effect as Record<string, { before: number; after: number }> | undefined),
+            c.history.at(-1)?.note ?? '',
+          ]),
+          50,
+        ),
+      );
+    }
+  }
+  return out.join('\n');
+}

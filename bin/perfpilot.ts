@@ -1,0 +1,248 @@
+/**
+ * The Perfpilot CLI. Every command runs the same cores the Lambdas run: locally
+ * (the default) against the services in the config, or against the deployed stack
+ * with `--target aws`.
+ */
+import './cli/env.ts';
+import '#local/polyfills';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { AREAS, ConfigError, DEFAULT_CONFIG_FILE, type AreaName } from '#lib/config';
+import type { Area } from '#shared/change';
+import { ANALYZER_LOADERS, PLUGIN_LOADERS } from '#local/plugins';
+import { openLedger, readConfig, type GlobalOptions } from './cli/context.ts';
+import { paint, table } from './cli/format.ts';
+import { collectStatus, renderStatus } from './cli/status.ts';
+import { progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
+import { runAwsRollout } from './cli/aws-rollout.ts';
+import { confirmRollback, plannedReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
+import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
+
+const write = (line: string) => process.stdout.write(`${line}\n`);
+
+function parseArea(value: string): AreaName {
+  if (!(AREAS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`expected one of ${AREAS.join(', ')}`);
+  }
+  return value as AreaName;
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
+  return n;
+}
+
+const program = new Command('perfpilot')
+  .description(
+    'A performance autopilot for applications on AWS: it tunes caching, realtime delivery, PostgreSQL/PostGIS and vector search\n' +
+      'with staged, reversible changes, and keeps a ledger of every change and its measured effect.',
+  )
+  .addOption(new Option('-c, --config <file>', 'config file').default(DEFAULT_CONFIG_FILE))
+  .addOption(
+    new Option('-t, --target <target>', 'local: the services in the config, ledger on this machine; aws: the deployed stack')
+      .choices(['local', 'aws'])
+      .default('local'),
+  )
+  .option('--table <name>', 'ledger table name with --target aws (default: <name>-ledger)')
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `
+Examples:
+  $ perfpilot config check            validate the config and check the services answer
+  $ perfpilot analyze database         what the database advisor would change, and why
+  $ perfpilot rollout caching          run the caching rollout locally (canary, bake, guardrails)
+  $ perfpilot status                   recent rollouts, changes, verdicts and effects
+  $ perfpilot rollback --all --yes     emergency: revert everything Perfpilot applied
+  $ perfpilot rollout database -t aws  start the deployed rollout and follow it`,
+  );
+
+const globals = () => program.opts<GlobalOptions>();
+
+program
+  .command('status')
+  .description('show recent rollouts with their stages, changes, guardrail verdicts and measured effects')
+  .option('--json', 'print JSON')
+  .option('--area <area>', 'only this area', parseArea)
+  .option('--limit <n>', 'how many rollouts', parseCount, 10)
+  .action(async (opts: { json?: boolean; area?: AreaName; limit: number }) => {
+    const config = readConfig(globals());
+    const access = await openLedger(config, globals());
+    try {
+      const report = await collectStatus(access, opts);
+      write(opts.json ? JSON.stringify(report, null, 2) : renderStatus(report, config));
+    } finally {
+      await access.close();
+    }
+  });
+
+const configCommand = program.command('config').description('work with the config file');
+configCommand
+  .command('check')
+  .description('validate the config file (errors name the field) and check that local targets answer')
+  .option('--offline', 'validate only; do not contact the services')
+  .action(async (opts: { offline?: boolean }) => {
+    const config = readConfig(globals());
+    write(renderConfigSummary(config, globals().config));
+    if (opts.offline || globals().target === 'aws') return;
+    const probes = await probeTargets(config);
+    write('');
+    for (const p of probes) write(`${p.ok ? paint.green('✓') : paint.red('✗')} ${p.target}: ${p.detail}`);
+    if (probes.some((p) => !p.ok)) process.exitCode = 1;
+  });
+
+program
+  .command('rollout')
+  .description('run an area\'s staged rollout: plan, baseline, canary stage, bake, guardrails, remaining stages, record (or revert)')
+  .argument('<area>', `one of ${AREAS.join(', ')}`, parseArea)
+  .option('--bake-seconds <n>', 'bake time per stage (default: rollout.bakeSeconds from the config)', parseCount)
+  .option('--force', 'run even if the circuit breaker disabled the area')
+  .option('--json', 'print the result as JSON')
+  .action(async (area: AreaName, opts: { bakeSeconds?: number; force?: boolean; json?: boolean }) => {
+    const config = readConfig(globals());
+    if (globals().target === 'aws') {
+      const result = await runAwsRollout(new SFNClient({}), config, area, opts.json ? () => undefined : progressPrinter(write, config.rollout.bakeSeconds));
+      write(opts.json ? JSON.stringify(result, null, 2) : `\nExecution ${result.executionArn}: ${result.status}${result.cause ? ` — ${result.cause}` : ''}`);
+      if (result.status !== 'SUCCEEDED') process.exitCode = 1;
+      return;
+    }
+    const access = await openLedger(config, globals(), (subject, message) => write(paint.yellow(`! ${subject}: ${message}`)));
+    try {
+      const { result, changes } = await runLocalRolloutCommand(access.runtime!, config, area, opts, write);
+      if (opts.json) {
+        write(JSON.stringify({ ...result, changes }, null, 2));
+      } else {
+        write('');
+        write(renderChanges(changes));
+        const kept = changes.filter((c) => c.status === 'kept').length;
+        const reverted = changes.filter((c) => c.status === 'reverted').length;
+        write('');
+        if (result.status === 'SUCCEEDED') {
+          write(paint.green(`Rollout ${result.rolloutId} succeeded: ${changes.length === 0 ? 'nothing to do' : `${kept} change(s) applied and kept${reverted ? `, ${reverted} reverted after measuring` : ''}`}.`));
+        } else {
+          write(paint.red(`Rollout ${result.rolloutId} ${result.status.toLowerCase()}: ${result.error ?? ''}${result.cause ? ` — ${result.cause}` : ''}`));
+        }
+        write(paint.dim('See `perfpilot status` for the ledger.'));
+      }
+      if (result.status !== 'SUCCEEDED') process.exitCode = 1;
+    } finally {
+      await access.close();
+    }
+  });
+
+program
+  .command('rollback')
+  .description('revert what Perfpilot applied to an area, or to every area with --all (emergency rollback), from the ledger alone')
+  .argument('[area]', `one of ${AREAS.join(', ')}`, parseArea)
+  .option('--all', 'every area')
+  .option('-y, --yes', 'do not ask for confirmation')
+  .option('--reason <text>', 'recorded in the ledger', 'manual rollback from the CLI')
+  .option('--json', 'print the result as JSON')
+  .action(async (area: AreaName | undefined, opts: { all?: boolean; yes?: boolean; reason: string; json?: boolean }) => {
+    if (!area && !opts.all) throw new InvalidArgumentError('name an area or pass --all');
+    const config = readConfig(globals());
+    const access = await openLedger(config, globals(), (subject, message) => write(paint.yellow(`! ${subject}: ${message}`)));
+    try {
+      const areas: Area[] = opts.all ? [...AREAS] : [area!];
+      const changes = await plannedReverts(access, config, areas);
+      const running = (await Promise.all(areas.map((a) => access.ledger.runningRollouts(a)))).flat();
+      if (changes.length === 0 && running.length === 0) {
+        write(opts.json ? JSON.stringify({ reverted: 0, reports: [] }) : `Nothing to roll back: ${access.where} has no applied change${opts.all ? '' : ` for ${area}`} and no running rollout.`);
+        return;
+      }
+      if (!(await confirmRollback(changes, opts, write))) {
+        write('Nothing was changed.');
+        process.exitCode = opts.json ? 2 : 1;
+        return;
+      }
+      const reports =
+        globals().target === 'aws'
+          ? await rollbackInAws(new LambdaClient({}), config, areas, opts.reason)
+          : await rollbackLocally(access, areas, opts.reason);
+      if (opts.json) {
+        write(JSON.stringify({ reports }, null, 2));
+      } else {
+        write('');
+        write(renderRollbackReports(reports));
+        const failed = reports.reduce((n, r) => n + r.failed, 0);
+        write(failed ? paint.red(`${failed} change(s) could not be reverted: see \`perfpilot status\`.`) : paint.green('Rolled back. `perfpilot status` shows the reverts.'));
+      }
+      if (reports.some((r) => r.failed > 0)) process.exitCode = 1;
+    } finally {
+      await access.close();
+    }
+  });
+
+program
+  .command('enable')
+  .description('re-enable an area the circuit breaker disabled (after fixing the cause)')
+  .argument('<area>', `one of ${AREAS.join(', ')}`, parseArea)
+  .action(async (area: AreaName) => {
+    const config = readConfig(globals());
+    const access = await openLedger(config, globals());
+    try {
+      await access.areaState.enable(area);
+      write(`${area} is enabled again${globals().target === 'aws' ? ` (also enable its schedule rule ${config.name}-${area}-schedule: aws events enable-rule --name ${config.name}-${area}-schedule)` : ''}.`);
+    } finally {
+      await access.close();
+    }
+  });
+
+program
+  .command('analyze')
+  .description('read-only analysis of an area: what its planner sees and would change, and why')
+  .argument('<area>', `one of ${AREAS.join(', ')}`, parseArea)
+  .option('--json', 'print JSON')
+  .action(async (area: AreaName, opts: { json?: boolean }) => {
+    const config = readConfig(globals());
+    const load = ANALYZER_LOADERS[area];
+    if (!load) {
+      throw new Error(`area ${area} has no analyzer yet; available: ${Object.keys(ANALYZER_LOADERS).join(', ') || 'none'}`);
+    }
+    const report = await (await load())(config);
+    if (opts.json) {
+      write(JSON.stringify(report.json, null, 2));
+      return;
+    }
+    write(paint.bold(report.title));
+    for (const section of report.sections) {
+      write('');
+      write(paint.bold(section.title));
+      write(section.rows.length ? table(section.columns, section.rows, 70) : section.empty ?? 'nothing found');
+    }
+    if (report.notes.length) {
+      write('');
+      for (const note of report.notes) write(paint.dim(`note: ${note}`));
+    }
+  });
+
+program
+  .command('areas')
+  .description('list the areas and whether this installation can tune them yet')
+  .action(() => {
+    write(
+      table(
+        ['AREA', 'ROLLOUT', 'ANALYZE'],
+        AREAS.map((a) => [a, PLUGIN_LOADERS[a] ? 'yes' : 'not yet', ANALYZER_LOADERS[a] ? 'yes' : 'not yet']),
+      ),
+    );
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  const e = error as Error;
+  if (e instanceof ConfigError) {
+    process.stderr.write(`${paint.red('config error:')} ${e.message}\n`);
+    process.exitCode = 2;
+  } else if (e.name === 'InvalidArgumentError' || e.name === 'CommanderError') {
+    process.stderr.write(`${paint.red('error:')} ${e.message}\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`${paint.red('error:')} ${e.message}\n`);
+    if (process.env.PERFPILOT_DEBUG) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = 1;
+  }
+}
