@@ -1,0 +1,126 @@
+/**
+ * `perfpilot analyze caching`: observe and plan, read-only, as report sections.
+ * The policy in force is read from the Redis mirror the clients read (no ledger needed).
+ */
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
+import type { PerfpilotConfig } from '#lib/config';
+import type { AnalysisReport } from '#shared/report';
+import { DEFAULT_CACHE_POLICY, normalizePolicy, type CachePolicy } from '#sdk/cache/policy';
+import { CloudWatchCacheMetricsSource } from './observe.ts';
+import { ElastiCacheParameters, RedisConfigParameters } from './parameters.ts';
+import { readsOf } from './plan.ts';
+import { connectCacheRedis, observeAndPlan } from './plugin.ts';
+
+export interface AnalyzeCachingOptions {
+  readonly target?: 'local' | 'aws';
+  readonly now?: Date;
+}
+
+const r1 = (n: number | undefined) => (n === undefined ? null : Math.round(n * 10) / 10);
+
+export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCachingOptions = {}): Promise<AnalysisReport> {
+  const target = options.target ?? 'local';
+  const now = options.now ?? new Date();
+  const { redis, name } = await connectCacheRedis(config, target);
+  try {
+    const ec = config.targets.caching.elasticache;
+    const aws = target === 'aws' && ec !== undefined;
+    const parameters = aws ? new ElastiCacheParameters(new ElastiCacheClient({}), ec.parameterGroupName) : new RedisConfigParameters(redis, name);
+    const cloudwatch = aws ? new CloudWatchCacheMetricsSource(new CloudWatchClient({}), `${ec.replicationGroupId}-001`) : undefined;
+    const mirrored = await redis.get(config.cachingTuner.policyRedisKey);
+    const current = mirrored
+      ? (() => {
+          const p = JSON.parse(mirrored) as { version: number; document: unknown };
+          return { version: p.version, document: normalizePolicy(p.document) as CachePolicy };
+        })()
+      : { version: 0, document: DEFAULT_CACHE_POLICY };
+    const { observation: obs, plan } = await observeAndPlan(
+      { redis, target: name, parameters, tuning: config.cachingTuner, cloudwatch },
+      current,
+      now,
+    );
+    const notes = [
+      `cache: ${name}; policy in force: ${current.version === 0 ? 'defaults (none published)' : `version ${current.version}`}`,
+      `client counters are cumulative since the clients first flushed them; ${obs.trace.length} sampled requests at rate ${obs.traceSampleRate}`,
+      `keyspace sample: ${obs.sampledKeys} keys (budget ${config.cachingTuner.keyspaceSampleKeysMax})`,
+      ...plan.notes,
+    ];
+    return {
+      area: 'caching',
+      title: 'Caching analysis',
+      sections: [
+        {
+          title: 'Patterns (client statistics and planned policy)',
+          columns: ['pattern', 'reads', 'hit %', 'stale serves', 'loads', 'mean load ms', 'TTL s', 'planned TTL s', 'compression', 'planned', 'admission', 'planned', 'why'],
+          rows: plan.patterns.map((d) => {
+            const s = obs.patterns[d.pattern];
+            return [
+              d.pattern,
+              d.reads,
+              d.hitRatePercent,
+              s?.staleServes ?? 0,
+              s?.loads ?? 0,
+              s && s.loads > 0 ? r1(s.loadMsTotal / s.loads) : null,
+              d.ttlSecondsBefore,
+              d.ttlSecondsAfter,
+              d.compressionBefore,
+              d.compressionAfter,
+              d.admissionBefore,
+              d.admissionAfter,
+              [d.ttlReason, d.compressionReason, d.admissionReason].join('; '),
+            ];
+          }),
+          empty: 'no client statistics yet: no application uses the Perfpilot cache client on this cache',
+        },
+        {
+          title: 'Server',
+          columns: ['metric', 'value'],
+          rows: [
+            ['keyspace hit %', r1(obs.info.keyspaceHits + obs.info.keyspaceMisses > 0 ? (obs.info.keyspaceHits / (obs.info.keyspaceHits + obs.info.keyspaceMisses)) * 100 : undefined)],
+            ['evicted keys', obs.info.evictedKeys],
+            ['expired keys', obs.info.expiredKeys],
+            ['used memory bytes', obs.info.usedMemoryBytes],
+            ['maxmemory bytes', obs.info.maxmemoryBytes],
+            ['connected clients', obs.info.connectedClients],
+            ...Object.entries(obs.parameters).map(([k, v]) => [k, v] as [string, string]),
+            ...Object.entries(obs.cloudwatch ?? {}).map(([k, v]) => [`cloudwatch ${k}`, r1(v as number | undefined)] as [string, number | null]),
+          ],
+        },
+        {
+          title: 'Keyspace sample by pattern',
+          columns: ['pattern', 'keys', 'mean bytes', 'mean TTL s', 'mean idle s', 'mean LFU freq'],
+          rows: Object.entries(obs.samples).map(([p, s]) => [p, s.keys, r1(s.meanBytes), r1(s.meanTtlSeconds), r1(s.meanIdleSeconds), r1(s.meanFreq)]),
+          empty: 'no keys under the namespace',
+        },
+        {
+          title: 'Eviction',
+          columns: ['current', 'simulated LRU hit %', 'simulated LFU hit %', 'tuned hit %', 'proposed', 'why'],
+          rows: [[plan.eviction.currentPolicy, r1(plan.eviction.lruHitRatePercent), r1(plan.eviction.lfuHitRatePercent), r1(plan.eviction.tunedHitRatePercent), plan.eviction.proposedPolicy ?? null, plan.eviction.reason]],
+        },
+        {
+          title: 'Proposed changes',
+          columns: ['kind', 'target', 'reason'],
+          rows: plan.changes.map((c) => [c.kind, c.target, c.reason]),
+          empty: 'nothing to change',
+        },
+      ],
+      notes,
+      json: {
+        target: name,
+        policyVersion: current.version,
+        patterns: plan.patterns,
+        patternReads: Object.fromEntries(Object.entries(obs.patterns).map(([p, s]) => [p, readsOf(s)])),
+        info: obs.info,
+        parameters: obs.parameters,
+        samples: obs.samples,
+        cloudwatch: obs.cloudwatch ?? null,
+        eviction: plan.eviction,
+        warmKeys: plan.warmKeys,
+        changes: plan.changes,
+      },
+    };
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * What the tuner observes of a cache, as plain data: the planner's only input besides
+ * the config and the policy in force.
+ */
+import type { PatternStats } from '#sdk/cache/stats';
+import type { TraceRequest } from './simulate.ts';
+
+export interface ServerInfo {
+  readonly keyspaceHits: number;
+  readonly keyspaceMisses: number;
+  readonly evictedKeys: number;
+  readonly expiredKeys: number;
+  readonly usedMemoryBytes: number;
+  /** 0: no limit. */
+  readonly maxmemoryBytes: number;
+  readonly connectedClients: number;
+  readonly totalKeys: number;
+}
+
+export interface PatternSample {
+  readonly keys: number;
+  readonly meanBytes: number;
+  /** Keys without an expiry are left out. */
+  readonly meanTtlSeconds: number;
+  readonly meanIdleSeconds: number;
+  /** OBJECT FREQ works only under an LFU policy; undefined otherwise. */
+  readonly meanFreq?: number;
+  readonly freqSaturatedPercent?: number;
+}
+
+/** Keys about to expire that were read recently: candidates for warming. */
+export interface HotExpiringKey {
+  readonly key: string;
+  readonly pattern: string;
+  readonly ttlSeconds: number;
+  readonly idleSeconds: number;
+}
+
+/** ElastiCache's CloudWatch metrics, averaged over the observation window (AWS only). */
+export interface CloudWatchCacheMetrics {
+  readonly cacheHitRatePercent?: number;
+  readonly evictions?: number;
+  readonly databaseMemoryUsagePercent?: number;
+  readonly engineCpuUtilizationPercent?: number;
+  readonly currConnections?: number;
+}
+
+export interface CacheObservation {
+  readonly at: string;
+  /** Cumulative client counters per pattern (`*`: undeclared keys). */
+  readonly patterns: Readonly<Record<string, PatternStats>>;
+  readonly info: ServerInfo;
+  /** Current eviction parameters, from CONFIG GET locally or the parameter group in AWS. */
+  readonly parameters: Readonly<Record<string, string>>;
+  readonly samples: Readonly<Record<string, PatternSample>>;
+  readonly hotExpiring: readonly HotExpiringKey[];
+  readonly sampledKeys: number;
+  /** The clients' SHARDS sample of reads, oldest first, and the rate it was taken at. */
+  readonly trace: readonly TraceRequest[];
+  readonly traceSampleRate: number;
+  readonly cloudwatch?: CloudWatchCacheMetrics;
+}

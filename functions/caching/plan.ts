@@ -1,0 +1,431 @@
+/**
+ * The caching planner. Pure: observation + policy in force + config → proposed
+ * changes, with the reason for each decision. No I/O, no clock (`now` is passed in).
+ *
+ * - TTL per pattern from the measured change rate: a refresh that finds a different
+ *   value is a change; with λ = changes / exposure (the summed ages of refreshed
+ *   values), the TTL that keeps P(value changed during its life) ≤ p is −ln(1−p)/λ.
+ *   Values that never changed over enough refreshes get a longer TTL. One run moves a
+ *   TTL by at most `ttlStepFactorMax`, within [ttlMinSeconds, ttlMaxSeconds].
+ * - Compression per pattern from the client's trial compressions (ratio and CPU µs/KiB).
+ * - Eviction policy and admission from exact simulations of the clients' SHARDS
+ *   sample at the sampled share of `maxmemory`: LRU vs LFU, then a second-hit
+ *   doorkeeper and a size cap per pattern, each kept only if it gains hit rate.
+ * - Warming: periodic keys predicted to be read within the horizon after their TTL
+ *   ran out, and hot keys about to expire.
+ */
+import type { PerfpilotConfig } from '#lib/config';
+import type { ProposedChange } from '#shared/change';
+import { normalizePolicy, type CachePolicy, type Compression, type PatternPolicy } from '#sdk/cache/policy';
+import { emptyStats, type PatternStats } from '#sdk/cache/stats';
+import type { CacheObservation } from './observation.ts';
+import { simulate, type Eviction, type SimulationOptions, type TraceRequest } from './simulate.ts';
+
+export type CachingTuning = PerfpilotConfig['cachingTuner'];
+
+export const POLICY_TARGET = 'policy:caching';
+export const SET_POLICY = 'set-cache-policy';
+export const SET_PARAMETER = 'set-cache-parameter';
+
+export interface PatternDecision {
+  readonly pattern: string;
+  readonly reads: number;
+  readonly hitRatePercent: number;
+  readonly ttlSecondsBefore: number;
+  readonly ttlSecondsAfter: number;
+  readonly ttlReason: string;
+  readonly compressionBefore: Compression;
+  readonly compressionAfter: Compression;
+  readonly compressionReason: string;
+  readonly admissionBefore: string;
+  readonly admissionAfter: string;
+  readonly admissionReason: string;
+}
+
+export interface EvictionDecision {
+  readonly currentPolicy: string;
+  readonly lruHitRatePercent?: number;
+  readonly lfuHitRatePercent?: number;
+  readonly tunedHitRatePercent?: number;
+  readonly proposedPolicy?: string;
+  readonly reason: string;
+}
+
+export interface CachingPlan {
+  readonly changes: ProposedChange[];
+  readonly patterns: PatternDecision[];
+  readonly eviction: EvictionDecision;
+  readonly document: CachePolicy;
+  readonly warmKeys: readonly string[];
+  readonly notes: readonly string[];
+}
+
+export interface CachingPlanInput {
+  readonly observation: CacheObservation;
+  readonly current: { readonly version: number; readonly document: CachePolicy };
+  readonly tuning: CachingTuning;
+  readonly now: Date;
+}
+
+const round1 = (n: number) => Math.round(n * 10) / 10;
+const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, n));
+/** Two significant digits: TTLs people can read. */
+const tidySeconds = (s: number) => {
+  if (s < 10) return Math.max(1, Math.round(s));
+  const p = 10 ** (Math.floor(Math.log10(s)) - 1);
+  return Math.round(s / p) * p;
+};
+
+export function readsOf(s: PatternStats): number {
+  return s.hits + s.misses + s.staleServes;
+}
+
+export function planTtl(
+  stats: PatternStats,
+  current: PatternPolicy,
+  t: CachingTuning,
+): { ttlSeconds: number; reason: string } {
+  const reads = readsOf(stats);
+  const keep = (reason: string) => ({ ttlSeconds: current.ttlSeconds, reason });
+  if (reads < t.minReadsPerPattern) return keep(`kept: ${reads} reads, fewer than ${t.minReadsPerPattern}`);
+  if (stats.refreshes < t.minRefreshesPerPattern) {
+    return keep(`kept: ${stats.refreshes} refreshes, fewer than ${t.minRefreshesPerPattern} to estimate how often values change`);
+  }
+  const exposureSeconds = stats.exposureMs / 1_000;
+  const p = t.staleProbabilityPercentMax / 100;
+  let target: number;
+  let why: string;
+  if (stats.changes > 0 && exposureSeconds > 0) {
+    const changesPerSecond = stats.changes / exposureSeconds;
+    target = -Math.log(1 - p) / changesPerSecond;
+    why = `values change about every ${round1(1 / changesPerSecond)} s (${stats.changes} of ${stats.refreshes} refreshes found a new value); TTL for ≤ ${t.staleProbabilityPercentMax}% chance of serving a changed value`;
+  } else {
+    target = current.ttlSeconds * t.ttlStepFactorMax;
+    why = `no value changed in ${stats.refreshes} refreshes: stable, a longer TTL`;
+  }
+  const bounded = clamp(
+    clamp(target, current.ttlSeconds / t.ttlStepFactorMax, current.ttlSeconds * t.ttlStepFactorMax),
+    t.ttlMinSeconds,
+    t.ttlMaxSeconds,
+  );
+  const ttlSeconds = tidySeconds(bounded);
+  if (Math.abs(ttlSeconds - current.ttlSeconds) / current.ttlSeconds < 0.1) return keep(`kept: ${why}, already within 10%`);
+  return { ttlSeconds, reason: `${current.ttlSeconds} s → ${ttlSeconds} s: ${why}` };
+}
+
+export function planCompression(
+  stats: PatternStats,
+  current: PatternPolicy,
+  t: CachingTuning,
+): { compression: Compression; reason: string } {
+  const minSaving = t.compressionSavingPercentMin;
+  if (current.compression === 'none') {
+    if (stats.trialRawBytes < 16 * 1_024) {
+      return { compression: 'none', reason: `kept off: ${stats.trialRawBytes} bytes trial-compressed, too few to judge` };
+    }
+    const kib = stats.trialRawBytes / 1_024;
+    const options = (
+      [
+        ['gzip', stats.trialGzipBytes, stats.trialGzipMicros],
+        ['brotli', stats.trialBrotliBytes, stats.trialBrotliMicros],
+      ] as const
+    )
+      .map(([codec, bytes, micros]) => ({ codec, saving: (1 - bytes / stats.trialRawBytes) * 100, cpu: micros / kib }))
+      .filter((o) => o.saving >= minSaving && o.cpu <= t.compressionCpuMicrosPerKibMax)
+      .sort((a, b) => b.saving - a.saving);
+    const best = options[0];
+    if (!best) return { compression: 'none', reason: `kept off: no codec saves ≥ ${minSaving}% within ${t.compressionCpuMicrosPerKibMax} µs/KiB` };
+    return { compression: best.codec, reason: `on (${best.codec}): saves ${round1(best.saving)}% at ${round1(best.cpu)} µs/KiB` };
+  }
+  if (stats.bytesRaw < 16 * 1_024) return { compression: current.compression, reason: 'kept: too few bytes stored to judge' };
+  const saving = (1 - stats.bytesStored / stats.bytesRaw) * 100;
+  const cpu = stats.compressMicros / (stats.bytesRaw / 1_024);
+  if (saving < minSaving / 2 || cpu > t.compressionCpuMicrosPerKibMax * 1.5) {
+    return { compression: 'none', reason: `off: measured saving ${round1(saving)}% at ${round1(cpu)} µs/KiB does not pay` };
+  }
+  return { compression: current.compression, reason: `kept on: measured saving ${round1(saving)}% at ${round1(cpu)} µs/KiB` };
+}
+
+function evictionFamily(policy: string): Eviction {
+  return policy.includes('lfu') ? 'lfu' : 'lru';
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+interface AdmissionState {
+  doorkeeper: Map<string, number>; // pattern → window seconds
+  maxBytes: Map<string, number>;
+}
+
+function simOptions(
+  eviction: Eviction,
+  capacityBytes: number,
+  t: CachingTuning,
+  admission: AdmissionState,
+  ttlMs: Map<string, number>,
+  windowMs: number,
+): SimulationOptions {
+  return {
+    capacityBytes,
+    eviction,
+    perKeyOverheadBytes: t.perKeyOverheadBytes,
+    doorkeeperPatterns: new Set(admission.doorkeeper.keys()),
+    doorkeeperWindowMs: windowMs,
+    maxValueBytes: admission.maxBytes,
+    ttlMs,
+  };
+}
+
+/** Chooses eviction and admission by simulating the sampled trace. */
+function planEvictionAndAdmission(
+  obs: CacheObservation,
+  doc: CachePolicy,
+  ttlSecondsByPattern: Map<string, number>,
+  t: CachingTuning,
+): { eviction: EvictionDecision; admission: AdmissionState; reasons: Map<string, string> } {
+  const current = obs.parameters['maxmemory-policy'] ?? 'unknown';
+  const admission: AdmissionState = { doorkeeper: new Map(), maxBytes: new Map() };
+  for (const [name, p] of Object.entries(doc.patterns)) {
+    if (p.admission.mode === 'second-hit') admission.doorkeeper.set(name, p.admission.windowSeconds);
+    if (p.admission.largeValueBytes > 0) admission.maxBytes.set(name, p.admission.largeValueBytes);
+  }
+  const reasons = new Map<string, string>();
+  const reads = obs.trace.filter((r) => !r.write).length;
+  if (obs.info.maxmemoryBytes === 0) {
+    return { eviction: { currentPolicy: current, reason: 'maxmemory is 0 (no limit): nothing is evicted, eviction and admission do not matter' }, admission, reasons };
+  }
+  if (reads < t.minTraceRequests) {
+    return { eviction: { currentPolicy: current, reason: `${reads} sampled reads, fewer than ${t.minTraceRequests} to simulate` }, admission, reasons };
+  }
+  const capacityBytes = obs.info.maxmemoryBytes * obs.traceSampleRate;
+  const ttlMs = new Map([...ttlSecondsByPattern].map(([p, s]) => [p, s * 1_000] as const));
+  const windowOf = (a: AdmissionState) => Math.max(0, ...a.doorkeeper.values()) * 1_000;
+  const run = (eviction: Eviction, a: AdmissionState) =>
+    simulate(obs.trace, simOptions(eviction, capacityBytes, t, a, ttlMs, windowOf(a))).hitRatePercent;
+
+  const lru = run('lru', admission);
+  const lfu = run('lfu', admission);
+  let chosen = evictionFamily(current);
+  let proposedPolicy: string | undefined;
+  let reason: string;
+  const gain = Math.abs(lfu - lru);
+  const better: Eviction = lfu > lru ? 'lfu' : 'lru';
+  if (current === 'noeviction') {
+    reason = `noeviction is an operator's choice (writes fail when full); simulated LRU ${round1(lru)}%, LFU ${round1(lfu)}%`;
+  } else if (better !== chosen && gain >= t.hitRateGainPointsMin) {
+    chosen = better;
+    proposedPolicy = current.replace(/lru|lfu|random/, better);
+    if (proposedPolicy === current) proposedPolicy = `allkeys-${better}`;
+    reason = `${better.toUpperCase()} hits ${round1(gain)} points more on the sampled trace (LRU ${round1(lru)}%, LFU ${round1(lfu)}%)`;
+  } else {
+    reason = `kept: LRU ${round1(lru)}%, LFU ${round1(lfu)}% on the sampled trace`;
+  }
+
+  // Admission, one pattern at a time, kept only where the simulation gains.
+  let best = run(chosen, admission);
+  const readsByPattern = new Map<string, number[]>();
+  for (const r of obs.trace) {
+    if (r.write || r.pattern === '*') continue;
+    let sizes = readsByPattern.get(r.pattern);
+    if (!sizes) readsByPattern.set(r.pattern, (sizes = []));
+    sizes.push(r.bytes);
+  }
+  const spanSeconds = obs.trace.length > 1 ? (obs.trace.at(-1)!.atMs - obs.trace[0]!.atMs) / 1_000 : 0;
+  for (const [pattern, sizes] of readsByPattern) {
+    if (sizes.length < reads * 0.02) continue;
+    if (admission.doorkeeper.has(pattern)) {
+      const without: AdmissionState = { ...admission, doorkeeper: new Map(admission.doorkeeper) };
+      without.doorkeeper.delete(pattern);
+      const hr = run(chosen, without);
+      if (hr >= best) {
+        admission.doorkeeper = without.doorkeeper;
+        reasons.set(pattern, `doorkeeper off: storing on first miss hits ${round1(hr - best)} points more`);
+        best = hr;
+      }
+    } else {
+      let bestWindow: { w: number; hr: number } | undefined;
+      for (const w of [spanSeconds / 20, spanSeconds / 5, spanSeconds].map((s) => Math.max(1, Math.round(s)))) {
+        const withDoor: AdmissionState = { ...admission, doorkeeper: new Map(admission.doorkeeper).set(pattern, w) };
+        const hr = run(chosen, withDoor);
+        if (!bestWindow || hr > bestWindow.hr) bestWindow = { w, hr };
+      }
+      if (bestWindow && bestWindow.hr - best >= t.hitRateGainPointsMin) {
+        admission.doorkeeper.set(pattern, bestWindow.w);
+        reasons.set(pattern, `second-hit doorkeeper (${bestWindow.w} s): one-hit wonders stop displacing reused values, +${round1(bestWindow.hr - best)} points simulated`);
+        best = bestWindow.hr;
+      }
+    }
+    const sorted = [...sizes].sort((a, b) => a - b);
+    const p50 = quantile(sorted, 0.5);
+    const p90 = quantile(sorted, 0.9);
+    if (!admission.maxBytes.has(pattern) && p50 > 0 && p90 / p50 >= 4) {
+      const capped: AdmissionState = { ...admission, maxBytes: new Map(admission.maxBytes).set(pattern, p90) };
+      const hr = run(chosen, capped);
+      if (hr - best >= t.hitRateGainPointsMin) {
+        admission.maxBytes.set(pattern, p90);
+        const prior = reasons.get(pattern);
+        reasons.set(pattern, `${prior ? `${prior}; ` : ''}values over ${p90} bytes (p90) kept briefly: +${round1(hr - best)} points simulated`);
+        best = hr;
+      }
+    }
+  }
+  return {
+    eviction: { currentPolicy: current, lruHitRatePercent: lru, lfuHitRatePercent: lfu, tunedHitRatePercent: best, proposedPolicy, reason },
+    admission,
+    reasons,
+  };
+}
+
+/** Periodic keys read again soon after their TTL runs out, and hot keys about to expire. */
+export function planWarmKeys(obs: CacheObservation, ttlSecondsByPattern: Map<string, number>, t: CachingTuning, now: Date): string[] {
+  const nowMs = now.getTime();
+  const horizonMs = t.warmHorizonSeconds * 1_000;
+  const times = new Map<string, { pattern: string; at: number[] }>();
+  for (const r of obs.trace) {
+    if (r.write || r.pattern === '*') continue;
+    let k = times.get(r.key);
+    if (!k) times.set(r.key, (k = { pattern: r.pattern, at: [] }));
+    k.at.push(r.atMs);
+  }
+  const scored: { key: string; score: number }[] = [];
+  for (const [key, { pattern, at }] of times) {
+    if (at.length < 4) continue;
+    const gaps = at.slice(1).map((a, i) => a - at[i]!);
+    const mean = gaps.reduce((s, g) => s + g, 0) / gaps.length;
+    if (mean <= 0) continue;
+    const sd = Math.sqrt(gaps.reduce((s, g) => s + (g - mean) ** 2, 0) / gaps.length);
+    const ttlMs = (ttlSecondsByPattern.get(pattern) ?? 0) * 1_000;
+    const next = at.at(-1)! + mean;
+    // Warming pays when the value expires between two reads and the next read is near.
+    if (sd / mean <= t.periodicCvMax && ttlMs < mean && next >= nowMs - mean * 0.5 && next <= nowMs + horizonMs) {
+      scored.push({ key, score: at.length });
+    }
+  }
+  for (const h of obs.hotExpiring) {
+    if (h.pattern !== '*' && h.ttlSeconds * 1_000 <= horizonMs) scored.push({ key: h.key, score: 1 / (1 + h.idleSeconds) });
+  }
+  const keys = [...new Map(scored.sort((a, b) => b.score - a.score).map((s) => [s.key, s])).keys()];
+  return keys.slice(0, t.warmKeysMax).sort();
+}
+
+function admissionLabel(p: PatternPolicy): string {
+  const parts = [p.admission.mode === 'second-hit' ? `second-hit (${p.admission.windowSeconds} s)` : 'all'];
+  if (p.admission.largeValueBytes > 0) parts.push(`> ${p.admission.largeValueBytes} B brief`);
+  return parts.join(', ');
+}
+
+export function planCaching(input: CachingPlanInput): CachingPlan {
+  const { observation: obs, tuning: t, now } = input;
+  const doc = normalizePolicy(input.current.document);
+  const notes: string[] = [];
+  const names = new Set([...Object.keys(obs.patterns), ...Object.keys(doc.patterns)]);
+  names.delete('*');
+  if (obs.patterns['*'] && readsOf(obs.patterns['*']) > 0) {
+    notes.push(`${readsOf(obs.patterns['*'])} reads of keys matching no declared pattern use the default policy`);
+  }
+
+  const decisions: PatternDecision[] = [];
+  const nextPatterns: Record<string, PatternPolicy> = {};
+  const ttlByPattern = new Map<string, number>();
+  for (const name of [...names].sort()) {
+    const stats = obs.patterns[name] ?? emptyStats();
+    const current = doc.patterns[name] ?? doc.defaults;
+    const ttl = planTtl(stats, current, t);
+    const compression = planCompression(stats, current, t);
+    ttlByPattern.set(name, ttl.ttlSeconds);
+    nextPatterns[name] = {
+      ...current,
+      ttlSeconds: ttl.ttlSeconds,
+      staleSeconds: Math.min(t.staleSecondsMax, Math.max(1, Math.round(ttl.ttlSeconds * t.staleFractionOfTtl))),
+      compression: compression.compression,
+    };
+    decisions.push({
+      pattern: name,
+      reads: readsOf(stats),
+      hitRatePercent: readsOf(stats) === 0 ? 0 : round1(((stats.hits + stats.staleServes) / readsOf(stats)) * 100),
+      ttlSecondsBefore: current.ttlSeconds,
+      ttlSecondsAfter: ttl.ttlSeconds,
+      ttlReason: ttl.reason,
+      compressionBefore: current.compression,
+      compressionAfter: compression.compression,
+      compressionReason: compression.reason,
+      admissionBefore: admissionLabel(current),
+      admissionAfter: '',
+      admissionReason: '',
+    });
+  }
+
+  const { eviction, admission, reasons } = planEvictionAndAdmission(obs, { ...doc, patterns: nextPatterns }, ttlByPattern, t);
+  for (const d of decisions) {
+    const p = nextPatterns[d.pattern]!;
+    const window = admission.doorkeeper.get(d.pattern);
+    const maxBytes = admission.maxBytes.get(d.pattern);
+    const next: PatternPolicy = {
+      ...p,
+      admission: {
+        ...p.admission,
+        mode: window !== undefined ? 'second-hit' : 'all',
+        windowSeconds: window ?? p.admission.windowSeconds,
+        largeValueBytes: maxBytes ?? 0,
+        largeValueTtlSeconds: Math.min(p.admission.largeValueTtlSeconds, p.ttlSeconds),
+      },
+    };
+    nextPatterns[d.pattern] = next;
+    Object.assign(d, { admissionAfter: admissionLabel(next), admissionReason: reasons.get(d.pattern) ?? 'kept' });
+  }
+
+  const warmKeys = planWarmKeys(obs, ttlByPattern, t, now);
+  const document: CachePolicy = { ...doc, patterns: nextPatterns, warmKeys };
+  const changes: ProposedChange[] = [];
+  const patternsChanged = JSON.stringify(nextPatterns) !== JSON.stringify(doc.patterns);
+  const newWarm = warmKeys.filter((k) => !doc.warmKeys.includes(k));
+  if (patternsChanged || newWarm.length > 0) {
+    const changed = decisions.filter(
+      (d) => d.ttlSecondsBefore !== d.ttlSecondsAfter || d.compressionBefore !== d.compressionAfter || d.admissionBefore !== d.admissionAfter,
+    );
+    const parts = changed.map((d) => {
+      const bits: string[] = [];
+      if (d.ttlSecondsBefore !== d.ttlSecondsAfter) bits.push(`TTL ${d.ttlReason}`);
+      if (d.compressionBefore !== d.compressionAfter) bits.push(`compression ${d.compressionReason}`);
+      if (d.admissionBefore !== d.admissionAfter) bits.push(`admission ${d.admissionReason}`);
+      return `${d.pattern}: ${bits.join('; ')}`;
+    });
+    if (newWarm.length > 0) parts.push(`${newWarm.length} keys to warm ahead of expiry`);
+    const expected: Record<string, number> = {};
+    if (eviction.tunedHitRatePercent !== undefined) expected.cacheHitRatePercent = round1(eviction.tunedHitRatePercent);
+    changes.push({
+      kind: SET_POLICY,
+      target: POLICY_TARGET,
+      params: { document, basedOnVersion: input.current.version },
+      reason: parts.join(' | ') || 'policy normalized',
+      expected,
+    });
+  }
+  if (eviction.proposedPolicy) {
+    changes.push({
+      kind: SET_PARAMETER,
+      target: 'maxmemory-policy',
+      params: { name: 'maxmemory-policy', value: eviction.proposedPolicy },
+      reason: eviction.reason,
+      expected: eviction.tunedHitRatePercent === undefined ? undefined : { cacheHitRatePercent: round1(eviction.tunedHitRatePercent) },
+    });
+  }
+  const effectivePolicy = eviction.proposedPolicy ?? eviction.currentPolicy;
+  const saturated = Object.values(obs.samples)
+    .map((s) => s.freqSaturatedPercent)
+    .filter((x): x is number => x !== undefined);
+  const logFactor = Number(obs.parameters['lfu-log-factor'] ?? 10);
+  if (effectivePolicy.includes('lfu') && saturated.length > 0 && Math.max(...saturated) > t.lfuSaturatedPercentMax && logFactor < 1_000) {
+    const value = String(Math.min(1_000, Math.max(logFactor * 4, 1)));
+    changes.push({
+      kind: SET_PARAMETER,
+      target: 'lfu-log-factor',
+      params: { name: 'lfu-log-factor', value },
+      reason: `${round1(Math.max(...saturated))}% of sampled keys sit at the LFU counter cap (255): LFU cannot tell hot from hotter; lfu-log-factor ${logFactor} → ${value}`,
+    });
+  }
+  return { changes, patterns: decisions, eviction, document, warmKeys, notes };
+}

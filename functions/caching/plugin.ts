@@ -1,0 +1,254 @@
+/**
+ * The caching area for the staged rollout. Changes:
+ * - `set-cache-policy` (target `policy:caching`): a new policy version, see
+ *   policy-publication.ts; `before` is the version in force.
+ * - `set-cache-parameter` (target the parameter): CONFIG SET locally, the parameter
+ *   group in AWS (immediate parameters only); `before` is the previous value.
+ * Both capture the clients' counters, so `measure` compares the hit rate since the
+ * change with the hit rate before it.
+ */
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
+import { Redis } from 'ioredis';
+import type { PerfpilotConfig } from '#lib/config';
+import type { AreaPlugin, PluginFactory } from '#shared/area';
+import type { Change, ChangeEffect, ProposedChange } from '#shared/change';
+import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
+import type { MetricsSnapshot } from '#shared/metrics';
+import { logger } from '#shared/observability';
+import type { PolicyStore } from '#shared/policy-store';
+import { DEFAULT_CACHE_POLICY, normalizePolicy, type CachePolicy } from '#sdk/cache/policy';
+import { parseStatsHash, statsKey } from '#sdk/cache/stats';
+import { CloudWatchCacheMetricsSource, observeCache, type CacheMetricsSource } from './observe.ts';
+import type { CacheObservation } from './observation.ts';
+import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
+import { planCaching, SET_PARAMETER, SET_POLICY, type CachingPlan, type CachingTuning } from './plan.ts';
+import { applyCachePolicy, captureCachePolicy, revertCachePolicy, type PolicyState } from './policy-publication.ts';
+
+export interface CachingDeps {
+  readonly redis: Redis;
+  /** Names the cache in messages, e.g. `redis://127.0.0.1:6379`. */
+  readonly target: string;
+  readonly parameters: CacheParameters;
+  readonly policies: PolicyStore;
+  readonly tuning: CachingTuning;
+  readonly cloudwatch?: CacheMetricsSource;
+}
+
+/** Cumulative client counters over all patterns. */
+export interface ClientTotals {
+  readonly reads: number;
+  readonly hits: number;
+  readonly failures: number;
+}
+
+export async function readClientTotals(redis: Redis, namespace: string): Promise<ClientTotals> {
+  const stats = parseStatsHash(await redis.hgetall(statsKey(namespace)));
+  let reads = 0;
+  let hits = 0;
+  let failures = 0;
+  for (const s of stats.values()) {
+    reads += s.hits + s.misses + s.staleServes + s.failures;
+    hits += s.hits + s.staleServes;
+    failures += s.failures;
+  }
+  return { reads, hits, failures };
+}
+
+const hitRate = (t: ClientTotals) => (t.reads === 0 ? 0 : (t.hits / t.reads) * 100);
+
+export async function activePolicy(policies: PolicyStore): Promise<{ version: number; document: CachePolicy }> {
+  const active = await policies.active<CachePolicy>('caching');
+  return active ? { version: active.version, document: normalizePolicy(active.document) } : { version: 0, document: DEFAULT_CACHE_POLICY };
+}
+
+export async function observeAndPlan(
+  deps: Pick<CachingDeps, 'redis' | 'target' | 'parameters' | 'tuning' | 'cloudwatch'>,
+  current: { version: number; document: CachePolicy },
+  now: Date,
+): Promise<{ observation: CacheObservation; plan: CachingPlan }> {
+  const t = deps.tuning;
+  const observation = await observeCache(
+    { redis: deps.redis, target: deps.target, namespace: t.keyNamespace, policyKey: t.policyRedisKey, parameters: deps.parameters, cloudwatch: deps.cloudwatch },
+    {
+      keyspaceSampleKeysMax: t.keyspaceSampleKeysMax,
+      scanCountPerCall: t.scanCountPerCall,
+      warmHorizonSeconds: t.warmHorizonSeconds,
+      patterns: Object.keys(current.document.patterns),
+      traceSampleRate: current.document.traceSampleRate,
+    },
+    now,
+  );
+  return { observation, plan: planCaching({ observation, current, tuning: t, now }) };
+}
+
+interface CapturedState {
+  readonly policy?: PolicyState;
+  readonly parameter?: { readonly name: string; readonly value: string | null };
+  readonly totals: ClientTotals;
+}
+
+export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>): AreaPlugin {
+  const t = deps.tuning;
+  const publication = { policies: deps.policies, redis: deps.redis, policyKey: t.policyRedisKey };
+  let lastTotals: ClientTotals | undefined;
+
+  const parameterOf = (change: ProposedChange) => {
+    const name = change.params.name;
+    const value = change.params.value;
+    if (typeof name !== 'string' || typeof value !== 'string') throw new InvalidRequestError(`change ${change.kind} needs params.name and params.value`);
+    return { name, value };
+  };
+
+  return {
+    area: 'caching',
+
+    async plan(ctx) {
+      const current = await activePolicy(deps.policies);
+      const { plan } = await observeAndPlan(deps, current, ctx.now);
+      logger.info('caching plan', { changes: plan.changes.length, eviction: plan.eviction.reason, notes: plan.notes });
+      return plan.changes;
+    },
+
+    async capture(change: Change): Promise<CapturedState> {
+      const totals = await readClientTotals(deps.redis, t.keyNamespace);
+      if (change.kind === SET_POLICY) return { policy: await captureCachePolicy(publication), totals };
+      if (change.kind === SET_PARAMETER) {
+        const { name } = parameterOf(change);
+        const values = await deps.parameters.read([name]);
+        return { parameter: { name, value: values[name] ?? null }, totals };
+      }
+      throw new InvalidRequestError(`caching cannot capture a change of kind ${change.kind}`);
+    },
+
+    async apply(change: Change): Promise<CapturedState> {
+      const before = change.before as CapturedState | undefined;
+      if (change.kind === SET_POLICY) {
+        const document = normalizePolicy(change.params.document);
+        const policy = await applyCachePolicy(publication, document, before?.policy ?? { version: 0, document: null }, new Date(), `${change.changeId}: ${change.reason}`.slice(0, 1_000));
+        return { policy, totals: await readClientTotals(deps.redis, t.keyNamespace) };
+      }
+      if (change.kind === SET_PARAMETER) {
+        const { name, value } = parameterOf(change);
+        await deps.parameters.write({ [name]: value });
+        return { parameter: { name, value }, totals: await readClientTotals(deps.redis, t.keyNamespace) };
+      }
+      throw new InvalidRequestError(`caching cannot apply a change of kind ${change.kind}`);
+    },
+
+    async revert(change: Change): Promise<void> {
+      const before = change.before as CapturedState | undefined;
+      if (change.kind === SET_POLICY) {
+        await revertCachePolicy(publication, before?.policy ?? { version: 0, document: null }, new Date());
+        return;
+      }
+      if (change.kind === SET_PARAMETER) {
+        const previous = before?.parameter;
+        if (!previous || previous.value === null) return; // nothing was captured: nothing to restore
+        await deps.parameters.write({ [previous.name]: previous.value });
+        return;
+      }
+      throw new InvalidRequestError(`caching cannot revert a change of kind ${change.kind}`);
+    },
+
+    async snapshot(now: Date): Promise<MetricsSnapshot> {
+      try {
+        const totals = await readClientTotals(deps.redis, t.keyNamespace);
+        const window: ClientTotals = lastTotals
+          ? { reads: totals.reads - lastTotals.reads, hits: totals.hits - lastTotals.hits, failures: totals.failures - lastTotals.failures }
+          : totals;
+        lastTotals = totals;
+        const latencies: number[] = [];
+        for (let i = 0; i < 20; i++) {
+          const started = performance.now();
+          await deps.redis.get(`${t.keyNamespace}perfpilot:probe`);
+          latencies.push(performance.now() - started);
+        }
+        latencies.sort((a, b) => a - b);
+        const memory = await deps.redis.info('memory');
+        const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
+        const max = Number(/maxmemory:(\d+)/.exec(memory)?.[1] ?? 0);
+        return {
+          at: now.toISOString(),
+          latencyMs: latencies[Math.floor(latencies.length * 0.95)],
+          ...(window.reads > 0
+            ? { cacheHitRatePercent: (window.hits / window.reads) * 100, cacheFailureRatePercent: (window.failures / window.reads) * 100 }
+            : {}),
+          ...(max > 0 ? { memoryUsagePercent: (used / max) * 100 } : {}),
+        };
+      } catch (cause) {
+        throw new TargetUnavailableError(deps.target, `cannot read cache health: ${(cause as Error).message}`, { cause });
+      }
+    },
+
+    async measure(change: Change): Promise<ChangeEffect> {
+      const before = change.before as CapturedState | undefined;
+      const after = change.after as CapturedState | undefined;
+      if (!before || !after) return {};
+      const now = await readClientTotals(deps.redis, t.keyNamespace);
+      const since: ClientTotals = { reads: now.reads - after.totals.reads, hits: now.hits - after.totals.hits, failures: now.failures - after.totals.failures };
+      return {
+        cacheHitRatePercent: { before: hitRate(before.totals), after: hitRate(since) },
+        reads: { before: before.totals.reads, after: since.reads },
+      };
+    },
+
+    verdict(_change: Change, effect: ChangeEffect): string | undefined {
+      const hr = effect.cacheHitRatePercent;
+      const reads = effect.reads?.after ?? 0;
+      if (!hr || reads < t.verdictMinReads) return undefined;
+      if (hr.after < hr.before - t.verdictHitRateDropPointsMax) {
+        return `hit rate fell from ${hr.before.toFixed(1)}% to ${hr.after.toFixed(1)}% over ${reads} reads (limit −${t.verdictHitRateDropPointsMax} points)`;
+      }
+      return undefined;
+    },
+
+    async close() {
+      await onClose?.();
+    },
+  };
+}
+
+/** Connects, failing with TargetUnavailableError (naming the cache) instead of retrying forever. */
+export async function connectCacheRedis(config: PerfpilotConfig, target: 'local' | 'aws'): Promise<{ redis: Redis; name: string }> {
+  const c = config.targets.caching;
+  const common = {
+    lazyConnect: true,
+    commandTimeout: config.cachingTuner.commandTimeoutMs,
+    connectTimeout: config.cachingTuner.commandTimeoutMs,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  };
+  let redis: Redis;
+  let name: string;
+  if (target === 'local' || !c.elasticache) {
+    if (!c.redisUrl) throw new InvalidRequestError('targets.caching.redisUrl is required for a local caching target');
+    redis = new Redis(c.redisUrl, common);
+    name = c.redisUrl.replace(/\/\/[^@]*@/, '//');
+  } else {
+    redis = new Redis({ ...common, host: c.elasticache.endpoint, port: c.elasticache.port, tls: {} });
+    name = `rediss://${c.elasticache.endpoint}:${c.elasticache.port}`;
+  }
+  redis.on('error', () => undefined); // surfaced by connect() and by each command instead
+  try {
+    await redis.connect();
+  } catch (cause) {
+    redis.disconnect();
+    throw new TargetUnavailableError(name, `cannot connect to the cache: ${(cause as Error).message}`, { cause });
+  }
+  return { redis, name };
+}
+
+export const createCachingPlugin: PluginFactory = async (config, deps) => {
+  const { redis, name } = await connectCacheRedis(config, deps.target);
+  const ec = config.targets.caching.elasticache;
+  const aws = deps.target === 'aws' && ec !== undefined;
+  const parameters = aws ? new ElastiCacheParameters(new ElastiCacheClient({}), ec.parameterGroupName) : new RedisConfigParameters(redis, name);
+  const cloudwatch = aws ? new CloudWatchCacheMetricsSource(new CloudWatchClient({}), `${ec.replicationGroupId}-001`) : undefined;
+  return cachingPlugin(
+    { redis, target: name, parameters, policies: deps.policies, tuning: config.cachingTuner, cloudwatch },
+    async () => {
+      redis.disconnect();
+    },
+  );
+};
