@@ -96,7 +96,7 @@ export interface SelectShape {
   readonly hasAggregate: boolean;
 }
 
-const VALUE_AT = /^(\$(\d+)(?:\s*::\s*[\w."]+(?:\s*\[\s*\])?)?|'(?:[^']|'')*'(?:\s*::\s*[\w."]+)?|-?\d+(?:\.\d+)?)/;
+export const VALUE_AT = /^(\$(\d+)(?:\s*::\s*[\w."]+(?:\s*\[\s*\])?)?|'(?:[^']|'')*'(?:\s*::\s*[\w."]+)?|-?\d+(?:\.\d+)?)/;
 
 /** Equality predicates `<col> = <param or literal>` reachable through ANDs of the WHERE clause. */
 function equalityPredicates(where: unknown, sql: string): { column: { qualifier?: string; column: string }; start: number; end: number; param?: string; paramNumber?: number }[] {
