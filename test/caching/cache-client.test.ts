@@ -1,0 +1,255 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CacheClient, cacheRedisOptions, decodeEntry, DEFAULT_PATTERN_POLICY, type CachePolicy, type PatternPolicy } from '#sdk/cache/index';
+import { startPrivateRedis } from './support/redis-server.ts';
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+let redis: Redis;
+let ns: string;
+const clients: CacheClient[] = [];
+const connections: Redis[] = [];
+
+function pattern(p: Partial<PatternPolicy>): PatternPolicy {
+  return { ...DEFAULT_PATTERN_POLICY, jitterPercent: 0, earlyRefreshBeta: 0, ...p, admission: { ...DEFAULT_PATTERN_POLICY.admission, ...p.admission } };
+}
+
+async function publish(version: number, patterns: Record<string, Partial<PatternPolicy>>, extra: Partial<CachePolicy> = {}) {
+  const document = {
+    patterns: Object.fromEntries(Object.entries(patterns).map(([k, v]) => [k, pattern(v)])),
+    defaults: pattern({}),
+    traceSampleRate: 1,
+    warmKeys: [],
+    ...extra,
+  };
+  await redis.set(`${ns}policy`, JSON.stringify({ version, document }));
+}
+
+function client(extra: Partial<ConstructorParameters<typeof CacheClient>[0]> = {}) {
+  const conn = new Redis(REDIS_URL, cacheRedisOptions());
+  connections.push(conn);
+  const c = new CacheClient({
+    redis: conn,
+    namespace: ns,
+    patterns: ['vehicle:{id}:position', 'report:{id}', 'blob:{id}'],
+    policyKey: `${ns}policy`,
+    policyRefreshSeconds: 1,
+    statsFlushIntervalMs: 50,
+    ...extra,
+  });
+  clients.push(c);
+  return c;
+}
+
+function counter<T>(value: (n: number) => T, delayMs = 0) {
+  const state = { calls: 0 };
+  const loader = async () => {
+    state.calls++;
+    if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+    return value(state.calls);
+  };
+  return { state, loader };
+}
+
+beforeAll(async () => {
+  redis = new Redis(REDIS_URL);
+  await redis.ping(); // fails loudly when the shared Redis is down
+});
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close();
+  for (const c of connections.splice(0)) c.disconnect();
+  const keys = await redis.keys(`${ns}*`);
+  if (keys.length) await redis.del(...keys);
+});
+
+afterAll(() => redis.disconnect());
+
+describe('cache client against the real Redis', () => {
+  beforeEach(() => {
+    ns = `test:caching:${randomUUID().slice(0, 8)}:`;
+  });
+
+  it('stores with the TTL of the key pattern from the policy (plus the stale window) and serves hits', async () => {
+    await publish(1, { 'vehicle:{id}:position': { ttlSeconds: 40, staleSeconds: 5 } });
+    const c = client();
+    const { state, loader } = counter((n) => ({ lat: 1, lng: 2, n }));
+    expect(await c.wrap('vehicle:7:position', loader)).toEqual({ lat: 1, lng: 2, n: 1 });
+    expect(await c.wrap('vehicle:7:position', loader)).toEqual({ lat: 1, lng: 2, n: 1 });
+    expect(state.calls).toBe(1);
+    expect(c.policy.version).toBe(1);
+    const pttl = await redis.pttl(`${ns}vehicle:7:position`);
+    expect(pttl).toBeGreaterThan(44_000);
+    expect(pttl).toBeLessThanOrEqual(45_000);
+    const entry = decodeEntry((await redis.getBuffer(`${ns}vehicle:7:position`))!);
+    expect(entry.header!.freshUntilMs - entry.header!.createdAtMs).toBe(40_000);
+    // an undeclared key takes the policy's defaults (300 s + 30 s)
+    await c.wrap('other:1', async () => 'x');
+    expect(await redis.pttl(`${ns}other:1`)).toBeGreaterThan(320_000);
+  });
+
+  it('spreads TTLs within ±jitter', async () => {
+    await publish(1, { 'report:{id}': { ttlSeconds: 100, staleSeconds: 0, jitterPercent: 20 } });
+    const c = client();
+    const ttls: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      await c.wrap(`report:${i}`, async () => i);
+      ttls.push(await redis.pttl(`${ns}report:${i}`));
+    }
+    expect(Math.min(...ttls)).toBeGreaterThanOrEqual(79_000);
+    expect(Math.max(...ttls)).toBeLessThanOrEqual(120_000);
+    expect(new Set(ttls.map((t) => Math.round(t / 1_000))).size).toBeGreaterThan(5);
+  });
+
+  it('picks up a new policy version within policyRefreshSeconds', async () => {
+    await publish(1, { 'report:{id}': { ttlSeconds: 100, staleSeconds: 0 } });
+    const c = client();
+    await c.wrap('report:a', async () => 'a');
+    expect(await redis.pttl(`${ns}report:a`)).toBeGreaterThan(90_000);
+    await publish(2, { 'report:{id}': { ttlSeconds: 7, staleSeconds: 0 } });
+    await new Promise((r) => setTimeout(r, 1_300));
+    expect(c.policy.version).toBe(2);
+    await c.wrap('report:b', async () => 'b');
+    const pttl = await redis.pttl(`${ns}report:b`);
+    expect(pttl).toBeGreaterThan(6_000);
+    expect(pttl).toBeLessThanOrEqual(7_000);
+  });
+
+  it('invalidating a tag on one instance makes entries carrying it a miss on another', async () => {
+    const a = client();
+    const b = client();
+    const la = counter((n) => `a${n}`);
+    const lb = counter((n) => `b${n}`);
+    expect(await a.wrap('vehicle:1:position', la.loader, { tags: ['fleet:9'] })).toBe('a1');
+    expect(await b.wrap('vehicle:1:position', lb.loader, { tags: ['fleet:9'] })).toBe('a1');
+    // a reader that does not name the tags still honours the ones stored with the entry
+    expect(await b.get('vehicle:1:position')).toBe('a1');
+    await b.invalidateTags(['fleet:9']);
+    expect(await b.get('vehicle:1:position')).toBeUndefined();
+    expect(await a.wrap('vehicle:1:position', la.loader, { tags: ['fleet:9'] })).toBe('a2');
+    expect(await b.wrap('vehicle:1:position', lb.loader, { tags: ['fleet:9'] })).toBe('a2');
+    expect(lb.state.calls).toBe(0);
+    // other tags and untagged keys are untouched
+    await a.wrap('vehicle:2:position', async () => 'two', { tags: ['fleet:8'] });
+    await b.invalidateTags(['fleet:9']);
+    expect(await b.get('vehicle:2:position')).toBe('two');
+  });
+
+  it('reads compressed and uncompressed values across a compression flip', async () => {
+    const payload = { rows: Array.from({ length: 200 }, (_, i) => ({ id: i, status: 'in-transit', depot: 'north-east' })) };
+    await publish(1, { 'report:{id}': { compression: 'gzip', compressMinBytes: 100 } });
+    const c = client();
+    await c.wrap('report:gz', async () => payload);
+    const gz = (await redis.getBuffer(`${ns}report:gz`))!;
+    expect(decodeEntry(gz).encoding).toBe('gzip');
+    expect(gz.length).toBeLessThan(JSON.stringify(payload).length * 0.5);
+
+    await publish(2, { 'report:{id}': { compression: 'none' } });
+    await c.refreshPolicy();
+    const loader = counter(() => 'should not load');
+    expect(await c.wrap('report:gz', loader.loader)).toEqual(payload);
+    await c.wrap('report:raw', async () => payload);
+    expect(decodeEntry((await redis.getBuffer(`${ns}report:raw`))!).encoding).toBe('none');
+
+    await publish(3, { 'report:{id}': { compression: 'brotli', compressMinBytes: 100 } });
+    await c.refreshPolicy();
+    expect(await c.wrap('report:raw', loader.loader)).toEqual(payload);
+    expect(await c.wrap('report:gz', loader.loader)).toEqual(payload);
+    expect(loader.state.calls).toBe(0);
+    // compression never makes a value bigger: where it would, the value is stored raw
+    await publish(4, { 'report:{id}': { compression: 'gzip', compressMinBytes: 1 } });
+    await c.refreshPolicy();
+    await c.wrap('report:tiny', async () => 'q7');
+    expect(decodeEntry((await redis.getBuffer(`${ns}report:tiny`))!).encoding).toBe('none');
+    const noise = randomBytes(3_000).toString('base64');
+    await c.wrap('report:noise', async () => noise);
+    const stored = (await redis.getBuffer(`${ns}report:noise`))!;
+    expect(stored.length).toBeLessThanOrEqual(JSON.stringify(noise).length + 34);
+    expect(await c.wrap('report:noise', loader.loader)).toBe(noise);
+  });
+
+  it('serves a stale value while one caller refreshes it, and counts it', async () => {
+    await publish(1, { 'report:{id}': { ttlSeconds: 1, staleSeconds: 10 } });
+    const c = client();
+    const { state, loader } = counter((n) => `v${n}`, 50);
+    expect(await c.wrap('report:s', loader)).toBe('v1');
+    await new Promise((r) => setTimeout(r, 1_100));
+    const served = await Promise.all([c.wrap('report:s', loader), c.wrap('report:s', loader)]);
+    expect(served).toEqual(['v1', 'v1']);
+    await c.close();
+    expect(state.calls).toBe(2);
+    expect(await c.wrap('report:s', loader)).toBe('v2');
+    await c.flushStats();
+    const stats = await redis.hgetall(`${ns}perfpilot:stats`);
+    expect(Number(stats['report:{id}|staleServes'])).toBe(2);
+    expect(Number(stats['report:{id}|refreshes'])).toBe(1);
+    expect(Number(stats['report:{id}|changes'])).toBe(1);
+    expect(Number(stats['report:{id}|loads'])).toBe(2);
+    expect((await redis.lrange(`${ns}perfpilot:trace`, 0, -1)).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('refreshes early with XFetch when the draw says so', async () => {
+    await publish(1, { 'report:{id}': { ttlSeconds: 5, earlyRefreshBeta: 1 } });
+    let draw = 0.999_999; // −ln(draw) ≈ 0: no early refresh
+    const c = client({ random: () => draw });
+    const { state, loader } = counter((n) => n, 20);
+    await c.wrap('report:x', loader);
+    await c.wrap('report:x', loader);
+    await c.close();
+    expect(state.calls).toBe(1);
+    draw = Number.MIN_VALUE; // −ln(draw) ≈ 744: δ (≥ 20 ms) · β · 744 ≥ the 5 s left → refresh now
+    expect(await c.wrap('report:x', loader)).toBe(1);
+    await c.close();
+    expect(state.calls).toBe(2);
+    expect(await c.wrap('report:x', loader)).toBe(2);
+  });
+
+  it('admits a key on its second miss under a second-hit doorkeeper', async () => {
+    await publish(1, { 'blob:{id}': { admission: { mode: 'second-hit', windowSeconds: 60, largeValueBytes: 0, largeValueTtlSeconds: 5 } } });
+    const c = client();
+    const { state, loader } = counter((n) => n);
+    await c.wrap('blob:1', loader);
+    expect(await redis.exists(`${ns}blob:1`)).toBe(0);
+    await c.wrap('blob:1', loader);
+    expect(await redis.exists(`${ns}blob:1`)).toBe(1);
+    expect(await c.wrap('blob:1', loader)).toBe(2);
+    expect(state.calls).toBe(2);
+  });
+
+  it('stores large values briefly under a size cap', async () => {
+    await publish(1, { 'blob:{id}': { ttlSeconds: 600, staleSeconds: 0, admission: { mode: 'all', windowSeconds: 60, largeValueBytes: 100, largeValueTtlSeconds: 3 } } });
+    const c = client();
+    await c.wrap('blob:small', async () => 'x');
+    await c.wrap('blob:large', async () => 'y'.repeat(500));
+    expect(await redis.pttl(`${ns}blob:small`)).toBeGreaterThan(500_000);
+    expect(await redis.pttl(`${ns}blob:large`)).toBeLessThanOrEqual(3_000);
+  });
+});
+
+describe('cache client when Redis goes away', () => {
+  it('falls through to the loader within bounded time, with a warning, and recovers', async () => {
+    ns = `test:caching:${randomUUID().slice(0, 8)}:`;
+    const server = await startPrivateRedis();
+    const conn = new Redis(server.url, cacheRedisOptions({ commandTimeoutMs: 100, connectTimeoutMs: 200 }));
+    conn.on('error', () => undefined);
+    const warnings: string[] = [];
+    const c = new CacheClient({ redis: conn, namespace: ns, policyKey: `${ns}policy`, onWarning: (m) => warnings.push(m), warningIntervalMs: 0 });
+    try {
+      const { state, loader } = counter((n) => `v${n}`);
+      expect(await c.wrap('k', loader)).toBe('v1');
+      expect(await c.wrap('k', loader)).toBe('v1');
+      expect(state.calls).toBe(1);
+      await server.stop();
+      const started = Date.now();
+      const values = await Promise.all([c.wrap('k', loader), c.wrap('k2', loader)]);
+      expect(Date.now() - started).toBeLessThan(1_000);
+      expect(values.sort()).toEqual(['v2', 'v3']);
+      expect(warnings.some((w) => /Redis unavailable/.test(w))).toBe(true);
+      expect(await c.get('k')).toBeUndefined();
+    } finally {
+      await c.close();
+      conn.disconnect();
+      await server.stop();
+    }
+  });
+});
