@@ -1,0 +1,153 @@
+/**
+ * The database area's plugin for the staged rollout. Change kinds:
+ * - `create-index`: CREATE INDEX CONCURRENTLY of an advised index; measured after the
+ *   bake and reverted (DROP INDEX CONCURRENTLY) when it does not pay.
+ * - `drop-index`: hygiene; revert re-creates it from the captured definition.
+ * - `set-proxy-connections`: RDS Proxy pool settings (connection-pool.ts).
+ */
+import type pg from 'pg';
+import { RDSClient } from '@aws-sdk/client-rds';
+import { z } from 'zod';
+import type { PerfpilotConfig } from '#lib/config';
+import type { AreaPlugin, PluginFactory } from '#shared/area';
+import type { Change, ChangeEffect } from '#shared/change';
+import { ChangeApplyError, InvalidRequestError } from '#shared/errors';
+import type { MetricsSnapshot } from '#shared/metrics';
+import { openDatabasePool } from './database-client.ts';
+import { createIndex, dropIndex, dropOwnIndex, readIndexState, restoreIndex, type DdlTimeouts, type IndexState } from './index-ddl.ts';
+import { isPerfpilotIndex } from './index-identity.ts';
+import { captureCreateIndex, judgeCreateIndex, measureCreateIndex, type CreateIndexBefore } from './index-verification.ts';
+import { adviseIndexes, advisorSettings, proposeIndexChanges } from './plan-indexes.ts';
+
+const identifier = z.string().min(1).max(63);
+const createIndexParams = z.object({
+  schema: identifier,
+  table: identifier,
+  columns: z.array(identifier).min(1).max(32),
+  indexName: identifier,
+  queryIds: z.array(z.string()),
+});
+const dropIndexParams = z.object({ schema: identifier, indexName: identifier });
+
+function paramsOf<T>(schema: z.ZodType<T>, change: Change): T {
+  const parsed = schema.safeParse(change.params);
+  if (!parsed.success) throw new InvalidRequestError(`change ${change.changeId} (${change.kind}) has invalid params: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+export interface DatabasePluginDeps {
+  readonly pool: pg.Pool;
+  readonly config: PerfpilotConfig;
+  /** For RDS Proxy changes (AWS target); absent locally. */
+  readonly rds?: RDSClient;
+}
+
+/** Health of the database between two snapshots: mean statement time, throughput, connection use. */
+function healthReader(pool: pg.Pool) {
+  let previous: { at: number; calls: number; totalMs: number } | undefined;
+  return async (now: Date): Promise<MetricsSnapshot> => {
+    const { rows } = await pool.query(
+      `select coalesce(sum(calls), 0) as calls, coalesce(sum(total_exec_time), 0) as total_ms,
+              (select count(*) from pg_stat_activity) as connections,
+              current_setting('max_connections')::int as max_connections
+         from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())`,
+    );
+    const r = rows[0] ?? {};
+    const current = { at: now.getTime(), calls: Number(r.calls), totalMs: Number(r.total_ms) };
+    const since = previous && current.calls >= previous.calls ? previous : { at: current.at, calls: 0, totalMs: 0 };
+    previous = current;
+    const calls = current.calls - since.calls;
+    const seconds = (current.at - since.at) / 1000;
+    return {
+      at: now.toISOString(),
+      // pg_stat_statements keeps means, not percentiles: the mean is the latency signal here.
+      ...(calls > 0 ? { latencyMs: (current.totalMs - since.totalMs) / calls } : {}),
+      ...(seconds > 0 ? { throughputQps: calls / seconds } : {}),
+      connectionUtilizationPercent: (Number(r.connections) / Math.max(Number(r.max_connections), 1)) * 100,
+    };
+  };
+}
+
+export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
+  const { pool, config } = deps;
+  const timeouts: DdlTimeouts = config.indexAdvisor;
+  const snapshot = healthReader(pool);
+
+  return {
+    area: 'database',
+
+    async plan() {
+      return proposeIndexChanges(await adviseIndexes(pool, advisorSettings(config)));
+    },
+
+    async capture(change) {
+      switch (change.kind) {
+        case 'create-index':
+          return captureCreateIndex(pool, paramsOf(createIndexParams, change));
+        case 'drop-index': {
+          const p = paramsOf(dropIndexParams, change);
+          return readIndexState(pool, p.schema, p.indexName);
+        }
+        default:
+          throw new InvalidRequestError(`database plugin: unknown change kind ${change.kind}`);
+      }
+    },
+
+    async apply(change) {
+      switch (change.kind) {
+        case 'create-index':
+          return createIndex(pool, paramsOf(createIndexParams, change), change.rolloutId, timeouts);
+        case 'drop-index': {
+          const p = paramsOf(dropIndexParams, change);
+          const state = await readIndexState(pool, p.schema, p.indexName);
+          // Ownership is checked again at apply time: the index may have changed hands since the plan.
+          if (state.exists && !config.budgets.mayDropForeignIndexes && !isPerfpilotIndex({ name: p.indexName, comment: state.comment })) {
+            throw new ChangeApplyError(`${p.schema}.${p.indexName} is not Perfpilot's and budgets.mayDropForeignIndexes is false`);
+          }
+          await dropIndex(pool, p.schema, p.indexName, timeouts);
+          return readIndexState(pool, p.schema, p.indexName);
+        }
+        default:
+          throw new InvalidRequestError(`database plugin: unknown change kind ${change.kind}`);
+      }
+    },
+
+    async revert(change) {
+      switch (change.kind) {
+        case 'create-index': {
+          const p = paramsOf(createIndexParams, change);
+          const before = change.before as CreateIndexBefore | undefined;
+          if (before?.index.exists) return; // it was there before Perfpilot: not ours to drop
+          return dropOwnIndex(pool, p.schema, p.indexName, timeouts);
+        }
+        case 'drop-index': {
+          const p = paramsOf(dropIndexParams, change);
+          if (!change.before) throw new InvalidRequestError(`change ${change.changeId} has no captured definition to restore`);
+          return restoreIndex(pool, p.schema, p.indexName, change.before as IndexState, timeouts);
+        }
+        default:
+          throw new InvalidRequestError(`database plugin: unknown change kind ${change.kind}`);
+      }
+    },
+
+    snapshot,
+
+    async measure(change): Promise<ChangeEffect> {
+      if (change.kind !== 'create-index' || !change.before) return {};
+      return measureCreateIndex(pool, paramsOf(createIndexParams, change), change.before as CreateIndexBefore);
+    },
+
+    verdict(change, effect) {
+      return change.kind === 'create-index' ? judgeCreateIndex(effect, config.indexAdvisor) : undefined;
+    },
+
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+export const createDatabasePlugin: PluginFactory = async (config, deps) => {
+  const pool = await openDatabasePool(config, deps.target);
+  return databasePlugin({ pool, config, rds: deps.target === 'aws' ? new RDSClient({}) : undefined });
+};
