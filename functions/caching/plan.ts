@@ -108,7 +108,7 @@ export function planTtl(
     t.ttlMinSeconds,
     t.ttlMaxSeconds,
   );
-  const ttlSeconds = tidySeconds(bounded);
+  const ttlSeconds = Math.min(t.ttlMaxSeconds, Math.max(t.ttlMinSeconds, tidySeconds(bounded)));
   if (Math.abs(ttlSeconds - current.ttlSeconds) / current.ttlSeconds < 0.1) return keep(`kept: ${why}, already within 10%`);
   return { ttlSeconds, reason: `${current.ttlSeconds} s → ${ttlSeconds} s: ${why}` };
 }
