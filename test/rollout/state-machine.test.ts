@@ -1,39 +1,315 @@
+/**
+ * The rollout state machine CDK synthesizes, run by aws-local-stepfunctions with its
+ * tasks bound to the area function's core, over the test area (real Redis writes)
+ * and a real ledger (dynalite). Bakes are overridden to 0 unless a test needs time.
+ */
+import { EventBridgeClient, DisableRuleCommand } from '@aws-sdk/client-eventbridge';
+import { mockClient } from 'aws-sdk-client-mock';
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runLocalRollout } from '#local/rollout-runner';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { runLocalRollout, type LocalRolloutResult } from '#local/rollout-runner';
+import { alarmName, alarmDefinitions } from '#shared/alarms';
+import { TargetUnavailableError } from '#shared/errors';
+import type { ChangeLedger } from '#shared/ledger';
+import { runRolloutStep } from '#shared/rollout-steps';
+import { EventBridgeSchedules } from '#functions/rollback/aws-ports';
+import { handleRollbackEvent, type AlarmStateChangeEvent } from '#functions/rollback/events';
 import { connectRedis, uniquePrefix } from '../support/services.ts';
-import { startHarness, type Harness } from '../support/rollout-harness.ts';
+import { startHarness, testConfig, type Harness } from '../support/rollout-harness.ts';
 import { setKey } from '../support/test-area.ts';
 
 let redis: Redis;
 let h: Harness | undefined;
+const events = mockClient(EventBridgeClient);
 
 beforeAll(async () => {
   redis = await connectRedis();
 });
-afterAll(async () => {
+afterAll(() => {
   redis.disconnect();
+});
+beforeEach(() => {
+  events.reset();
 });
 afterEach(async () => {
   await h?.close();
   h = undefined;
 });
 
-describe('the synthesized rollout state machine, run locally', () => {
+const run = (harness: Harness, extra: Partial<Parameters<typeof runLocalRollout>[0]> = {}): Promise<LocalRolloutResult> =>
+  runLocalRollout({
+    area: harness.area,
+    config: harness.config,
+    deps: harness.deps,
+    bakeMs: 0,
+    retryMs: 0,
+    executions: harness.runtime.executions,
+    ...extra,
+  });
+
+const statuses = async (ledger: ChangeLedger, rolloutId: string) =>
+  (await ledger.listChanges(rolloutId)).map((c) => `${c.target}:${c.status}`);
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('staged rollout (synthesized definition, run locally)', () => {
   it('applies two stages, records effects and releases the lock', async () => {
     const prefix = uniquePrefix('happy');
     h = await startHarness(redis, { prefix, proposals: () => [setKey('a', '1'), setKey('b', '22')] });
     await h.health({ latencyMs: 10, throughputQps: 300, errorRatePercent: 0 });
-    const result = await runLocalRollout({ area: 'test', config: h.config, deps: h.deps, bakeMs: 0, retryMs: 0 });
+    const result = await run(h);
     expect(result.status).toBe('SUCCEEDED');
     expect(await redis.get(`${prefix}:a`)).toBe('1');
     expect(await redis.get(`${prefix}:b`)).toBe('22');
-    const changes = await h.ledger.listChanges(result.rolloutId);
-    expect(changes.map((c) => [c.stage, c.status])).toEqual([[0, 'kept'], [1, 'kept']]);
+    const changes = await h.runtime.ledger.listChanges(result.rolloutId);
+    expect(changes.map((c) => [c.stage, c.status])).toEqual([
+      [0, 'kept'],
+      [1, 'kept'],
+    ]);
     expect(changes[1]?.effect).toEqual({ valueLength: { before: 0, after: 2 } });
-    const rollout = await h.ledger.getRollout(result.rolloutId);
-    expect(rollout?.status).toBe('succeeded');
+    const rollout = await h.runtime.ledger.getRollout(result.rolloutId);
+    expect(rollout).toMatchObject({ status: 'succeeded', stageCount: 2, reason: '2 change(s) kept' });
     expect(rollout?.verdicts.map((v) => v.healthy)).toEqual([true, true]);
-    expect(await h.lock.current('test')).toBeUndefined();
+    expect(await h.runtime.lock.current('test')).toBeUndefined();
+  });
+
+  it('succeeds with nothing to do when the planner proposes nothing', async () => {
+    h = await startHarness(redis, { prefix: uniquePrefix('empty'), proposals: () => [] });
+    const result = await run(h);
+    expect(result.status).toBe('SUCCEEDED');
+    expect(await h.runtime.ledger.getRollout(result.rolloutId)).toMatchObject({ status: 'nothing-to-do' });
+    expect(await h.runtime.lock.current('test')).toBeUndefined();
+  });
+
+  it('reverts when the canary regresses, names the criterion, and never applies stage 2', async () => {
+    const prefix = uniquePrefix('regress');
+    await redis.set(`${prefix}:a`, 'original');
+    h = await startHarness(redis, {
+      prefix,
+      proposals: () => [setKey('a', 'canary'), setKey('b', 'second')],
+      // Latency rises 50% once the canary is applied.
+      afterApply: async (change) => {
+        if (change.target === 'a') await redis.hset(`${prefix}:health`, 'latencyMs', '15');
+      },
+    });
+    await h.health({ latencyMs: 10 });
+    const result = await run(h);
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RolloutReverted');
+    expect(result.cause).toContain('latencyIncreasePercentMax');
+    expect(result.cause).toContain('latency rose 50%');
+    expect(await redis.get(`${prefix}:a`)).toBe('original');
+    expect(await redis.get(`${prefix}:b`)).toBeNull();
+    expect(h.plugin.applyCount).toBe(1);
+    expect(await statuses(h.runtime.ledger, result.rolloutId)).toEqual(['a:reverted', 'b:reverted']);
+    const b = (await h.runtime.ledger.listChanges(result.rolloutId))[1]!;
+    expect(b.history.map((x) => x.status)).toEqual(['planned', 'reverted']); // never applied
+    const rollout = await h.runtime.ledger.getRollout(result.rolloutId);
+    expect(rollout?.status).toBe('reverted');
+    expect(rollout?.verdicts[0]).toMatchObject({ stage: 0, healthy: false });
+    expect(await h.runtime.lock.current('test')).toBeUndefined();
+  });
+
+  it('catches a typed error after the first apply and reverts what was applied', async () => {
+    const prefix = uniquePrefix('typed');
+    h = await startHarness(redis, {
+      prefix,
+      proposals: () => [setKey('a', '1'), setKey('b', '2')],
+      beforeApply: (change) => {
+        if (change.target === 'b') throw new Error('ERR simulated write failure');
+      },
+    });
+    const result = await run(h);
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RolloutReverted');
+    expect(result.cause).toMatch(/^ChangeApplyError: applying set-key b failed: ERR simulated write failure/);
+    expect(await redis.get(`${prefix}:a`)).toBeNull();
+    expect(await statuses(h.runtime.ledger, result.rolloutId)).toEqual(['a:reverted', 'b:reverted']);
+    const b = (await h.runtime.ledger.listChanges(result.rolloutId))[1]!;
+    expect(b.history.map((x) => x.status)).toEqual(['planned', 'applying', 'failed', 'reverting', 'reverted']);
+    expect(await h.runtime.lock.current('test')).toBeUndefined();
+  });
+
+  it('retries a transient error with backoff and carries on', async () => {
+    let failures = 1;
+    h = await startHarness(redis, {
+      prefix: uniquePrefix('transient'),
+      proposals: () => [setKey('a', '1')],
+      beforeSnapshot: () => {
+        if (failures-- > 0) throw new TargetUnavailableError('redis', 'connection reset');
+      },
+    });
+    const retried: string[] = [];
+    const result = await run(h, { onProgress: (e) => e.type === 'state-retried' && retried.push(e.state) });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(retried).toEqual(['Baseline']);
+  });
+
+  it('lets only one of two concurrent rollouts of an area apply', async () => {
+    h = await startHarness(redis, { prefix: uniquePrefix('race'), proposals: () => [setKey('a', '1'), setKey('b', '2')] });
+    const [first, second] = await Promise.all([run(h, { bakeMs: 200 }), run(h, { bakeMs: 200 })]);
+    const outcomes = [first, second].map((r) => (r.output?.rollout ? 'ran' : r.output && 'lock' in r.output ? 'skipped' : r.status));
+    expect(outcomes.sort()).toEqual(['ran', 'skipped']);
+    expect(h.plugin.applyCount).toBe(2); // the two changes of one rollout, once each
+    const rollouts = await h.runtime.ledger.listRollouts('test');
+    expect(rollouts.map((r) => r.status)).toEqual(['succeeded']);
+  });
+
+  it('leaves a consistent ledger after a crash between apply and the ledger write', async () => {
+    const prefix = uniquePrefix('crash');
+    await redis.set(`${prefix}:a`, 'original');
+    let now = new Date('2026-11-27T10:00:00.000Z');
+    h = await startHarness(redis, { prefix, proposals: () => [setKey('a', 'new')] }, { clock: () => now });
+    const { ledger } = h.runtime;
+    // The crashed run: the process dies right after touching the target, before recording `applied`.
+    const crashed = 'crashed-run';
+    const crashingLedger = Object.create(ledger) as ChangeLedger;
+    crashingLedger.transition = async (change, to, options) => {
+      if (to === 'applied') throw new Error('process killed');
+      return ledger.transition(change, to, options);
+    };
+    const crashDeps = { ...h.deps, ledger: crashingLedger };
+    const base = { area: 'test' as const, rolloutId: crashed };
+    await runRolloutStep(crashDeps, { ...base, step: 'start', state: { trigger: 'test' } });
+    const plan = await runRolloutStep(crashDeps, { ...base, step: 'plan', state: {} });
+    await expect(
+      runRolloutStep(crashDeps, { ...base, step: 'apply', state: { plan: plan as never, stage: { index: 0 } } }),
+    ).rejects.toThrow('process killed');
+    expect(await redis.get(`${prefix}:a`)).toBe('new');
+    expect(await statuses(ledger, crashed)).toEqual(['a:applying']);
+
+    // A retry of the same step (what Step Functions does) re-applies idempotently and records once.
+    // Here instead the run is gone; the next scheduled run must wait for the lock to expire…
+    const early = await run(h);
+    expect(early.output && 'lock' in early.output).toBe(true);
+    // …and then finds the half-applied change, reverts it, and closes the crashed rollout.
+    now = new Date(now.getTime() + (h.config.rollout.lockTtlSeconds + 1) * 1000);
+    const next = await run(h);
+    expect(next.status).toBe('SUCCEEDED');
+    expect(next.output?.rollout?.recovered).toBe(1);
+    const old = await ledger.getRollout(crashed);
+    expect(old?.status).toBe('failed');
+    expect(old?.reason).toContain(`recovered by ${next.rolloutId}`);
+    expect(await statuses(ledger, crashed)).toEqual(['a:reverted']);
+    expect(await statuses(ledger, next.rolloutId)).toEqual(['a:kept']);
+    expect(await redis.get(`${prefix}:a`)).toBe('new');
+  });
+
+  it('a retried apply after a lost ledger write applies once in the ledger', async () => {
+    const prefix = uniquePrefix('retry');
+    h = await startHarness(redis, { prefix, proposals: () => [setKey('a', 'v')] });
+    const { ledger } = h.runtime;
+    let lose = true;
+    const flaky = Object.create(ledger) as ChangeLedger;
+    flaky.transition = async (change, to, options) => {
+      if (to === 'applied' && lose) {
+        lose = false;
+        throw new TargetUnavailableError('dynamodb', 'throttled');
+      }
+      return ledger.transition(change, to, options);
+    };
+    const result = await runLocalRollout({ area: 'test', config: h.config, deps: { ...h.deps, ledger: flaky }, bakeMs: 0, retryMs: 0 });
+    expect(result.status).toBe('SUCCEEDED');
+    const [change] = await ledger.listChanges(result.rolloutId);
+    expect(change?.history.map((x) => x.status)).toEqual(['planned', 'applying', 'applied', 'kept']);
+    expect(h.plugin.applyCount).toBe(2); // applied twice to the target, idempotently
+    expect(await redis.get(`${prefix}:a`)).toBe('v');
+  });
+});
+
+describe('alarm-driven rollback', () => {
+  const config = testConfig();
+  const cacheAlarm = alarmName(config, alarmDefinitions(config).find((d) => d.id === 'cache-hit-rate')!);
+  const alarmEvent = (id: string): AlarmStateChangeEvent => ({
+    id,
+    source: 'aws.cloudwatch',
+    'detail-type': 'CloudWatch Alarm State Change',
+    detail: { alarmName: cacheAlarm, state: { value: 'ALARM', reason: 'Threshold Crossed' } },
+  });
+
+  it('stops the execution while it bakes and reverts what it applied', async () => {
+    const prefix = uniquePrefix('alarm');
+    h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1'), setKey('b', '2')] });
+    const execution = run(h, { bakeMs: 5_000 });
+    const rollouts = await waitFor('the canary to be applied', async () => {
+      const [r] = await h!.runtime.ledger.listRollouts('caching');
+      const changes = r ? await h!.runtime.ledger.listChanges(r.rolloutId) : [];
+      return changes[0]?.status === 'applied' ? r : undefined;
+    });
+    expect(await redis.get(`${prefix}:a`)).toBe('1');
+    const outcome = await handleRollbackEvent(h.runtime.rollbackDeps(), alarmEvent('evt-bake'), {});
+    expect(outcome).toMatchObject({ kind: 'rollback', area: 'caching', reverted: 1, failed: 0 });
+    const result = await execution;
+    expect(result.status).toBe('ABORTED');
+    expect(await redis.get(`${prefix}:a`)).toBeNull();
+    expect(await redis.get(`${prefix}:b`)).toBeNull();
+    expect(await statuses(h.runtime.ledger, rollouts.rolloutId)).toEqual(['a:reverted', 'b:planned']);
+    expect(await h.runtime.ledger.getRollout(rollouts.rolloutId)).toMatchObject({ status: 'reverted' });
+    expect(await h.runtime.lock.current('caching')).toBeUndefined();
+    expect(h.notifications.map((n) => n.subject)).toContain('Perfpilot rolled back caching');
+  });
+
+  it('reverts once when the same alarm event arrives twice', async () => {
+    const prefix = uniquePrefix('dup');
+    h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1')] });
+    const result = await run(h);
+    expect(result.status).toBe('SUCCEEDED');
+    const deps = h.runtime.rollbackDeps();
+    const first = await handleRollbackEvent(deps, alarmEvent('evt-dup'), {});
+    const second = await handleRollbackEvent(deps, alarmEvent('evt-dup'), {});
+    expect(first).toMatchObject({ kind: 'rollback', duplicate: false, reverted: 1 });
+    expect(second).toMatchObject({ kind: 'rollback', duplicate: true, reverted: 0 });
+    const [change] = await h.runtime.ledger.listChanges(result.rolloutId);
+    expect(change?.history.filter((x) => x.status === 'reverted')).toHaveLength(1);
+    expect(await redis.get(`${prefix}:a`)).toBeNull();
+  });
+
+  it('ignores alarms that are not Perfpilot critical alarms, and OK transitions', async () => {
+    h = await startHarness(redis, { prefix: uniquePrefix('ignore'), area: 'caching', proposals: () => [] });
+    const deps = h.runtime.rollbackDeps();
+    expect(await handleRollbackEvent(deps, { ...alarmEvent('x1'), detail: { alarmName: 'someone-elses-alarm', state: { value: 'ALARM' } } }, {})).toMatchObject({ kind: 'ignored' });
+    expect(await handleRollbackEvent(deps, { ...alarmEvent('x2'), detail: { alarmName: cacheAlarm, state: { value: 'OK' } } }, {})).toMatchObject({ kind: 'ignored' });
+  });
+
+  it('opens the circuit breaker after the fourth consecutive failed rollout and disables the schedule', async () => {
+    const prefix = uniquePrefix('breaker');
+    h = await startHarness(redis, {
+      prefix,
+      proposals: () => [setKey('a', '1')],
+      afterApply: async () => {
+        await redis.hset(`${prefix}:health`, 'errorRatePercent', '20');
+      },
+    });
+    events.on(DisableRuleCommand).resolves({});
+    const deps = { ...h.runtime.rollbackDeps(), schedules: new EventBridgeSchedules(new EventBridgeClient({ region: 'eu-west-1' }), { test: 'perfpilot-test-schedule' }) };
+    const stateMachines = { test: 'arn:aws:states:local-1:000000000000:stateMachine:perfpilot-test-rollout' };
+    for (let i = 1; i <= 4; i++) {
+      await h.health({ errorRatePercent: 0 });
+      const result = await run(h);
+      expect(result.status).toBe('FAILED');
+      const outcome = await handleRollbackEvent(
+        deps,
+        {
+          id: `exec-${i}`,
+          source: 'aws.states',
+          'detail-type': 'Step Functions Execution Status Change',
+          detail: { executionArn: result.executionArn, stateMachineArn: stateMachines.test, name: result.rolloutId, status: 'FAILED' },
+        },
+        stateMachines,
+      );
+      expect(outcome).toMatchObject({ kind: 'execution-closed', circuitOpened: i === 4 });
+      expect(events.commandCalls(DisableRuleCommand)).toHaveLength(i === 4 ? 1 : 0);
+    }
+    expect(events.commandCalls(DisableRuleCommand)[0]!.args[0].input).toEqual({ Name: 'perfpilot-test-schedule' });
+    expect(await h.runtime.areaState.circuit('test')).toMatchObject({ disabled: true });
+    expect(h.notifications.map((n) => n.subject)).toContain('Perfpilot disabled the test schedule');
   });
 });

@@ -1,13 +1,11 @@
 /**
- * A rollout harness for tests: an in-memory ledger on dynalite, the test area on the
- * real Redis, and the local signals, wired as the CLI and Lambda wire them.
+ * A rollout harness for tests: the local runtime (in-memory ledger on dynalite) with
+ * the test area on the real Redis in one area slot, wired exactly as the CLI wires it.
  */
 import type { Redis } from 'ioredis';
 import { parseConfig, type PerfpilotConfig } from '#lib/config';
-import { startLocalDynamo, type LocalDynamo } from '#local/dynamo';
-import { LocalSignals } from '#local/local-signals';
-import { AreaLock } from '#shared/area-lock';
-import { ChangeLedger } from '#shared/ledger';
+import { LocalRuntime } from '#local/runtime';
+import type { Area } from '#shared/change';
 import type { RolloutDeps } from '#shared/rollout-steps';
 import { createTestArea, type TestAreaOptions } from './test-area.ts';
 
@@ -23,12 +21,13 @@ export function testConfig(overrides: Record<string, unknown> = {}): PerfpilotCo
 }
 
 export interface Harness {
-  readonly dynamo: LocalDynamo;
-  readonly ledger: ChangeLedger;
-  readonly lock: AreaLock;
+  readonly runtime: LocalRuntime;
+  readonly area: Area;
   readonly config: PerfpilotConfig;
   readonly plugin: ReturnType<typeof createTestArea>;
   readonly deps: RolloutDeps;
+  readonly notifications: { subject: string; message: string }[];
+  /** Sets the area's health signals (a Redis hash the test area reads). */
   readonly health: (fields: Record<string, number>) => Promise<void>;
   close(): Promise<void>;
 }
@@ -36,29 +35,32 @@ export interface Harness {
 export async function startHarness(
   redis: Redis,
   area: Omit<TestAreaOptions, 'redis'>,
-  config: PerfpilotConfig = testConfig(),
-  dynamo?: LocalDynamo,
+  options: { config?: PerfpilotConfig; clock?: () => Date } = {},
 ): Promise<Harness> {
-  const d = dynamo ?? (await startLocalDynamo({}));
-  const ledger = new ChangeLedger(d.doc, d.tableName);
-  const lock = new AreaLock(d.doc, d.tableName);
+  const config = options.config ?? testConfig();
   const plugin = createTestArea({ redis, ...area });
-  const signals = new LocalSignals(config, async () => plugin);
-  const deps: RolloutDeps = { config, ledger, lock, plugin, metrics: signals, alarms: signals, clock: () => new Date() };
+  const notifications: { subject: string; message: string }[] = [];
+  const runtime = await LocalRuntime.start(config, {
+    inMemory: true,
+    factories: { [plugin.area]: async () => plugin },
+    notify: (subject, message) => notifications.push({ subject, message }),
+    clock: options.clock,
+  });
+  const deps = await runtime.rolloutDeps(plugin.area);
   return {
-    dynamo: d,
-    ledger,
-    lock,
+    runtime,
+    area: plugin.area,
     config,
     plugin,
     deps,
+    notifications,
     health: async (fields) => {
       await redis.hset(`${area.prefix}:health`, Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, String(v)])));
     },
     close: async () => {
       const keys = await redis.keys(`${area.prefix}:*`);
       if (keys.length) await redis.del(...keys);
-      if (!dynamo) await d.close();
+      await runtime.close();
     },
   };
 }

@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import type { AreaPlugin } from '#shared/area';
-import type { Change, ProposedChange } from '#shared/change';
+import type { Area, Change, ProposedChange } from '#shared/change';
 import { TargetUnavailableError } from '#shared/errors';
 import type { MetricsSnapshot } from '#shared/metrics';
 
@@ -20,6 +20,10 @@ export interface TestAreaOptions {
   readonly beforeApply?: (change: Change) => Promise<void> | void;
   /** Called after `apply` writes; throw here to simulate a crash after touching the target. */
   readonly afterApply?: (change: Change) => Promise<void> | void;
+  /** Which area slot it plays (default `test`); the alarm tests need a real area's alarms. */
+  readonly area?: Area;
+  /** Called before `snapshot` reads; throw here to simulate an unreachable target. */
+  readonly beforeSnapshot?: () => Promise<void> | void;
 }
 
 export function setKey(key: string, value: string): ProposedChange {
@@ -30,7 +34,7 @@ export function createTestArea(options: TestAreaOptions): AreaPlugin & { applyCo
   const { redis, prefix } = options;
   const k = (key: string) => `${prefix}:${key}`;
   const plugin = {
-    area: 'test' as const,
+    area: options.area ?? ('test' as Area),
     applyCount: 0,
     async plan() {
       return options.proposals();
@@ -52,6 +56,7 @@ export function createTestArea(options: TestAreaOptions): AreaPlugin & { applyCo
       else await redis.set(k(change.params.key as string), before);
     },
     async snapshot(now: Date): Promise<MetricsSnapshot> {
+      await options.beforeSnapshot?.();
       let raw: Record<string, string>;
       try {
         raw = await redis.hgetall(k('health'));
