@@ -398,13 +398,7 @@ async function inspectPolygonComplexity(client: pg.ClientBase, column: SpatialCo
   const c = column;
   const side = `${c.table}_subdivided`;
   return {
-    antiPattern: 'complex-polygons',
-    schema: c.schema,
-    table: c.table,
-    column: c.column,
-    fingerprints: [],
-    calls,
-    totalMs: 0,
+    ...dataFinding('complex-polygons', c, calls),
     fix:
       format('CREATE TABLE %I.%I AS SELECT ctid AS source_ctid, ST_Subdivide(%I, %s) AS %I FROM %I.%I', c.schema, side, c.column, cfg.polygonVerticesMax, c.column, c.schema, c.table) +
       format('; CREATE INDEX ON %I.%I USING gist (%I)', c.schema, side, c.column) +
@@ -412,6 +406,11 @@ async function inspectPolygonComplexity(client: pg.ClientBase, column: SpatialCo
     detail: `${over} of ${r.sampled} sampled polygons have more than ${cfg.polygonVerticesMax} vertices (max ${r.max_points}) in a table hit ${calls} times; their bounding boxes are too coarse for the index`,
     recommended: true,
   };
+}
+
+/** A finding about the data of a column rather than about one statement's text. */
+function dataFinding(antiPattern: SpatialAntiPattern, c: SpatialColumn, calls: number) {
+  return { antiPattern, schema: c.schema, table: c.table, column: c.column, fingerprints: [] as string[], calls, totalMs: 0 };
 }
 
 /** UTM zone EPSG code for a point: 326zz north, 327zz south. */
@@ -434,13 +433,7 @@ async function inspectGeographyExtent(client: pg.ClientBase, column: SpatialColu
   const c = column;
   const projected = `${c.column}_${epsg}`;
   return {
-    antiPattern: 'geography-could-be-geometry',
-    schema: c.schema,
-    table: c.table,
-    column: c.column,
-    fingerprints: [],
-    calls,
-    totalMs: 0,
+    ...dataFinding('geography-could-be-geometry', c, calls),
     fix:
       format(
         'ALTER TABLE %I.%I ADD COLUMN %I geometry GENERATED ALWAYS AS (ST_Transform(%I::geometry, %s)) STORED',
