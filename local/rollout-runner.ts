@@ -73,10 +73,22 @@ export class LocalExecutions {
   }
 }
 
+/** Validating a definition costs ~0.5 s; a machine is validated once and run many times. */
+const machines = new Map<string, { text: string; machine: StateMachine }>();
+function machineFor(area: Area, name: string, definition: Record<string, unknown>): StateMachine {
+  const key = `${area}:${name}`;
+  const text = JSON.stringify(definition);
+  const hit = machines.get(key);
+  if (hit && hit.text === text) return hit.machine;
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } as never });
+  machines.set(key, { text, machine });
+  return machine;
+}
+
 export async function runLocalRollout(options: LocalRolloutOptions): Promise<LocalRolloutResult> {
   const { area, config, deps } = options;
   const definition = synthesizeRolloutDefinition(area, config);
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } as never });
+  const machine = machineFor(area, config.name, definition);
   const rolloutId = options.executionName ?? `${area}-${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomUUID().slice(0, 8)}`;
   const stateMachineArn = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:${config.name}-${area}-rollout`;
   const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${rolloutId}`;

@@ -238,7 +238,7 @@ describe('alarm-driven rollback', () => {
   it('stops the execution while it bakes and reverts what it applied', async () => {
     const prefix = uniquePrefix('alarm');
     h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1'), setKey('b', '2')] });
-    const execution = run(h, { bakeMs: 5_000 });
+    const execution = run(h, { bakeMs: 1_500 });
     const rollouts = await waitFor('the canary to be applied', async () => {
       const [r] = await h!.runtime.ledger.listRollouts('caching');
       const changes = r ? await h!.runtime.ledger.listChanges(r.rolloutId) : [];
