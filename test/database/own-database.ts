@@ -44,14 +44,26 @@ export async function createOwnDatabase(prefix = 'perfpilot_t', extensions: read
   };
 }
 
-/** Runs a parameterized statement `times` times (extended protocol, so pg_stat_statements normalizes it). */
-export async function runStatement(pool: pg.Pool, text: string, params: (i: number) => unknown[], times: number): Promise<void> {
+/**
+ * Runs a parameterized statement `times` times (extended protocol, so
+ * pg_stat_statements normalizes it) on a connection of its own that is then closed:
+ * an idle PG15 backend flushes idx_scan only every 10 s, an exiting one at once.
+ */
+export async function runStatement(
+  pool: pg.Pool,
+  text: string,
+  params: (i: number) => unknown[],
+  times: number,
+  settings: readonly string[] = [],
+): Promise<void> {
   const client = await pool.connect();
   try {
+    for (const s of settings) await client.query(s);
     for (let i = 0; i < times; i++) await client.query(text, params(i));
   } finally {
-    client.release();
+    client.release(true);
   }
+  await new Promise((r) => setTimeout(r, 150));
 }
 
 /** customers(5,000) and orders(`orders` rows) with no secondary index, analyzed. */
