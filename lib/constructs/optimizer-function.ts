@@ -1,0 +1,332 @@
+/**
+ * The one house Lambda construct: every Perfpilot function is built here, so the
+ * runtime, architecture, bundling, logging, tracing, network placement and grants
+ * are decided once.
+ *
+ * Bundling runs the project's own esbuild (no Docker), so `cdk synth` works offline.
+ * Grants are `bind*()` methods that set the environment variable a handler reads
+ * and the IAM statement it needs together, so the two cannot drift apart.
+ */
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { PerfpilotConfig } from '#lib/config';
+import { appNamespace } from '#shared/alarms';
+import { LEDGER_TABLE } from '#shared/ledger-table';
+import { lambdaConfigJson } from './function-config.ts';
+import type { FunctionNetwork } from './function-network.ts';
+
+export type PowertoolsLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+export interface OptimizerFunctionProps {
+  /** The handler file (TypeScript, exports `handler`). */
+  readonly entry: string;
+  /** Travels to the function as PERFPILOT_CONFIG, without secrets. */
+  readonly config: PerfpilotConfig;
+  /** POWERTOOLS_SERVICE_NAME: how the function is named in logs, metrics and traces. */
+  readonly serviceName: string;
+  readonly description?: string;
+  /** Extra environment variables (never secrets). @default - none */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** @default Duration.minutes(5) */
+  readonly timeout?: Duration;
+  /** @default 1024 */
+  readonly memorySize?: number;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default 'INFO' */
+  readonly logLevel?: PowertoolsLogLevel;
+  /** Private subnets and security groups to run in. @default - not in a VPC */
+  readonly network?: FunctionNetwork;
+}
+
+/** Node's ESM has no `require`; some bundled CommonJS dependencies still call it. */
+const ESM_REQUIRE_BANNER = "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
+
+export class OptimizerFunction extends Construct implements iam.IGrantable {
+  public readonly function: nodejs.NodejsFunction;
+  public readonly role: iam.Role;
+  public readonly logGroup: logs.LogGroup;
+  public readonly grantPrincipal: iam.IPrincipal;
+
+  constructor(scope: Construct, id: string, props: OptimizerFunctionProps) {
+    super(scope, id);
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    // An own role instead of AWSLambdaBasicExecutionRole (logs:* on *): writes to
+    // its own log group only.
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Perfpilot ${props.serviceName}`,
+    });
+    this.grantPrincipal = this.role;
+    this.logGroup.grantWrite(this.role);
+
+    const network = props.network;
+    if (network) {
+      const eni = new iam.Policy(this, 'VpcAccess', {
+        statements: [
+          new iam.PolicyStatement({
+            actions: [
+              'ec2:CreateNetworkInterface',
+              'ec2:DescribeNetworkInterfaces',
+              'ec2:DeleteNetworkInterface',
+              'ec2:AssignPrivateIpAddresses',
+              'ec2:UnassignPrivateIpAddresses',
+            ],
+            resources: ['*'],
+          }),
+        ],
+      });
+      this.role.attachInlinePolicy(eni);
+      Validations.of(eni).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'The ENI actions Lambda needs to run in a VPC (the statements of AWSLambdaVPCAccessExecutionRole) do not support resource-level permissions.',
+      });
+    }
+
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      entry: props.entry,
+      handler: 'handler',
+      description: props.description,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize ?? 1024,
+      timeout: props.timeout ?? Duration.minutes(5),
+      role: this.role,
+      logGroup: this.logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      vpc: network?.vpc,
+      vpcSubnets: network?.subnets,
+      securityGroups: network?.securityGroups,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_METRICS_NAMESPACE: appNamespace(props.config),
+        POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
+        PERFPILOT_CONFIG: lambdaConfigJson(props.config),
+        ...props.environment,
+      },
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node22',
+        mainFields: ['module', 'main'],
+        banner: ESM_REQUIRE_BANNER,
+        sourceMap: true,
+        minify: true,
+        // Typed errors are matched by name in the rollout; keep class names readable in traces too.
+        keepNames: true,
+        // The AWS SDK is bundled (no '@aws-sdk/*' external): the function runs the
+        // client versions the tests ran against, not whatever the runtime ships.
+        // pg's optional native binding is never used.
+        externalModules: ['pg-native'],
+        forceDockerBundling: false,
+      },
+    });
+
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'Pinned to nodejs22.x on purpose: the code is developed and tested on Node 20/22, and a runtime upgrade is a reviewed change, not an automatic one.',
+    });
+    // Tracing.ACTIVE puts the X-Ray statement into the role's default policy.
+    const defaultPolicy = this.role.node.tryFindChild('DefaultPolicy');
+    if (defaultPolicy) {
+      Validations.of(defaultPolicy).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason: 'xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) do not support resource-level permissions.',
+      });
+    }
+  }
+
+  get functionName(): string {
+    return this.function.functionName;
+  }
+
+  get functionArn(): string {
+    return this.function.functionArn;
+  }
+
+  addEnvironment(key: string, value: string): this {
+    this.function.addEnvironment(key, value);
+    return this;
+  }
+
+  /** The change ledger: read/write items of the table and its gsi1 index (no scans, no table admin). */
+  bindLedger(table: dynamodb.ITable): this {
+    this.addEnvironment('LEDGER_TABLE_NAME', table.tableName);
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
+          'dynamodb:Query',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:BatchWriteItem',
+          'dynamodb:ConditionCheckItem',
+          'dynamodb:DescribeTable',
+        ],
+        resources: [table.tableArn, `${table.tableArn}/index/${LEDGER_TABLE.gsi1.indexName}`],
+      }),
+    );
+    return this;
+  }
+
+  /** CloudWatch GetMetricData, for baselines and guardrail checks. */
+  bindMetricsRead(): this {
+    const policy = new iam.Policy(this, 'MetricsRead', {
+      statements: [new iam.PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] })],
+    });
+    this.role.attachInlinePolicy(policy);
+    Validations.of(policy).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'cloudwatch:GetMetricData does not support resource-level permissions; it only reads metrics.',
+    });
+    return this;
+  }
+
+  /** The Secrets Manager secret with the database credentials: that one ARN, read only. */
+  bindDatabaseSecret(secretArn: string): this {
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secretArn] }),
+    );
+    return this;
+  }
+
+  /** Read and change one ElastiCache parameter group (eviction policy and friends). */
+  bindCacheParameterGroup(parameterGroupName: string): this {
+    const arn = Stack.of(this).formatArn({
+      service: 'elasticache',
+      resource: 'parametergroup',
+      resourceName: parameterGroupName,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['elasticache:DescribeCacheParameters', 'elasticache:ModifyCacheParameterGroup'],
+        resources: [arn],
+      }),
+    );
+    return this;
+  }
+
+  /**
+   * Read and resize the connection pool of an RDS Proxy. RDS Proxy ARNs carry the
+   * generated resource id (prx-…), not the name the config knows, so the statement
+   * is scoped to the account's proxies and target groups in this region, and the
+   * handler names the proxy in every call.
+   */
+  bindDatabaseProxy(proxyName: string): this {
+    const stack = Stack.of(this);
+    const arn = (resource: string) =>
+      stack.formatArn({ service: 'rds', resource, resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const policy = new iam.Policy(this, 'DatabaseProxy', {
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['rds:DescribeDBProxies', 'rds:DescribeDBProxyTargetGroups', 'rds:ModifyDBProxyTargetGroup'],
+          resources: [arn('db-proxy'), arn('target-group')],
+        }),
+      ],
+    });
+    this.role.attachInlinePolicy(policy);
+    this.addEnvironment('PERFPILOT_DB_PROXY_NAME', proxyName);
+    for (const resource of ['db-proxy', 'target-group']) {
+      Validations.of(policy).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:${resource}:*]`,
+        reason: `RDS Proxy ${resource} ARNs use generated resource ids (prx-...), not the proxy name "${proxyName}" the config gives; scoped to this account and region.`,
+      });
+    }
+    return this;
+  }
+
+  /** Publish to the topic, encrypting with its KMS key: that topic and that key only. */
+  bindTopic(topic: sns.ITopic): this {
+    this.addEnvironment('PERFPILOT_TOPIC_ARN', topic.topicArn);
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [topic.topicArn] }));
+    if (topic.masterKey) {
+      // What SNS needs of a publisher to an encrypted topic (narrower than grantPublish's GenerateDataKey*).
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [topic.masterKey.keyArn] }),
+      );
+    }
+    return this;
+  }
+
+  /**
+   * The rollouts the rollback may stop: ListExecutions on each state machine and
+   * StopExecution on its executions (whose names are not known at deploy time).
+   */
+  bindRolloutControl(stateMachines: Readonly<Record<string, sfn.StateMachine>>): this {
+    const machines = Object.values(stateMachines);
+    this.addEnvironment(
+      'PERFPILOT_STATE_MACHINES',
+      Stack.of(this).toJsonString(Object.fromEntries(Object.entries(stateMachines).map(([area, sm]) => [area, sm.stateMachineArn]))),
+    );
+    if (machines.length === 0) return this;
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['states:ListExecutions'], resources: machines.map((sm) => sm.stateMachineArn) }),
+    );
+    // With the fixed name StagedRollout gives its state machine, the execution ARNs
+    // (and cdk-nag's finding ids) name the machine literally.
+    const nameOf = (sm: sfn.StateMachine) => (sm.node.defaultChild as sfn.CfnStateMachine).stateMachineName ?? sm.stateMachineName;
+    const executionsOf = (sm: sfn.StateMachine) =>
+      Stack.of(this).formatArn({
+        service: 'states',
+        resource: 'execution',
+        resourceName: `${nameOf(sm)}:*`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    const stop = new iam.Policy(this, 'StopRollouts', {
+      statements: [new iam.PolicyStatement({ actions: ['states:StopExecution'], resources: machines.map(executionsOf) })],
+    });
+    this.role.attachInlinePolicy(stop);
+    for (const sm of machines) {
+      Validations.of(stop).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${nameOf(sm)}:*]`,
+        reason: 'Execution names are chosen at run time; StopExecution is limited to the executions of this one Perfpilot rollout state machine.',
+      });
+    }
+    return this;
+  }
+
+  /** The schedule rules the rollback may disable (circuit breaker). */
+  bindScheduleRules(rules: Readonly<Record<string, events.IRule>>): this {
+    return this.bindByArea('PERFPILOT_SCHEDULE_RULES', rules, (rule) => rule.ruleName, (rule) => rule.ruleArn, 'events:DisableRule');
+  }
+
+  /** The area functions the rollback asks to revert (it needs no target access itself). */
+  bindAreaFunctions(functions: Readonly<Record<string, OptimizerFunction>>): this {
+    // The function ARN only (no `:*` qualifiers): it invokes $LATEST, as deployed.
+    return this.bindByArea('PERFPILOT_AREA_FUNCTIONS', functions, (fn) => fn.functionName, (fn) => fn.functionArn, 'lambda:InvokeFunction');
+  }
+
+  /** An env var mapping area → name (JSON), and one action on exactly those resources. */
+  private bindByArea<T>(
+    variable: string,
+    byArea: Readonly<Record<string, T>>,
+    nameOf: (resource: T) => string,
+    arnOf: (resource: T) => string,
+    action: string,
+  ): this {
+    const entries = Object.entries(byArea);
+    this.addEnvironment(variable, Stack.of(this).toJsonString(Object.fromEntries(entries.map(([area, r]) => [area, nameOf(r)]))));
+    if (entries.length > 0) {
+      this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: [action], resources: entries.map(([, r]) => arnOf(r)) }));
+    }
+    return this;
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * The whole autopilot as one construct, so a team can add it to its own CDK app:
+ *
+ *   new Perfpilot(this, 'Perfpilot', { config: loadConfig('perfpilot.config.json') });
+ *
+ * Per deployed area: the area function, its staged rollout state machine and the
+ * schedule rule that starts the rollout. Shared: the rollback function (run by
+ * Perfpilot's critical alarms and by rollouts that ended badly), the notification
+ * topic, and one CloudWatch alarm per alarm definition. The ledger table is created
+ * here unless one is passed in (our own app keeps it in a separate, stateful stack).
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { AreaName, PerfpilotConfig } from '#lib/config';
+import { importFunctionNetwork } from './function-network.ts';
+import { LedgerTable } from './ledger-table.ts';
+import { NotificationTopic } from './notification-topic.ts';
+import { OptimizerFunction, type PowertoolsLogLevel } from './optimizer-function.ts';
+import { PerfpilotAlarms } from './perfpilot-alarms.ts';
+import { StagedRollout } from './staged-rollout.ts';
+
+/** The areas that have an implementation (`functions/<area>/handler.ts`) and are deployed. */
+export const DEPLOYED_AREAS = ['caching', 'database'] as const satisfies readonly AreaName[];
+export type DeployedArea = (typeof DEPLOYED_AREAS)[number];
+
+/** The package's `functions/` folder, next to `lib/`. */
+const FUNCTIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'functions');
+
+/** Execution ends after which the rollback function closes what the rollout left. */
+const ENDED_BADLY = ['FAILED', 'TIMED_OUT', 'ABORTED'];
+
+export interface PerfpilotProps {
+  /** The validated config (`loadConfig` / `parseConfig` from `lib/config.ts`). */
+  readonly config: PerfpilotConfig;
+  /**
+   * The ledger table, shaped like `LedgerTable`.
+   * @default - a new `LedgerTable` in this construct (removal policy RETAIN)
+   */
+  readonly ledgerTable?: dynamodb.ITable;
+  /**
+   * The areas to deploy.
+   * @default DEPLOYED_AREAS
+   */
+  readonly areas?: readonly DeployedArea[];
+  /**
+   * Log level of every function (POWERTOOLS_LOG_LEVEL).
+   * @default 'INFO'
+   */
+  readonly logLevel?: PowertoolsLogLevel;
+  /**
+   * Retention of the functions' log groups.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * The folder with the handlers (`<area>/handler.ts`, `rollback/handler.ts`).
+   * @default the `functions/` folder of this package
+   */
+  readonly functionsDir?: string;
+}
+
+export class Perfpilot extends Construct {
+  public readonly ledgerTable: dynamodb.ITable;
+  public readonly topic: sns.Topic;
+  /** By area. */
+  public readonly areaFunctions: Readonly<Partial<Record<DeployedArea, OptimizerFunction>>>;
+  public readonly rollouts: Readonly<Partial<Record<DeployedArea, StagedRollout>>>;
+  public readonly stateMachines: Readonly<Partial<Record<DeployedArea, sfn.StateMachine>>>;
+  public readonly scheduleRules: Readonly<Partial<Record<DeployedArea, events.Rule>>>;
+  public readonly rollbackFunction: OptimizerFunction;
+  /** Perfpilot's critical alarms going to ALARM → rollback. */
+  public readonly alarmRule: events.Rule;
+  /** A rollout execution that failed, timed out or was aborted → rollback closes it. */
+  public readonly executionRule: events.Rule;
+  public readonly alarms: PerfpilotAlarms;
+
+  constructor(scope: Construct, id: string, props: PerfpilotProps) {
+    super(scope, id);
+    const { config } = props;
+    const areas = props.areas ?? DEPLOYED_AREAS;
+    const network = config.vpc ? importFunctionNetwork(this, config.vpc) : undefined;
+    const functionsDir = props.functionsDir ?? FUNCTIONS_DIR;
+    const functionDefaults = { config, network, logLevel: props.logLevel, logRetention: props.logRetention };
+
+    this.ledgerTable = props.ledgerTable ?? new LedgerTable(this, 'Ledger').table;
+    this.topic = new NotificationTopic(this, 'Notifications', {
+      alarmNamePrefix: `${config.name}-`,
+      email: config.notificationEmail,
+    }).topic;
+
+    const areaFunctions: Partial<Record<DeployedArea, OptimizerFunction>> = {};
+    const rollouts: Partial<Record<DeployedArea, StagedRollout>> = {};
+    const stateMachines: Partial<Record<DeployedArea, sfn.StateMachine>> = {};
+    const scheduleRules: Partial<Record<DeployedArea, events.Rule>> = {};
+    for (const area of areas) {
+      const fn = new OptimizerFunction(this, `${area}-function`, {
+        ...functionDefaults,
+        entry: join(functionsDir, area, 'handler.ts'),
+        serviceName: `${config.name}-${area}`,
+        description: `Perfpilot ${area}: the steps of its staged rollout`,
+        environment: { PERFPILOT_AREA: area },
+      })
+        .bindLedger(this.ledgerTable)
+        .bindMetricsRead();
+      bindAreaTargets(fn, area, config);
+
+      const rollout = new StagedRollout(this, `${area}-rollout`, { area, stepFunction: fn.function, config });
+      acknowledgeRolloutRole(rollout, fn);
+      const schedule = config.areas[area];
+      const rule = new events.Rule(this, `${area}-schedule`, {
+        ruleName: `${config.name}-${area}-schedule`,
+        description: `Starts the ${area} rollout`,
+        schedule: events.Schedule.expression(schedule.schedule),
+        enabled: schedule.enabled,
+      });
+      rule.addTarget(
+        new targets.SfnStateMachine(rollout.stateMachine, { input: events.RuleTargetInput.fromObject({ trigger: 'schedule' }) }),
+      );
+
+      areaFunctions[area] = fn;
+      rollouts[area] = rollout;
+      stateMachines[area] = rollout.stateMachine;
+      scheduleRules[area] = rule;
+    }
+    this.areaFunctions = areaFunctions;
+    this.rollouts = rollouts;
+    this.stateMachines = stateMachines;
+    this.scheduleRules = scheduleRules;
+
+    this.rollbackFunction = new OptimizerFunction(this, 'rollback-function', {
+      ...functionDefaults,
+      entry: join(functionsDir, 'rollback', 'handler.ts'),
+      serviceName: `${config.name}-rollback`,
+      description: 'Perfpilot rollback: stops rollouts and reverts recent changes of an area in ALARM',
+      timeout: Duration.minutes(10),
+      memorySize: 512,
+    })
+      .bindLedger(this.ledgerTable)
+      .bindRolloutControl(stateMachines)
+      .bindScheduleRules(scheduleRules)
+      .bindAreaFunctions(areaFunctions)
+      .bindTopic(this.topic);
+
+    const rollbackTarget = new targets.LambdaFunction(this.rollbackFunction.function, {
+      retryAttempts: 4,
+      maxEventAge: Duration.hours(1),
+    });
+    this.alarmRule = new events.Rule(this, 'alarm-rollback', {
+      ruleName: `${config.name}-critical-alarm-rollback`,
+      description: 'A Perfpilot critical alarm went to ALARM: roll its area back',
+      eventPattern: {
+        source: ['aws.cloudwatch'],
+        detailType: ['CloudWatch Alarm State Change'],
+        detail: {
+          // Only critical alarms roll back; warnings only notify (through the topic).
+          alarmName: events.Match.prefix(`${config.name}-critical-`),
+          state: { value: ['ALARM'] },
+        },
+      },
+      targets: [rollbackTarget],
+    });
+    this.executionRule = new events.Rule(this, 'execution-ended', {
+      ruleName: `${config.name}-rollout-ended-badly`,
+      description: 'A Perfpilot rollout failed, timed out or was aborted: close what it left',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: {
+          status: ENDED_BADLY,
+          stateMachineArn: Object.values(stateMachines).map((sm) => sm.stateMachineArn),
+        },
+      },
+      targets: [rollbackTarget],
+    });
+
+    this.alarms = new PerfpilotAlarms(this, 'alarms', { config, topic: this.topic });
+  }
+}
+
+/** What an area function may touch in the tuned system, when the AWS targets are set. */
+function bindAreaTargets(fn: OptimizerFunction, area: DeployedArea, config: PerfpilotConfig): void {
+  switch (area) {
+    case 'caching': {
+      const elasticache = config.targets.caching.elasticache;
+      if (elasticache) fn.bindCacheParameterGroup(elasticache.parameterGroupName);
+      return;
+    }
+    case 'database': {
+      const rds = config.targets.database.rds;
+      if (rds) {
+        fn.bindDatabaseSecret(rds.secretArn);
+        if (rds.proxyName) fn.bindDatabaseProxy(rds.proxyName);
+      }
+      return;
+    }
+  }
+}
+
+/**
+ * The findings of the state machine role that StagedRollout's L2 constructs
+ * generate, each acknowledged for a reason of the service, not for convenience.
+ */
+function acknowledgeRolloutRole(rollout: StagedRollout, fn: OptimizerFunction): void {
+  const policy = rollout.stateMachine.role.node.tryFindChild('DefaultPolicy');
+  if (!policy) return;
+  const fnLogicalId = Stack.of(fn).getLogicalId(fn.function.node.defaultChild as CfnElement);
+  Validations.of(policy).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::<${fnLogicalId}.Arn>:*]`,
+    reason: "LambdaInvoke's grant covers the area function's versions and aliases (ARN:*); it is that one function.",
+  });
+  Validations.of(policy).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason:
+      'Execution logging (logs:*LogDelivery*, PutResourcePolicy, Describe*) and X-Ray tracing actions do not support resource-level permissions.',
+  });
+}
