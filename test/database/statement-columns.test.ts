@@ -59,7 +59,7 @@ describe('column roles from the PostgreSQL parser', () => {
         'public.customers.region:order',
       ]),
     );
-    expect(cols!.tables.sort()).toEqual(['audit.events', 'public.customers', 'public.orders']);
+    expect([...cols!.tables].sort()).toEqual(['audit.events', 'public.customers', 'public.orders']);
     expect(cols!.paramCount).toBe(2);
     expect(cols!.orderBy.get('public.customers')).toEqual([{ column: 'region', descending: false }]);
   });
