@@ -12,10 +12,9 @@ import {
   statementHeuristicOptions,
 } from '#functions/database/n-plus-one';
 import { observeStatementsForNPlusOne } from '#functions/database/n-plus-one-observe';
+import { createOwnDatabase, type OwnDatabase } from './own-database.ts';
 
-const ADMIN_URL = process.env.PERFPILOT_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const DB = `perfpilot_t_${Math.random().toString(36).slice(2, 10)}`;
-const config = parseConfig({ targets: { caching: { redisUrl: 'redis://127.0.0.1:6379' }, database: { connectionString: ADMIN_URL } } });
+const config = parseConfig({ targets: { caching: { redisUrl: 'redis://127.0.0.1:6379' }, database: { connectionString: 'postgres://127.0.0.1/unused' } } });
 const dev = nPlusOneThresholds(config.nPlusOne, 'development');
 const prod = nPlusOneThresholds(config.nPlusOne, 'production');
 
@@ -23,16 +22,13 @@ const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
 /** The line a marker comment is on, so call sites are asserted exactly without hard-coding numbers. */
 const lineOf = (marker: string) => SOURCE.findIndex((l) => l.includes(`// ${marker}`)) + 1;
 
-let admin: pg.Client;
+let db: OwnDatabase;
 let pool: pg.Pool;
 const tracer = new QueryTracer();
 
 beforeAll(async () => {
-  admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`create database ${DB}`);
-  pool = tracer.instrument(new pg.Pool({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${DB}`), max: 4 }));
-  await pool.query('create extension if not exists pg_stat_statements');
+  db = await createOwnDatabase('perfpilot_t', ['pg_stat_statements']);
+  pool = tracer.instrument(db.pool);
   await pool.query(`
     create table authors (id int primary key, name text not null);
     create table posts (id int primary key, author_id int not null references authors(id), title text, published boolean default true);
@@ -44,9 +40,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await pool?.end();
-  await admin?.query(`drop database if exists ${DB} with (force)`);
-  await admin?.end();
+  await db?.drop();
 });
 
 /** An endpoint with an N+1: list posts, then one author lookup per post. */

@@ -2,24 +2,19 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
 import { adviseSpatial, spatialReportSections, type SpatialFinding } from '#functions/database/spatial';
+import { createOwnDatabase, type OwnDatabase } from './own-database.ts';
 
-const ADMIN_URL = process.env.PERFPILOT_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const DB = `perfpilot_t_${Math.random().toString(36).slice(2, 10)}`;
-const config = parseConfig({ targets: { caching: { redisUrl: 'redis://127.0.0.1:6379' }, database: { connectionString: ADMIN_URL } } });
+const config = parseConfig({ targets: { caching: { redisUrl: 'redis://127.0.0.1:6379' }, database: { connectionString: 'postgres://127.0.0.1/unused' } } });
 
-let admin: pg.Client;
-let client: pg.Client;
+let db: OwnDatabase;
+let client: pg.PoolClient;
 let findings: SpatialFinding[];
 
 const find = (antiPattern: string, table: string) => findings.filter((f) => f.antiPattern === antiPattern && f.table === table);
 
 beforeAll(async () => {
-  admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`create database ${DB}`);
-  client = new pg.Client({ connectionString: ADMIN_URL.replace(/\/[^/]*$/, `/${DB}`) });
-  await client.connect();
-  await client.query('create extension postgis; create extension pg_stat_statements');
+  db = await createOwnDatabase('perfpilot_t', ['postgis', 'pg_stat_statements']);
+  client = await db.pool.connect();
   await client.query(`
     -- fleet positions around Berlin, no spatial index
     create table vehicles (id int primary key, pos geometry(Point, 4326));
@@ -67,9 +62,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await client?.end();
-  await admin?.query(`drop database if exists ${DB} with (force)`);
-  await admin?.end();
+  client?.release();
+  await db?.drop();
 });
 
 describe('adviseSpatial against PostGIS with seeded anti-patterns and look-alikes', () => {
