@@ -39,6 +39,15 @@ export interface SimulationResult {
   readonly byteHitRatePercent: number;
 }
 
+function resultOf(reads: number, hits: number, readBytes: number, hitBytes: number): SimulationResult {
+  return {
+    requests: reads,
+    hits,
+    hitRatePercent: reads === 0 ? 0 : (hits / reads) * 100,
+    byteHitRatePercent: readBytes === 0 ? 0 : (hitBytes / readBytes) * 100,
+  };
+}
+
 interface Entry {
   size: number;
   expiresAt: number;
@@ -134,12 +143,7 @@ export function simulate(trace: readonly TraceRequest[], o: SimulationOptions): 
     lfu?.add(r.key, 1);
     used += size;
   }
-  return {
-    requests: reads,
-    hits,
-    hitRatePercent: reads === 0 ? 0 : (hits / reads) * 100,
-    byteHitRatePercent: readBytes === 0 ? 0 : (hitBytes / readBytes) * 100,
-  };
+  return resultOf(reads, hits, readBytes, hitBytes);
 }
 
 /** A binary max-heap of [priority, key, stamp]; stale items are skipped lazily. */
@@ -266,10 +270,5 @@ export function simulateBelady(trace: readonly TraceRequest[], o: { capacityByte
     heap.push([mine, r.key, entry.stamp]);
     used += size;
   }
-  return {
-    requests: reads,
-    hits,
-    hitRatePercent: reads === 0 ? 0 : (hits / reads) * 100,
-    byteHitRatePercent: readBytes === 0 ? 0 : (hitBytes / readBytes) * 100,
-  };
+  return resultOf(reads, hits, readBytes, hitBytes);
 }

@@ -64,6 +64,17 @@ export interface WrapOptions {
 }
 
 type Outcome = 'hit' | 'stale' | 'miss' | 'fallback';
+interface LoadRequest {
+  readonly key: string;
+  readonly pattern: string;
+  readonly pp: PatternPolicy;
+  readonly loader: Loader<unknown>;
+  /** Tag versions read before loading: an invalidation during the load makes the stored value outdated at once. */
+  readonly tags: readonly (readonly [string, number])[];
+  /** The entry being replaced, if any: its age and digest measure how often values change. */
+  readonly previous: EntryHeader | undefined;
+}
+
 interface ReadResult {
   readonly value: unknown;
   readonly outcome: Outcome;
@@ -226,7 +237,7 @@ export class CacheClient {
         const freshUntil = entry?.header?.freshUntilMs ?? 0;
         if (freshUntil - this.o.now() > aheadSeconds * 1_000) continue;
         const pp = patternPolicyOf(this.policyState.document, pattern);
-        if (await this.refresh(key, pattern, pp, () => loader(key), [], entry?.header)) refreshed++;
+        if (await this.refresh({ key, pattern, pp, loader: () => loader(key), tags: [], previous: entry?.header })) refreshed++;
       } catch (error) {
         this.warn(`warming ${key} failed`, error);
       }
@@ -374,15 +385,15 @@ export class CacheClient {
           now - header.loadMs * pp.earlyRefreshBeta * Math.log(this.o.random()) >= header.freshUntilMs
         ) {
           this.count(pattern, 'earlyRefreshes');
-          this.inBackground(this.refresh(key, pattern, pp, loader, tags.length ? [...tagVersions] : header.tags, header));
+          this.inBackground(this.refresh({ key, pattern, pp, loader, tags: tags.length ? [...tagVersions] : header.tags, previous: header }));
         }
         return { value: entry.value, outcome: 'hit' };
       }
-      if (loader) this.inBackground(this.refresh(key, pattern, pp, loader, tags.length ? [...tagVersions] : header.tags, header));
+      if (loader) this.inBackground(this.refresh({ key, pattern, pp, loader, tags: tags.length ? [...tagVersions] : header.tags, previous: header }));
       return { value: entry.value, outcome: 'stale' };
     }
     if (!loader) return { value: undefined, outcome: 'miss' };
-    const result = await this.loadUnderLock(key, pattern, pp, loader, [...tagVersions], header);
+    const result = await this.loadUnderLock({ key, pattern, pp, loader, tags: [...tagVersions], previous: header });
     if (sampled) this.stats.recordTrace(key, result.bytes, now);
     return { value: result.value, outcome: result.fallback ? 'fallback' : 'miss' };
   }
@@ -397,58 +408,49 @@ export class CacheClient {
     return header.tags.every(([t, v]) => known.get(t) === v);
   }
 
+  /** Errors from Redis itself (connection, timeout, reply) as opposed to the application's loader. */
+  private isRedisError(error: unknown): boolean {
+    const name = (error as Error | undefined)?.name ?? '';
+    return this.redis.status !== 'ready' || /Redis|Reply|Timeout|Connection|Abort/i.test(name) || /Command timed out|Connection is closed|Stream isn't writeable/.test((error as Error)?.message ?? '');
+  }
+
   private inBackground(p: Promise<unknown>) {
     const tracked = p.catch((error) => this.warn('background refresh failed', error)).finally(() => this.background.delete(tracked));
     this.background.add(tracked);
   }
 
-  /** Refreshes under the lock if nobody else is; false when another caller holds it. */
-  private async refresh(
-    key: string,
-    pattern: string,
-    pp: PatternPolicy,
-    loader: Loader<unknown>,
-    tags: readonly (readonly [string, number])[],
-    previous: EntryHeader | undefined,
-  ): Promise<boolean> {
+  /** Runs `fn` holding the key's lock; undefined (without running it) when another caller holds it. */
+  private async withLock<T>(key: string, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
     const token = randomUUID();
     const got = await this.redis.set(this.lockKey(key), token, 'PX', this.o.lockTtlMs, 'NX');
-    if (got !== 'OK') return false;
+    if (got !== 'OK') return undefined;
     try {
-      await this.loadAndStore(key, pattern, pp, loader, tags, previous);
-      return true;
+      return { value: await fn() };
     } finally {
       await this.redis.eval(RELEASE_LOCK, 1, this.lockKey(key), token).catch(() => undefined);
     }
   }
 
-  private async loadUnderLock(
-    key: string,
-    pattern: string,
-    pp: PatternPolicy,
-    loader: Loader<unknown>,
-    tags: readonly (readonly [string, number])[],
-    previous: EntryHeader | undefined,
-  ): Promise<{ value: unknown; bytes: number; fallback: boolean }> {
+  /** Refreshes under the lock if nobody else is; false when another caller holds it. */
+  private async refresh(req: LoadRequest): Promise<boolean> {
+    return (await this.withLock(req.key, () => this.loadAndStore(req))) !== undefined;
+  }
+
+  private async loadUnderLock(req: LoadRequest): Promise<{ value: unknown; bytes: number; fallback: boolean }> {
+    const { key, pattern, loader } = req;
     const deadline = this.o.now() + this.o.lockWaitMs;
-    const seenCreatedAt = previous?.createdAtMs ?? -1;
+    const seenCreatedAt = req.previous?.createdAtMs ?? -1;
     let waited = false;
     for (;;) {
-      const token = randomUUID();
-      let got: string | null;
+      let loaded: { value: { value: unknown; bytes: number } } | undefined;
       try {
-        got = await this.redis.set(this.lockKey(key), token, 'PX', this.o.lockTtlMs, 'NX');
+        loaded = await this.withLock(key, () => this.loadAndStore(req));
       } catch (error) {
+        if (!this.isRedisError(error)) throw error;
         const r = await this.fallback(key, loader, error);
         return { value: r.value, bytes: 0, fallback: true };
       }
-      if (got === 'OK') {
-        try {
-          return { ...(await this.loadAndStore(key, pattern, pp, loader, tags, previous)), fallback: false };
-        } finally {
-          await this.redis.eval(RELEASE_LOCK, 1, this.lockKey(key), token).catch(() => undefined);
-        }
-      }
+      if (loaded) return { ...loaded.value, fallback: false };
       if (!waited) this.count(pattern, 'lockWaits');
       waited = true;
       // Another process is loading: wait for its value (or for its lock to go away).
@@ -478,14 +480,8 @@ export class CacheClient {
     }
   }
 
-  private async loadAndStore(
-    key: string,
-    pattern: string,
-    pp: PatternPolicy,
-    loader: Loader<unknown>,
-    tags: readonly (readonly [string, number])[],
-    previous: EntryHeader | undefined,
-  ): Promise<{ value: unknown; bytes: number }> {
+  private async loadAndStore(req: LoadRequest): Promise<{ value: unknown; bytes: number }> {
+    const { key, pattern, pp, loader, tags, previous } = req;
     const started = performance.now();
     const value = await loader();
     const loadMs = performance.now() - started;
