@@ -204,18 +204,23 @@ function singular(table: string): string {
   return table.endsWith('s') ? table.slice(0, -1) : table;
 }
 
-/** Can rows of `parent` drive lookups of `child`? Same table, a foreign key either way, or `<table>_id` naming. */
+/**
+ * Can rows of `parent` drive lookups of `child`? The parent must return the value the
+ * child looks up by: the key itself from the same table, a foreign key either way, or
+ * `<table>_id` naming.
+ */
 function related(parent: SelectShape, child: SelectShape, fks: readonly ForeignKeyRef[]): boolean {
   const key = child.keyLookup!;
   const childTable = key.table.table;
+  const returns = (column: string) => parent.targetColumns.includes('*') || parent.targetColumns.includes(column);
   for (const p of parent.tables) {
-    if (p.table === childTable) return true;
+    if (p.table === childTable && returns(key.column)) return true;
     // the list carries the key: parent.<x> → child.<key>
-    if (fks.some((fk) => fk.table === p.table && fk.referencedTable === childTable && fk.referencedColumn === key.column)) return true;
+    if (fks.some((fk) => fk.table === p.table && fk.referencedTable === childTable && fk.referencedColumn === key.column && returns(fk.column))) return true;
     // the lookup is by the list's key: child.<key> → parent.<x>
-    if (fks.some((fk) => fk.table === childTable && fk.column === key.column && fk.referencedTable === p.table)) return true;
-    if (key.column === `${singular(p.table)}_id`) return true;
-    if (key.column === 'id' && parent.targetColumns.includes(`${singular(childTable)}_id`)) return true;
+    if (fks.some((fk) => fk.table === childTable && fk.column === key.column && fk.referencedTable === p.table && returns(fk.referencedColumn))) return true;
+    if (key.column === `${singular(p.table)}_id` && returns('id')) return true;
+    if (key.column === 'id' && returns(`${singular(childTable)}_id`)) return true;
   }
   return false;
 }
