@@ -18,7 +18,7 @@ import { documentClient } from '#shared/ledger';
 import { LEDGER_TABLE } from '#shared/ledger-table';
 
 const require = createRequire(import.meta.url);
-const dynalite = require('dynalite') as (options: { path?: string; createTableMs?: number }) => Server;
+type Dynalite = (options: { path?: string; createTableMs?: number }) => Server;
 
 export interface LocalDynamo {
   readonly client: DynamoDBClient;
@@ -84,6 +84,7 @@ async function ensureTable(client: DynamoDBClient, tableName: string): Promise<v
 export async function startLocalDynamo(options: { dataDir?: string; tableName?: string } = {}): Promise<LocalDynamo> {
   const tableName = options.tableName ?? 'perfpilot-ledger';
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  const dynalite = require('dynalite') as Dynalite;
   const server = dynalite({ path: options.dataDir, createTableMs: 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -5,12 +5,19 @@
  */
 import './polyfills.ts';
 import { randomUUID } from 'node:crypto';
-import { ExecutionAbortedError, StateMachine } from 'aws-local-stepfunctions';
+import type { StateMachine } from 'aws-local-stepfunctions';
 import type { PerfpilotConfig } from '#lib/config';
-import { BAKE_STATE, ROLLOUT_TASKS, type RolloutTaskState } from '#lib/constructs/staged-rollout';
+import { BAKE_STATE, ROLLOUT_TASKS, type RolloutTaskState } from '#shared/rollout-states';
 import type { Area } from '#shared/change';
 import { runRolloutStep, type RolloutDeps, type RolloutState, type StepEvent } from '#shared/rollout-steps';
-import { localFunctionArn, LOCAL_ACCOUNT, LOCAL_REGION, synthesizeRolloutDefinition } from './rollout-definition.ts';
+import { LocalExecutions } from './local-executions.ts';
+
+export { LocalExecutions };
+
+// aws-cdk-lib (to synthesize) and the ASL interpreter load only when a rollout runs,
+// so commands such as `perfpilot status` start fast.
+const loadDefinition = () => import('./rollout-definition.ts');
+const loadInterpreter = () => import('aws-local-stepfunctions');
 
 export type RolloutProgress =
   | { readonly type: 'state-entered'; readonly state: string }
@@ -44,42 +51,14 @@ export interface LocalRolloutResult {
   readonly cause?: string;
 }
 
-/** Running local executions by area: the local twin of ListExecutions/StopExecution. */
-export class LocalExecutions {
-  private readonly running = new Map<string, { area: Area; abort: () => void }>();
-
-  register(executionArn: string, area: Area, abort: () => void): void {
-    this.running.set(executionArn, { area, abort });
-  }
-
-  unregister(executionArn: string): void {
-    this.running.delete(executionArn);
-  }
-
-  list(area: Area): string[] {
-    return [...this.running.entries()].filter(([, e]) => e.area === area).map(([arn]) => arn);
-  }
-
-  /** Stops (aborts) every running execution of `area`; returns their ARNs. */
-  async stopRunning(area: Area, _reason: string): Promise<string[]> {
-    const stopped: string[] = [];
-    for (const [arn, e] of this.running) {
-      if (e.area !== area) continue;
-      e.abort();
-      this.running.delete(arn);
-      stopped.push(arn);
-    }
-    return stopped;
-  }
-}
-
 /** Validating a definition costs ~0.5 s; a machine is validated once and run many times. */
 const machines = new Map<string, { text: string; machine: StateMachine }>();
-function machineFor(area: Area, name: string, definition: Record<string, unknown>): StateMachine {
+async function machineFor(area: Area, name: string, definition: Record<string, unknown>): Promise<StateMachine> {
   const key = `${area}:${name}`;
   const text = JSON.stringify(definition);
   const hit = machines.get(key);
   if (hit && hit.text === text) return hit.machine;
+  const { StateMachine } = await loadInterpreter();
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } as never });
   machines.set(key, { text, machine });
   return machine;
@@ -87,8 +66,9 @@ function machineFor(area: Area, name: string, definition: Record<string, unknown
 
 export async function runLocalRollout(options: LocalRolloutOptions): Promise<LocalRolloutResult> {
   const { area, config, deps } = options;
+  const { synthesizeRolloutDefinition, localFunctionArn, LOCAL_ACCOUNT, LOCAL_REGION } = await loadDefinition();
   const definition = synthesizeRolloutDefinition(area, config);
-  const machine = machineFor(area, config.name, definition);
+  const machine = await machineFor(area, config.name, definition);
   const rolloutId = options.executionName ?? `${area}-${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomUUID().slice(0, 8)}`;
   const stateMachineArn = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:${config.name}-${area}-rollout`;
   const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${rolloutId}`;
@@ -143,7 +123,7 @@ export async function runLocalRollout(options: LocalRolloutOptions): Promise<Loc
     const output = (await execution.result) as RolloutState;
     return { rolloutId, executionArn, status: 'SUCCEEDED', output };
   } catch (error) {
-    if (error instanceof ExecutionAbortedError || (error as Error).name === 'ExecutionAbortedError') {
+    if ((error as Error).name === 'ExecutionAbortedError') {
       return { rolloutId, executionArn, status: 'ABORTED' };
     }
     const cause = (error as Error & { cause?: Error }).cause;

@@ -16,7 +16,7 @@ import { revertChanges, type RolloutDeps } from '#shared/rollout-steps';
 import type { RollbackDeps } from '#functions/rollback/rollback';
 import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
 import { LocalSignals } from './local-signals.ts';
-import { LocalExecutions } from './rollout-runner.ts';
+import { LocalExecutions } from './local-executions.ts';
 import { PLUGIN_LOADERS } from './plugins.ts';
 
 export interface LocalRuntimeOptions {

@@ -104,7 +104,7 @@ export function renderStatus(report: StatusReport, config: PerfpilotConfig): str
             c.target,
             statusColor(c.status),
             formatEffect(c.effect as Record<string, { before: number; after: number }> | undefined),
-            c.history.at(-1)?.note ?? '',
+            [...c.history].reverse().find((h) => h.note)?.note ?? '',
           ]),
           50,
         ),

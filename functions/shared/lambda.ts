@@ -7,7 +7,14 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { Context } from 'aws-lambda';
-import { logger, metrics, tracer } from './observability.ts';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+import { logger } from './observability.ts';
+
+const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'perfpilot';
+/** One metrics (EMF) and one tracer instance per Lambda process. */
+export const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Perfpilot', serviceName });
+export const tracer = new Tracer({ serviceName });
 
 export function withObservability<E, R>(fn: (event: E, context: Context) => Promise<R>) {
   return middy(fn)

@@ -25,23 +25,9 @@ import { Construct } from 'constructs';
 import type { PerfpilotConfig } from '#lib/config';
 import type { Area } from '#shared/change';
 import { TRANSIENT_ERRORS } from '#shared/errors';
+import { BAKE_STATE, REVERTING_ERRORS, ROLLOUT_TASKS, type RolloutTaskState } from '#shared/rollout-states';
 
-/** The task states, each a step of the area function (the local runner binds these names). */
-export const ROLLOUT_TASKS = {
-  Start: 'start',
-  Plan: 'plan',
-  Baseline: 'baseline',
-  ApplyStage: 'apply',
-  CheckGuardrails: 'check',
-  Record: 'record',
-  Revert: 'revert',
-} as const;
-export type RolloutTaskState = keyof typeof ROLLOUT_TASKS;
-export type RolloutStep = (typeof ROLLOUT_TASKS)[RolloutTaskState];
-export const BAKE_STATE = 'Bake';
-
-/** Errors a task may throw that send the rollout to Revert (any other error does too). */
-export const REVERTING_ERRORS = ['ChangeApplyError', 'LedgerConflictError', 'InvalidRequestError', 'TargetUnavailableError'];
+export { BAKE_STATE, REVERTING_ERRORS, ROLLOUT_TASKS, type RolloutTaskState };
 
 export interface StagedRolloutProps {
   /** The area this state machine rolls out. */

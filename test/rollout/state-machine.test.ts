@@ -24,7 +24,10 @@ const events = mockClient(EventBridgeClient);
 
 beforeAll(async () => {
   redis = await connectRedis();
-});
+  // Synthesizing loads aws-cdk-lib (seconds on a busy machine): do it once, up front.
+  const { synthesizeRolloutDefinition } = await import('#local/rollout-definition');
+  for (const area of ['test', 'caching'] as const) synthesizeRolloutDefinition(area, testConfig());
+}, 120_000);
 afterAll(() => {
   redis.disconnect();
 });
