@@ -1,0 +1,8 @@
+/**
+ * The database area function: every step of the database rollout (and the rollback's
+ * "revert these changes"), wired once per cold start from the config.
+ */
+import { rolloutStepHandler } from '#shared/rollout-handler';
+import { createDatabasePlugin } from './plugin.ts';
+
+export const handler = rolloutStepHandler(createDatabasePlugin);
