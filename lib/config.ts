@@ -107,7 +107,13 @@ const rolloutSchema = z
     /** The alarm-driven rollback reverts changes applied within this window. */
     rollbackLookbackMinutes: positiveInt.default(120),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.lockTtlSeconds >= 2 * r.bakeSeconds + 300, {
+    // A rollout holds the lock through both stages' bakes; a lock that expires mid-rollout
+    // would let a second run in beside it.
+    message: 'lockTtlSeconds must be at least 2 × bakeSeconds + 300 (the lock must outlive both stages of a rollout)',
+    path: ['lockTtlSeconds'],
+  });
 
 /** Seed KPI targets. */
 const kpiSchema = z

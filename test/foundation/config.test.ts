@@ -82,6 +82,7 @@ describe('config', () => {
     ['a percentage over 100', { ...minimal, kpis: { cacheHitRatePercentMin: 120 } }, 'kpis.cacheHitRatePercentMin', '<=100'],
     ['more datapoints than periods', { ...minimal, alerts: { evaluationPeriods: 2, datapointsToAlarm: 3 } }, 'alerts.datapointsToAlarm', 'must not exceed'],
     ['an unknown key', { ...minimal, rollot: {} }, '(root)', 'rollot'],
+    ['a lock shorter than two bakes', { ...minimal, rollout: { bakeSeconds: 1800, lockTtlSeconds: 3600 } }, 'rollout.lockTtlSeconds', '2 × bakeSeconds'],
     ['a secret that is not an ARN', { ...minimal, targets: { ...minimal.targets, database: { rds: { instanceIdentifier: 'x', host: 'h', database: 'd', secretArn: 'password123' } } } }, 'targets.database.rds.secretArn', 'Secrets Manager'],
   ])('rejects %s, naming the field', (_what, raw, field, expected) => {
     const error = errorOf(raw);
