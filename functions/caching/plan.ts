@@ -157,19 +157,24 @@ function quantile(sorted: readonly number[], q: number): number {
 
 interface AdmissionState {
   doorkeeper: Map<string, number>; // pattern → window seconds
+  doorkeeperBits: Map<string, number>; // pattern → bitmap bits
   maxBytes: Map<string, number>;
 }
 
 function simOptions(
   eviction: Eviction,
   capacityBytes: number,
+  sampleRate: number,
   t: CachingTuning,
   admission: AdmissionState,
   ttlMs: Map<string, number>,
   windowMs: number,
 ): SimulationOptions {
+  // The doorkeeper's bitmaps (two windows per pattern) take memory the values would have had; scaled like the sample.
+  let doorkeeperBytes = 0;
+  for (const pattern of admission.doorkeeper.keys()) doorkeeperBytes += (2 * (admission.doorkeeperBits.get(pattern) ?? 65_536)) / 8;
   return {
-    capacityBytes,
+    capacityBytes: Math.max(0, capacityBytes - doorkeeperBytes * sampleRate),
     eviction,
     perKeyOverheadBytes: t.perKeyOverheadBytes,
     doorkeeperPatterns: new Set(admission.doorkeeper.keys()),
@@ -187,8 +192,9 @@ function planEvictionAndAdmission(
   t: CachingTuning,
 ): { eviction: EvictionDecision; admission: AdmissionState; reasons: Map<string, string> } {
   const current = obs.parameters['maxmemory-policy'] ?? 'unknown';
-  const admission: AdmissionState = { doorkeeper: new Map(), maxBytes: new Map() };
+  const admission: AdmissionState = { doorkeeper: new Map(), doorkeeperBits: new Map(), maxBytes: new Map() };
   for (const [name, p] of Object.entries(doc.patterns)) {
+    admission.doorkeeperBits.set(name, p.admission.doorkeeperBits);
     if (p.admission.mode === 'second-hit') admission.doorkeeper.set(name, p.admission.windowSeconds);
     if (p.admission.largeValueBytes > 0) admission.maxBytes.set(name, p.admission.largeValueBytes);
   }
@@ -204,7 +210,7 @@ function planEvictionAndAdmission(
   const ttlMs = new Map([...ttlSecondsByPattern].map(([p, s]) => [p, s * 1_000] as const));
   const windowOf = (a: AdmissionState) => Math.max(0, ...a.doorkeeper.values()) * 1_000;
   const run = (eviction: Eviction, a: AdmissionState) =>
-    simulate(obs.trace, simOptions(eviction, capacityBytes, t, a, ttlMs, windowOf(a))).hitRatePercent;
+    simulate(obs.trace, simOptions(eviction, capacityBytes, obs.traceSampleRate, t, a, ttlMs, windowOf(a))).hitRatePercent;
 
   const lru = run('lru', admission);
   const lfu = run('lfu', admission);

@@ -206,6 +206,7 @@ export class CacheClient {
   /** Makes every entry carrying one of these tags a miss on its next read, on every instance. */
   async invalidateTags(tags: readonly string[]): Promise<void> {
     if (tags.length === 0) return;
+    await this.policyReady;
     const pipeline = this.redis.pipeline();
     for (const tag of tags) pipeline.incr(this.tagKey(tag));
     const results = (await pipeline.exec()) ?? [];
@@ -213,6 +214,7 @@ export class CacheClient {
   }
 
   async delete(key: string): Promise<void> {
+    await this.policyReady;
     await this.redis.del(this.valueKey(key));
   }
 
@@ -276,8 +278,25 @@ export class CacheClient {
   private tagKey(tag: string) {
     return `${this.namespace}perfpilot:tag:${tag}`;
   }
-  private seenKey(key: string) {
-    return `${this.namespace}perfpilot:seen:${key}`;
+  private doorkeeperKey(pattern: string, window: number) {
+    return `${this.namespace}perfpilot:door:${pattern}:${window}`;
+  }
+
+  /** True when the key passed the pattern's doorkeeper in this or the previous window; marks it in this one. */
+  private async seenBefore(key: string, pattern: string, admission: PatternPolicy['admission']): Promise<boolean> {
+    const windowMs = admission.windowSeconds * 1_000;
+    const window = Math.floor(this.o.now() / windowMs);
+    const bit = fnv1a(key) % admission.doorkeeperBits;
+    const current = this.doorkeeperKey(pattern, window);
+    const results =
+      (await this.redis
+        .pipeline()
+        .setbit(current, bit, 1)
+        .pexpire(current, windowMs * 2)
+        .getbit(this.doorkeeperKey(pattern, window - 1), bit)
+        .exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+    return Number(results[0]?.[1]) === 1 || Number(results[2]?.[1]) === 1;
   }
 
   /** Resolves when the connection is ready, failed, or `ms` passed: never rejects, never waits longer. */
@@ -498,9 +517,7 @@ export class CacheClient {
     }
     try {
       if (pp.admission.mode === 'second-hit' && !previous) {
-        const seen = this.seenKey(key);
-        const results = (await this.redis.pipeline().incr(seen).expire(seen, pp.admission.windowSeconds).exec()) ?? [];
-        if (Number(results[0]?.[1] ?? 0) < 2) {
+        if (!(await this.seenBefore(key, pattern, pp.admission))) {
           this.count(pattern, 'notAdmitted');
           return { value, bytes: raw.length };
         }

@@ -21,6 +21,13 @@ export interface AdmissionPolicy {
    */
   readonly mode: 'all' | 'second-hit';
   readonly windowSeconds: number;
+  /**
+   * The doorkeeper is a bitmap per window (TinyLFU's doorkeeper, in Redis): a key's
+   * hash sets one bit; a miss whose bit is set in this or the previous window is a
+   * second hit. Memory is fixed (2 × bits / 8 bytes) however many keys pass; a false
+   * positive (about distinct keys per window / bits) only admits a key early.
+   */
+  readonly doorkeeperBits: number;
   /** Values larger than this are stored with `largeValueTtlSeconds` instead of the TTL (0: no limit). */
   readonly largeValueBytes: number;
   readonly largeValueTtlSeconds: number;
@@ -57,7 +64,7 @@ export const DEFAULT_PATTERN_POLICY: PatternPolicy = {
   staleSeconds: 30,
   compression: 'none',
   compressMinBytes: 512,
-  admission: { mode: 'all', windowSeconds: 600, largeValueBytes: 0, largeValueTtlSeconds: 30 },
+  admission: { mode: 'all', windowSeconds: 600, doorkeeperBits: 65_536, largeValueBytes: 0, largeValueTtlSeconds: 30 },
   earlyRefreshBeta: 1,
 };
 

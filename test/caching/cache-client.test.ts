@@ -10,11 +10,13 @@ let ns: string;
 const clients: CacheClient[] = [];
 const connections: Redis[] = [];
 
-function pattern(p: Partial<PatternPolicy>): PatternPolicy {
+type PatternInput = Partial<Omit<PatternPolicy, 'admission'>> & { admission?: Partial<PatternPolicy['admission']> };
+
+function pattern(p: PatternInput): PatternPolicy {
   return { ...DEFAULT_PATTERN_POLICY, jitterPercent: 0, earlyRefreshBeta: 0, ...p, admission: { ...DEFAULT_PATTERN_POLICY.admission, ...p.admission } };
 }
 
-async function publish(version: number, patterns: Record<string, Partial<PatternPolicy>>, extra: Partial<CachePolicy> = {}) {
+async function publish(version: number, patterns: Record<string, PatternInput>, extra: Partial<CachePolicy> = {}) {
   const document = {
     patterns: Object.fromEntries(Object.entries(patterns).map(([k, v]) => [k, pattern(v)])),
     defaults: pattern({}),
@@ -205,7 +207,7 @@ describe('cache client against the real Redis', () => {
   });
 
   it('admits a key on its second miss under a second-hit doorkeeper', async () => {
-    await publish(1, { 'blob:{id}': { admission: { mode: 'second-hit', windowSeconds: 60, largeValueBytes: 0, largeValueTtlSeconds: 5 } } });
+    await publish(1, { 'blob:{id}': { admission: { mode: 'second-hit', windowSeconds: 60 } } });
     const c = client();
     const { state, loader } = counter((n) => n);
     await c.wrap('blob:1', loader);
@@ -217,7 +219,7 @@ describe('cache client against the real Redis', () => {
   });
 
   it('stores large values briefly under a size cap', async () => {
-    await publish(1, { 'blob:{id}': { ttlSeconds: 600, staleSeconds: 0, admission: { mode: 'all', windowSeconds: 60, largeValueBytes: 100, largeValueTtlSeconds: 3 } } });
+    await publish(1, { 'blob:{id}': { ttlSeconds: 600, staleSeconds: 0, admission: { mode: 'all', largeValueBytes: 100, largeValueTtlSeconds: 3 } } });
     const c = client();
     await c.wrap('blob:small', async () => 'x');
     await c.wrap('blob:large', async () => 'y'.repeat(500));

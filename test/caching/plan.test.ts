@@ -172,14 +172,15 @@ describe('planCaching', () => {
   });
 
   it('puts a doorkeeper on a pattern of one-hit wonders that displace reused values', () => {
-    const hot = zipfTrace(20_000, 300, 1.0, 3, 'hot:{id}');
+    const hot = zipfTrace(30_000, 3_000, 1.0, 3, 'hot:{id}');
     const rand = rng(11);
     const trace: TraceRequest[] = [];
     hot.forEach((r, i) => {
       trace.push(r);
       if (rand() < 0.6) trace.push({ atMs: r.atMs, key: `scan:${i}`, bytes: 100, pattern: 'scan:{id}' });
     });
-    const info = { ...observation({}).info, maxmemoryBytes: 150 * (100 + tuning.perKeyOverheadBytes) };
+    // Big enough that the doorkeeper's two 8 KiB bitmaps are a small part of the budget.
+    const info = { ...observation({}).info, maxmemoryBytes: 1_500 * (100 + tuning.perKeyOverheadBytes) };
     const patterns = { 'hot:{id}': stats({ hits: 100 }), 'scan:{id}': stats({ misses: 100 }) };
     const plan = planCaching({ observation: observation({ trace, info, patterns }), current: { version: 0, document: DEFAULT_CACHE_POLICY }, tuning, now });
     const doc = plan.document;
