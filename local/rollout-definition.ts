@@ -6,6 +6,7 @@
  */
 import { App, Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { StagedRollout } from '#lib/constructs/staged-rollout';
 import type { PerfpilotConfig } from '#lib/config';
 import type { Area } from '#shared/change';
@@ -37,13 +38,12 @@ export function synthesizeRolloutDefinition(area: Area, config: PerfpilotConfig)
   const app = new App();
   const stack = new Stack(app, 'LocalRollout', { env: { account: LOCAL_ACCOUNT, region: LOCAL_REGION } });
   const fn = lambda.Function.fromFunctionArn(stack, 'AreaFunction', localFunctionArn(area));
-  new StagedRollout(stack, 'Rollout', { area, stepFunction: fn, config, tracingEnabled: false });
-  const template = app.synth().getStackByName(stack.stackName).template as {
-    Resources: Record<string, { Type: string; Properties: { DefinitionString: Fragment } }>;
-  };
-  const machine = Object.values(template.Resources).find((r) => r.Type === 'AWS::StepFunctions::StateMachine');
-  if (!machine) throw new Error('the synthesized rollout has no state machine');
-  const definition = JSON.parse(resolveString(machine.Properties.DefinitionString)) as Record<string, unknown>;
+  const rollout = new StagedRollout(stack, 'Rollout', { area, stepFunction: fn, config, tracingEnabled: false });
+  // Resolve the state machine's DefinitionString in place: the same tokens a full
+  // synth resolves, without writing and validating a whole cloud assembly.
+  const cfn = rollout.stateMachine.node.defaultChild as sfn.CfnStateMachine;
+  const resolved = stack.resolve(cfn.definitionString) as Fragment;
+  const definition = JSON.parse(resolveString(resolved)) as Record<string, unknown>;
   cache.set(key, definition);
   return structuredClone(definition);
 }
