@@ -4,8 +4,12 @@
  */
 import type pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
-import type { AnalysisReport } from '#shared/report';
+import type { AnalysisReport, ReportSection } from '#shared/report';
+import { connectionPoolReportSection, observeConnectionPool, planConnectionPool } from './connection-pool.ts';
 import { openDatabasePool } from './database-client.ts';
+import { detectNPlusOneFromStatements, nPlusOneReportSections, statementHeuristicOptions } from './n-plus-one.ts';
+import { observeStatementsForNPlusOne } from './n-plus-one-observe.ts';
+import { adviseSpatial, spatialReportSections } from './spatial.ts';
 import { INDEX_COMMENT_MARKER, INDEX_NAME_PREFIX } from './index-identity.ts';
 import { adviseIndexes, advisorSettings, type IndexAdvice } from './plan-indexes.ts';
 
@@ -88,10 +92,60 @@ export function indexAdviceReport(advice: IndexAdvice): AnalysisReport {
   };
 }
 
+/**
+ * The other detectors of the area, read-only: N+1 (pg_stat_statements heuristic; the
+ * request-trace detector needs the application's traces), PostGIS (without scratch
+ * builds: analyze does not write) and the connection pool. One failing adds a note.
+ */
+async function otherSections(pool: pg.Pool, config: PerfpilotConfig): Promise<{ sections: ReportSection[]; notes: string[]; json: Record<string, unknown> }> {
+  const sections: ReportSection[] = [];
+  const notes: string[] = [];
+  const json: Record<string, unknown> = {};
+  const attempt = async (label: string, work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (error) {
+      notes.push(`${label} not analyzed: ${(error as Error).message}`);
+    }
+  };
+  await attempt('N+1', async () => {
+    const observed = await observeStatementsForNPlusOne(pool);
+    const findings = detectNPlusOneFromStatements(observed.statements, statementHeuristicOptions(config.nPlusOne, observed.foreignKeys));
+    sections.push(...nPlusOneReportSections(findings).slice(1));
+    json.nPlusOne = findings;
+  });
+  await attempt('PostGIS', async () => {
+    const client = await pool.connect();
+    try {
+      const findings = await adviseSpatial(client, { config: config.spatialAdvisor, measure: false });
+      sections.push(...spatialReportSections(findings));
+      json.spatial = findings;
+      if (findings.length > 0) notes.push('spatial fixes are measured on a sampled scratch table during the rollout, not by analyze');
+    } finally {
+      client.release();
+    }
+  });
+  await attempt('connection pool', async () => {
+    const observation = await observeConnectionPool(pool, undefined, config);
+    const plan = planConnectionPool(observation, config);
+    sections.push(connectionPoolReportSection(observation, plan));
+    json.connectionPool = { observation, recommendedPoolSize: plan.recommendedPoolSize, reasoning: plan.reasoning };
+  });
+  return { sections, notes, json };
+}
+
 export async function analyzeDatabase(config: PerfpilotConfig, options: AnalyzeDatabaseOptions = {}): Promise<AnalysisReport> {
   const pool = options.pool ?? (await openDatabasePool(config, options.target ?? 'local'));
   try {
-    return indexAdviceReport(await adviseIndexes(pool, advisorSettings(config)));
+    const report = indexAdviceReport(await adviseIndexes(pool, advisorSettings(config)));
+    const other = await otherSections(pool, config);
+    return {
+      ...report,
+      title: report.title.replace('index advice for the whole workload', 'indexes, N+1, PostGIS and connection pool'),
+      sections: [...report.sections, ...other.sections],
+      notes: [...report.notes, ...other.notes],
+      json: { ...(report.json as Record<string, unknown>), ...other.json },
+    };
   } finally {
     if (!options.pool) await pool.end();
   }

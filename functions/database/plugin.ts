@@ -3,7 +3,8 @@
  * - `create-index`: CREATE INDEX CONCURRENTLY of an advised index; measured after the
  *   bake and reverted (DROP INDEX CONCURRENTLY) when it does not pay.
  * - `drop-index`: hygiene; revert re-creates it from the captured definition.
- * - `set-proxy-connections`: RDS Proxy pool settings (connection-pool.ts).
+ * - `set-proxy-connections`: RDS Proxy pool settings (connection-pool.ts), planned
+ *   only when the config names a proxy and an RDS client is given (AWS target).
  */
 import type pg from 'pg';
 import { RDSClient } from '@aws-sdk/client-rds';
@@ -13,6 +14,15 @@ import type { AreaPlugin, PluginFactory } from '#shared/area';
 import type { Change, ChangeEffect } from '#shared/change';
 import { ChangeApplyError, InvalidRequestError } from '#shared/errors';
 import type { MetricsSnapshot } from '#shared/metrics';
+import {
+  applyProxySettings,
+  captureProxySettings,
+  observeConnectionPool,
+  planConnectionPool,
+  revertProxySettings,
+  SET_PROXY_CONNECTIONS,
+  type RdsProxyDeps,
+} from './connection-pool.ts';
 import { openDatabasePool } from './database-client.ts';
 import { createIndex, dropIndex, dropOwnIndex, readIndexState, restoreIndex, type DdlTimeouts, type IndexState } from './index-ddl.ts';
 import { isPerfpilotIndex } from './index-identity.ts';
@@ -68,16 +78,31 @@ function healthReader(pool: pg.Pool) {
   };
 }
 
+function proxyDeps(deps: DatabasePluginDeps): RdsProxyDeps | undefined {
+  const proxyName = deps.config.targets.database.rds?.proxyName;
+  return deps.rds && proxyName ? { client: deps.rds, proxyName, targetGroupName: deps.config.connectionPool.proxyTargetGroupName } : undefined;
+}
+
 export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
   const { pool, config } = deps;
   const timeouts: DdlTimeouts = config.indexAdvisor;
   const snapshot = healthReader(pool);
+  const rdsFor = (change: Change): RDSClient => {
+    if (!deps.rds) throw new InvalidRequestError(`change ${change.changeId} (${change.kind}) needs the RDS API: run with the aws target`);
+    return deps.rds;
+  };
 
   return {
     area: 'database',
 
     async plan() {
-      return proposeIndexChanges(await adviseIndexes(pool, advisorSettings(config)));
+      const changes = proposeIndexChanges(await adviseIndexes(pool, advisorSettings(config)));
+      const proxy = proxyDeps(deps);
+      if (proxy) {
+        const poolPlan = planConnectionPool(await observeConnectionPool(pool, proxy, config), config);
+        if (poolPlan.proxyChange) changes.push(poolPlan.proxyChange);
+      }
+      return changes;
     },
 
     async capture(change) {
@@ -88,6 +113,8 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
           const p = paramsOf(dropIndexParams, change);
           return readIndexState(pool, p.schema, p.indexName);
         }
+        case SET_PROXY_CONNECTIONS:
+          return captureProxySettings(rdsFor(change), change);
         default:
           throw new InvalidRequestError(`database plugin: unknown change kind ${change.kind}`);
       }
@@ -107,6 +134,8 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
           await dropIndex(pool, p.schema, p.indexName, timeouts);
           return readIndexState(pool, p.schema, p.indexName);
         }
+        case SET_PROXY_CONNECTIONS:
+          return applyProxySettings(rdsFor(change), change);
         default:
           throw new InvalidRequestError(`database plugin: unknown change kind ${change.kind}`);
       }
@@ -125,6 +154,8 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
           if (!change.before) throw new InvalidRequestError(`change ${change.changeId} has no captured definition to restore`);
           return restoreIndex(pool, p.schema, p.indexName, change.before as IndexState, timeouts);
         }
+        case SET_PROXY_CONNECTIONS:
+          return revertProxySettings(rdsFor(change), change);
         default:
           throw new InvalidRequestError(`database plugin: unknown change kind ${change.kind}`);
       }
