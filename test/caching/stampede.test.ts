@@ -37,7 +37,7 @@ afterAll(async () => {
 it('two Node processes reading one missing key concurrently call the loader once', async () => {
   const workers = [runWorker(150, 2), runWorker(150, 2)];
   const deadline = Date.now() + 20_000;
-  while (Number(await redis.get(`${ns}ready`)) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (Number(await redis.get(`${ns}ready:1`)) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   await redis.set(`${ns}go`, '1');
   const results = await Promise.all(workers.map((w) => w.done));
   expect(Number(await redis.get(`${ns}loads`))).toBe(1);
