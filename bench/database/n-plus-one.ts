@@ -13,9 +13,10 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { parseConfig } from '#lib/config';
-import { QueryTracer, type RequestTrace } from '#sdk/pg/index';
+import { QueryTracer } from '#sdk/pg/index';
 import { detectNPlusOneFromStatements, detectNPlusOneFromTraces, nPlusOneThresholds, statementHeuristicOptions } from '#functions/database/n-plus-one';
 import { observeStatementsForNPlusOne } from '#functions/database/n-plus-one-observe';
+import { prng } from './workload.ts';
 
 const ADMIN_URL = process.env.PERFPILOT_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
@@ -115,16 +116,6 @@ const handlers: Record<string, Handler> = {
   },
 };
 
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 async function seed(pool: pg.Pool, scale: number): Promise<void> {
   await pool.query(`
     create table fleets (id int primary key, name text);
@@ -158,7 +149,7 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     await pool.query('create extension pg_stat_statements');
     await seed(pool, options.full ? 10 : 1);
     const requests = options.full ? 5_000 : 600;
-    const random = mulberry32(42);
+    const random = prng(42);
     const names = Object.keys(handlers);
     const truth = new Map<string, Set<number>>(); // requestId → seeded lines that looped ≥ 2 times
     const started = performance.now();
@@ -222,16 +213,25 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
       client.release();
     }
 
-    // Tracing overhead: the same simple statement through the instrumented and the raw pool.
-    const overheadN = options.full ? 5_000 : 1_000;
-    const timeQueries = async (p: pg.Pool) => {
+    // Tracing overhead: the same simple statement through the instrumented and the raw
+    // pool, in alternating blocks (the machine's load drifts), compared by median block.
+    const blocks = 10;
+    const perBlock = (options.full ? 5_000 : 1_000) / blocks;
+    const timeBlock = async (p: pg.Pool) => {
       const t0 = performance.now();
-      for (let i = 0; i < overheadN; i++) await p.query('select name from drivers where id = $1', [1 + (i % 500)]);
+      for (let i = 0; i < perBlock; i++) await p.query('select name from drivers where id = $1', [1 + (i % 500)]);
       return performance.now() - t0;
     };
-    await timeQueries(rawPool);
-    const rawMs = await timeQueries(rawPool);
-    const tracedMs = await tracer.run({ name: 'overhead' }, () => timeQueries(pool));
+    await timeBlock(rawPool);
+    const rawBlocks: number[] = [];
+    const tracedBlocks: number[] = [];
+    for (let b = 0; b < blocks; b++) {
+      rawBlocks.push(await timeBlock(rawPool));
+      tracedBlocks.push(await tracer.run({ name: 'overhead' }, () => timeBlock(pool)));
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const rawMs = median(rawBlocks);
+    const tracedMs = median(tracedBlocks);
 
     return {
       n_plus_one_requests_count: requests,

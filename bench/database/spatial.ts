@@ -13,6 +13,7 @@ import pg from 'pg';
 import { parseConfig } from '#lib/config';
 import { adviseSpatial, type SpatialFinding } from '#functions/database/spatial';
 import { printTable } from './n-plus-one.ts';
+import { prng } from './workload.ts';
 
 const ADMIN_URL = process.env.PERFPILOT_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -34,16 +35,6 @@ const S = {
   zones: 'select id from zones where ST_Intersects(boundary, $1::geometry)',
   pings: 'select id from pings where ST_DWithin(loc, $1::geography, $2)',
 };
-
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 async function seed(client: pg.ClientBase, scale: number): Promise<void> {
   await client.query(`
@@ -106,7 +97,7 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     const scale = options.full ? 10 : 1;
     await seed(client, scale);
     const reps = options.full ? 20 : 5;
-    const random = mulberry32(7);
+    const random = prng(7);
     const points = Array.from({ length: reps + 1 }, () => `SRID=4326;POINT(${(13.1 + random() * 0.8).toFixed(5)} ${(52.1 + random() * 0.8).toFixed(5)})`);
     const radiusDeg = 0.005;
 
