@@ -51,6 +51,7 @@ const program = new Command('perfpilot')
     'after',
     `
 Examples:
+  $ perfpilot demo                     seed a demo app, run its workload, roll out database and caching
   $ perfpilot config check            validate the config and check the services answer
   $ perfpilot analyze database         what the database advisor would change, and why
   $ perfpilot rollout caching          run the caching rollout locally (canary, bake, guardrails)
@@ -215,6 +216,45 @@ program
     if (report.notes.length) {
       write('');
       for (const note of report.notes) write(paint.dim(`note: ${note}`));
+    }
+  });
+
+program
+  .command('demo')
+  .description(
+    'see the autopilot work on the local services: seed a fleet-tracking app, run its workload, roll out database then caching, summarize what changed and what was measured',
+  )
+  .option('--warmup-seconds <n>', 'workload traffic before the first rollout, so the planners have statistics', parseCount, 20)
+  .option('--reset', 'recreate the demo data (reverting the indexes Perfpilot made in it first)')
+  .option('--json', 'progress on stderr, the report as one JSON object on stdout')
+  .addOption(new Option('--scale <scale>', 'size of the seeded app').choices(['default', 'small']).default('default').hideHelp())
+  .addOption(new Option('--measure-seconds <n>', 'workload time after the last rollout').argParser(parseCount).default(10).hideHelp())
+  .addOption(new Option('--loops <n>', 'concurrent request loops of the workload').argParser(parseCount).default(3).hideHelp())
+  .action(async (opts: { warmupSeconds: number; reset?: boolean; json?: boolean; scale: 'default' | 'small'; measureSeconds: number; loops: number }) => {
+    if (globals().target === 'aws') throw new InvalidArgumentError('the demo runs on the local services only (no --target aws)');
+    const config = readConfig(globals());
+    const { runDemo, renderDemoSummary } = await import('#local/demo/run-demo');
+    const progress = opts.json ? (line: string) => process.stderr.write(`${line}\n`) : write;
+    const access = await openLedger(config, globals(), (subject, message) => progress(paint.yellow(`! ${subject}: ${message}`)));
+    try {
+      const report = await runDemo(
+        {
+          config,
+          runtime: access.runtime!,
+          write: progress,
+          probe: () => probeTargets(config),
+          rollout: (area) => runLocalRolloutCommand(access.runtime!, config, area, {}, progress),
+        },
+        { warmupSeconds: opts.warmupSeconds, measureSeconds: opts.measureSeconds, reset: Boolean(opts.reset), scale: opts.scale, loops: Math.max(1, opts.loops) },
+      );
+      if (opts.json) {
+        write(JSON.stringify(report, null, 2));
+      } else {
+        write('');
+        write(renderDemoSummary(report));
+      }
+    } finally {
+      await access.close();
     }
   });
 

@@ -1,0 +1,56 @@
+/**
+ * Runs the demo workload (fleet-workload.ts) on a worker thread of this process and
+ * follows its request counts. stop() returns once the thread has closed every
+ * connection and exited, so nothing is left open.
+ */
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { FleetWorkloadOptions, WorkloadCounts } from './fleet-workload.ts';
+
+type ThreadMessage =
+  | { readonly type: 'counts'; readonly counts: WorkloadCounts }
+  | { readonly type: 'stopped'; readonly counts: WorkloadCounts; readonly warnings: readonly string[] };
+
+export class BackgroundWorkload {
+  private readonly worker: Worker;
+  private latest: WorkloadCounts = { requests: 0, errors: 0 };
+  private warnings: readonly string[] = [];
+  private readonly exited: Promise<unknown>;
+  private failure: Error | undefined;
+  private stopping: Promise<WorkloadCounts> | undefined;
+
+  constructor(options: FleetWorkloadOptions) {
+    this.worker = new Worker(new URL('./workload-thread.mjs', import.meta.url), { workerData: options });
+    this.worker.on('message', (message: ThreadMessage) => {
+      this.latest = message.counts;
+      if (message.type === 'stopped') this.warnings = message.warnings;
+    });
+    this.worker.on('error', (error) => {
+      this.failure = error;
+    });
+    this.exited = once(this.worker, 'exit');
+  }
+
+  get counts(): WorkloadCounts {
+    return this.failure ? { ...this.latest, lastError: `workload thread failed: ${this.failure.message}` } : this.latest;
+  }
+
+  get cacheWarnings(): readonly string[] {
+    return this.warnings;
+  }
+
+  /** Asks the thread to stop, waits for it to exit (at most `timeoutMs`, then terminates it). Idempotent. */
+  stop(timeoutMs = 30_000): Promise<WorkloadCounts> {
+    this.stopping ??= (async () => {
+      this.worker.postMessage({ type: 'stop' });
+      const timer = setTimeout(() => void this.worker.terminate(), timeoutMs);
+      try {
+        await this.exited;
+      } finally {
+        clearTimeout(timer);
+      }
+      return this.counts;
+    })();
+    return this.stopping;
+  }
+}

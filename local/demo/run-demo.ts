@@ -1,0 +1,304 @@
+/**
+ * `perfpilot demo`: Perfpilot's main job on the local services, end to end.
+ *   1. the services answer (or: run `npm run services`);
+ *   2. a fleet-tracking app is seeded in `fleet_demo` (reused if there);
+ *   3. its workload runs in the background, through the sdk's traced pg pool and cache client;
+ *   4. after a warm-up, the database rollout, then the caching rollout, exactly as `perfpilot rollout`;
+ *   5. the workload stops; the summary shows what the ledger recorded and what the demo measured itself.
+ * The rollout itself and the service probe come in as functions (the CLI's own), so
+ * what runs here is what `perfpilot rollout <area>` runs.
+ */
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { PerfpilotConfig } from '#lib/config';
+import type { Area, Change, ChangeEffect, Rollout } from '#shared/change';
+import { revertChanges } from '#shared/rollout-steps';
+import { changesToRevert } from '#functions/rollback/rollback';
+import type { LocalRolloutResult } from '#local/rollout-runner';
+import type { LocalRuntime } from '#local/runtime';
+import {
+  cacheWindow,
+  databaseWindow,
+  readCache,
+  readDatabase,
+  type CacheReading,
+  type CacheWindow,
+  type DatabaseReading,
+  type DatabaseWindow,
+} from './demo-measurements.ts';
+import { DEMO_SCHEMA, FLEET_SCALES, dropFleet, seedFleet, type FleetScale, type SeedResult } from './fleet-seed.ts';
+import type { WorkloadCounts } from './fleet-workload.ts';
+import { BackgroundWorkload } from './background-workload.ts';
+
+export const DEMO_AREAS = ['database', 'caching'] as const satisfies readonly Area[];
+
+export interface DemoOptions {
+  readonly warmupSeconds: number;
+  /** The workload keeps running this long after the last rollout, to measure "after". */
+  readonly measureSeconds: number;
+  readonly reset: boolean;
+  readonly scale: FleetScale;
+  /** Concurrent request loops of the workload. */
+  readonly loops: number;
+}
+
+export const DEFAULT_DEMO_OPTIONS: DemoOptions = { warmupSeconds: 20, measureSeconds: 10, reset: false, scale: 'default', loops: 3 };
+
+export interface DemoDeps {
+  readonly config: PerfpilotConfig;
+  readonly runtime: LocalRuntime;
+  /** Progress lines. */
+  readonly write: (line: string) => void;
+  readonly probe: () => Promise<readonly { readonly target: string; readonly ok: boolean; readonly detail: string }[]>;
+  /** Runs one area's staged rollout as `perfpilot rollout <area>` does, printing its progress. */
+  readonly rollout: (area: Area) => Promise<{ result: LocalRolloutResult; changes: Change[] }>;
+}
+
+export interface DemoChange {
+  readonly seq: number;
+  readonly stage: number;
+  readonly kind: string;
+  readonly target: string;
+  readonly status: string;
+  readonly reason: string;
+  readonly effect?: ChangeEffect;
+}
+
+export interface DemoRollout {
+  readonly area: Area;
+  readonly rolloutId: string;
+  /** The rollout's status in the ledger (`succeeded`, `nothing-to-do`, `reverted`, `failed`…). */
+  readonly status: string;
+  readonly reason?: string;
+  readonly changes: readonly DemoChange[];
+}
+
+export interface DemoReport {
+  readonly database: string;
+  readonly schema: string;
+  readonly seed: SeedResult;
+  readonly workload: WorkloadCounts & { readonly loops: number };
+  readonly rollouts: readonly DemoRollout[];
+  readonly measured: {
+    /** Before: the warm-up; after: from the end of the database rollout to the end. */
+    readonly database: { readonly before: DatabaseWindow; readonly after: DatabaseWindow };
+    /** Before: the warm-up; after: from the end of the caching rollout to the end. */
+    readonly cache: { readonly before: CacheWindow; readonly after: CacheWindow };
+  };
+}
+
+export class DemoServicesUnavailableError extends Error {
+  override readonly name = 'DemoServicesUnavailableError';
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Reverts, through the ledger and the database area's own revert, the indexes Perfpilot made in the demo schema. */
+async function revertDemoIndexes(runtime: LocalRuntime, config: PerfpilotConfig): Promise<{ reverted: number; failed: number; errors: string[] }> {
+  const live = await changesToRevert({ ledger: runtime.ledger, config, clock: runtime.clock }, 'database', true);
+  const ours = live.filter((c) => c.params.schema === DEMO_SCHEMA);
+  if (ours.length === 0) return { reverted: 0, failed: 0, errors: [] };
+  return revertChanges({ ledger: runtime.ledger, plugin: await runtime.plugin('database'), clock: runtime.clock }, ours, 'perfpilot demo --reset');
+}
+
+/** Deletes the demo's cached values (only its own patterns, under the configured namespace). */
+async function forgetDemoCache(redis: Redis, namespace: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}vehicle:*`, 'COUNT', 500);
+    cursor = next;
+    const values = keys.filter((k) => /^vehicle:[^:]+:(position|profile)$/.test(k.slice(namespace.length)));
+    if (values.length > 0) deleted += await redis.del(...values);
+  } while (cursor !== '0');
+  return deleted;
+}
+
+function toDemoRollout(area: Area, rollout: Rollout | undefined, result: LocalRolloutResult, changes: readonly Change[]): DemoRollout {
+  return {
+    area,
+    rolloutId: result.rolloutId,
+    status: rollout?.status ?? result.status.toLowerCase(),
+    ...(rollout?.reason ? { reason: rollout.reason } : result.cause ? { reason: result.cause } : {}),
+    changes: changes.map((c) => ({
+      seq: c.seq,
+      stage: c.stage,
+      kind: c.kind,
+      target: c.target,
+      status: c.status,
+      reason: c.reason,
+      ...(c.effect ? { effect: c.effect } : {}),
+    })),
+  };
+}
+
+export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<DemoReport> {
+  const { config, runtime, write } = deps;
+  const databaseUrl = config.targets.database.connectionString;
+  const redisUrl = config.targets.caching.redisUrl;
+  if (!databaseUrl || !redisUrl) {
+    throw new DemoServicesUnavailableError('the demo runs on local services: set targets.database.connectionString and targets.caching.redisUrl');
+  }
+  const t = config.cachingTuner;
+
+  write('1. Checking the local services');
+  const probes = await deps.probe();
+  for (const p of probes) write(`  ${p.ok ? '✓' : '✗'} ${p.target}: ${p.detail}`);
+  if (probes.length === 0 || probes.some((p) => !p.ok)) {
+    throw new DemoServicesUnavailableError('the local services do not answer as the demo needs; run `npm run services` and try again');
+  }
+
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, application_name: 'perfpilot-demo' });
+  pool.on('error', () => undefined);
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
+  redis.on('error', () => undefined);
+  let workload: BackgroundWorkload | undefined;
+  try {
+    const database = (await pool.query<{ db: string }>('select current_database() as db')).rows[0]?.db ?? '?';
+    if (options.reset) {
+      write(`   --reset: reverting Perfpilot's indexes in ${DEMO_SCHEMA} through the ledger, then dropping the schema`);
+      const r = await revertDemoIndexes(runtime, config);
+      write(`   ${r.reverted} index change(s) reverted${r.failed ? `, ${r.failed} failed: ${r.errors.join('; ')}` : ''}`);
+      await dropFleet(pool);
+      const forgotten = await forgetDemoCache(redis, t.keyNamespace);
+      write(`   ${forgotten} cached value(s) of the old seed deleted`);
+    }
+
+    const wanted = FLEET_SCALES[options.scale];
+    write(`2. Seeding the fleet app in ${database}.${DEMO_SCHEMA} (${wanted.vehicles} vehicles, ${wanted.positions} positions, ${wanted.trips} trips; primary keys only)`);
+    const seed = await seedFleet(pool, wanted);
+    write(
+      seed.reused
+        ? `   reusing the existing seed (${seed.size.vehicles} vehicles, ${seed.size.positions} positions, ${seed.size.trips} trips); --reset recreates it`
+        : `   seeded in ${seed.seconds.toFixed(1)} s`,
+    );
+
+    const workloadOptions = {
+      databaseUrl,
+      redisUrl,
+      keyNamespace: t.keyNamespace,
+      policyRedisKey: t.policyRedisKey,
+      policyRefreshSeconds: t.policyRefreshSeconds,
+      size: seed.size,
+      loops: options.loops,
+      minRequestMs: 20,
+      // However the demo ends, the workload ends too.
+      maxSeconds: options.warmupSeconds + options.measureSeconds + 600,
+      zipfExponent: 1.1,
+    };
+    const readings: { db: DatabaseReading; cache: CacheReading }[] = [];
+    const take = async () => {
+      readings.push({ db: await readDatabase(pool), cache: await readCache(redis, t.keyNamespace) });
+    };
+
+    await take();
+    write(
+      `3. Starting the app's workload: ${options.loops} request loops (vehicle page and fleet map with cache-aside profiles and positions, ` +
+        `position history, GPS fixes, dispatch by plate and nearby vehicles, trip report with an N+1), warming up ${options.warmupSeconds} s`,
+    );
+    workload = new BackgroundWorkload(workloadOptions);
+    for (let s = 0; s < options.warmupSeconds; s += 5) {
+      await sleep(Math.min(5, options.warmupSeconds - s) * 1000);
+      write(`   … ${Math.min(s + 5, options.warmupSeconds)} s: ${workload.counts.requests} requests, ${workload.counts.errors} errors`);
+    }
+    await take();
+
+    const rollouts: DemoRollout[] = [];
+    for (const [i, area] of DEMO_AREAS.entries()) {
+      write('');
+      write(`${4 + i}. The ${area} rollout, as \`perfpilot rollout ${area}\` runs it (the workload keeps running)`);
+      const { result, changes } = await deps.rollout(area);
+      rollouts.push(toDemoRollout(area, await runtime.ledger.getRollout(result.rolloutId), result, changes));
+      await take();
+    }
+
+    write('');
+    write(`6. Measuring ${options.measureSeconds} s more with the changes in place, then stopping the workload`);
+    await sleep(options.measureSeconds * 1000);
+    await take();
+    const counts = await workload.stop();
+    write(`   workload stopped: ${counts.requests} requests, ${counts.errors} errors${counts.lastError ? ` (last: ${counts.lastError})` : ''}`);
+
+    const [r0, r1, r2, r3, r4] = readings as [typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number]];
+    return {
+      database,
+      schema: DEMO_SCHEMA,
+      seed,
+      workload: { ...counts, loops: options.loops },
+      rollouts,
+      measured: {
+        database: { before: databaseWindow(r0.db, r1.db), after: databaseWindow(r2.db, r4.db) },
+        cache: { before: cacheWindow(r0.cache, r1.cache), after: cacheWindow(r3.cache, r4.cache) },
+      },
+    };
+  } finally {
+    await workload?.stop();
+    redis.disconnect();
+    await pool.end();
+  }
+}
+
+/** A statement as the summary shows it: one line, cut at 90 characters. */
+export const shortQuery = (query: string) => query.replace(/\s+/g, ' ').slice(0, 90);
+
+const ms = (n: number) => `${n.toFixed(2)} ms`;
+const pct = (n: number) => `${n.toFixed(1)}%`;
+
+function effectText(effect: ChangeEffect | undefined): string {
+  if (!effect || Object.keys(effect).length === 0) return 'no measured effect recorded';
+  return Object.entries(effect)
+    .map(([name, e]) => `${name} ${Number.isInteger(e.before) ? e.before : e.before.toFixed(2)} → ${Number.isInteger(e.after) ? e.after : e.after.toFixed(2)}`)
+    .join(', ');
+}
+
+function rolloutLines(r: DemoRollout): string[] {
+  const lines = [`${r.area} rollout ${r.rolloutId}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`];
+  if (r.changes.length === 0) {
+    lines.push(`  the ${r.area} planner proposed no change for this workload: nothing was changed.`);
+    return lines;
+  }
+  for (const c of r.changes) {
+    lines.push(`  ${c.kind} ${c.target} → ${c.status}`);
+    lines.push(`    why: ${c.reason}`);
+    lines.push(`    measured by the rollout: ${effectText(c.effect)}`);
+  }
+  return lines;
+}
+
+function databaseWindowText(label: string, w: DatabaseWindow): string {
+  return w.meanMs === undefined ? `${label}: no workload statements in ${w.seconds.toFixed(1)} s` : `${label} (${w.seconds.toFixed(1)} s): ${w.calls} calls, mean ${ms(w.meanMs)}`;
+}
+
+function cacheWindowText(label: string, w: CacheWindow): string {
+  return w.hitRatePercent === undefined ? `${label}: no cache reads in ${w.seconds.toFixed(1)} s` : `${label} (${w.seconds.toFixed(1)} s): ${w.reads} reads, hit rate ${pct(w.hitRatePercent)}`;
+}
+
+/** The human summary. Every number in it comes from the report: the ledger's records or the demo's own readings. */
+export function renderDemoSummary(report: DemoReport): string {
+  const { database: db, cache } = report.measured;
+  const lines: string[] = ['Summary', '', 'What Perfpilot changed (from the ledger):'];
+  for (const r of report.rollouts) lines.push(...rolloutLines(r));
+  lines.push('', `What the demo measured itself (the workload's own statements in ${report.database}, the cache client's counters):`);
+  lines.push(`  database: ${databaseWindowText('during warm-up', db.before)}`);
+  lines.push(`            ${databaseWindowText('after the database rollout', db.after)}`);
+  const topBefore = db.before.statements.slice(0, 3);
+  for (const s of topBefore) {
+    const after = db.after.statements.find((a) => a.query === s.query);
+    lines.push(`    ${ms(s.meanMs)}${after ? ` → ${ms(after.meanMs)}` : ' → not called after'}  ${shortQuery(s.query)}`);
+  }
+  lines.push(`  cache:    ${cacheWindowText('during warm-up', cache.before)}`);
+  lines.push(`            ${cacheWindowText('after the caching rollout', cache.after)}`);
+  for (const p of cache.after.patterns) {
+    const before = cache.before.patterns.find((b) => b.pattern === p.pattern);
+    if (before?.storedBytesRatio === undefined && p.storedBytesRatio === undefined) continue;
+    const side = (x: { stores: number; storedBytesRatio?: number } | undefined) =>
+      x?.storedBytesRatio === undefined ? 'no stores' : `${x.storedBytesRatio.toFixed(2)} over ${x.stores} stores`;
+    lines.push(`    ${p.pattern}: stored/raw bytes ${side(before)} → ${side(p)}`);
+  }
+  lines.push(
+    '  (a hit rate that rises after the warm-up is mostly the cache filling up, not a Perfpilot change)',
+  );
+  lines.push('', `Workload: ${report.workload.requests} requests, ${report.workload.errors} errors.`);
+  lines.push('', 'Next: `npx perfpilot status` shows the ledger; `npx perfpilot rollback --all` undoes everything Perfpilot applied.');
+  return lines.join('\n');
+}
