@@ -28,6 +28,23 @@ export async function selectDexterStyle(
   return [...chosen.values()];
 }
 
+/**
+ * Dexter has no storage budget; to compare at one, keep its picks in the order it
+ * made them (statements by total time) while they fit.
+ */
+export function fitToBudget(set: readonly IndexCandidate[], sizes: ReadonlyMap<string, number>, maxBytes: number, maxIndexes: number): IndexCandidate[] {
+  const kept: IndexCandidate[] = [];
+  let bytes = 0;
+  for (const c of set) {
+    const size = sizes.get(c.key) ?? 0;
+    if (kept.length < maxIndexes && bytes + size <= maxBytes) {
+      kept.push(c);
+      bytes += size;
+    }
+  }
+  return kept;
+}
+
 function* subsets<T>(xs: readonly T[], maxSize: number, start = 0, prefix: T[] = []): Generator<T[]> {
   yield prefix;
   if (prefix.length === maxSize) return;

@@ -16,11 +16,38 @@ import { createIndex, dropIndex } from '#functions/database/index-ddl';
 import { indexNameFor } from '#functions/database/index-identity';
 import { selectIndexes, WorkloadModel } from '#functions/database/index-selection';
 import { observeDatabase } from '#functions/database/observe';
-import { advisorSettings, analyzeStatements } from '#functions/database/plan-indexes';
+import { adviseFromObservation, advisorSettings, analyzeStatements } from '#functions/database/plan-indexes';
+import type { DatabaseObservation, ObservedStatement } from '#functions/database/observe';
 import { tableCatalog } from '#functions/database/statement-columns';
 import { HypoPgWhatIf } from '#functions/database/what-if';
-import { selectDexterStyle, selectExhaustive } from './baselines.ts';
-import { createSchemas, FULL, QUICK, replay, runWorkload, shapes } from './workload.ts';
+import { fitToBudget, selectDexterStyle, selectExhaustive } from './baselines.ts';
+import { createSchemas, FULL, prng, QUICK, replay, runWorkload, shapes } from './workload.ts';
+
+/**
+ * 5,000 distinct statement shapes over the bench tables, as pg_stat_statements would
+ * list them (synthesized: loading 5,000 real entries would evict other databases'
+ * entries from the cluster-wide pg_stat_statements).
+ */
+function syntheticStatements(observation: DatabaseObservation, count: number): ObservedStatement[] {
+  const r = prng(42);
+  const tables = observation.tables.filter((t) => t.columns.length >= 3);
+  const out = new Map<string, ObservedStatement>();
+  while (out.size < count) {
+    const t = tables[Math.floor(r() * tables.length)]!;
+    const cols = t.columns.map((c) => c.name);
+    const pickCol = () => cols[Math.floor(r() * cols.length)]!;
+    const where = [...new Set([pickCol(), pickCol(), pickCol()].slice(0, 1 + Math.floor(r() * 3)))];
+    const preds = where.map((c, i) => (r() < 0.7 ? `${c} = $${i + 1}` : `${c} > $${i + 1}`));
+    const select = [...new Set([pickCol(), pickCol()])].join(', ');
+    const order = r() < 0.4 ? ` order by ${pickCol()}${r() < 0.5 ? ' desc' : ''} limit ${1 + Math.floor(r() * 100)}` : '';
+    const query = `select ${select} from ${t.name} where ${preds.join(' and ')}${order}`;
+    if (out.has(query)) continue;
+    const calls = 1 + Math.floor(r() * 2_000);
+    const meanTimeMs = 0.05 + r() * 20;
+    out.set(query, { queryId: String(out.size + 1), query, calls, meanTimeMs, totalTimeMs: calls * meanTimeMs, rows: calls });
+  }
+  return [...out.values()];
+}
 
 const ADMIN_URL = process.env.PERFPILOT_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const log = (line: string) => process.stderr.write(`[index-advisor] ${line}\n`);
@@ -124,9 +151,15 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
       const none = await model.workloadCost([]);
       out.dexter_workload_cost_ratio = round((await model.workloadCost(dexterSet)) / none, 4);
       out.dexter_indexes_count = dexterSet.length;
-      let bytes = 0;
-      for (const c of dexterSet) bytes += (await coster.size(c)) ?? 0;
-      out.dexter_index_bytes = bytes;
+      const sizes = new Map<string, number>();
+      for (const c of dexterSet) sizes.set(c.key, (await coster.size(c)) ?? 0);
+      out.dexter_index_bytes = [...sizes.values()].reduce((a, b) => a + b, 0);
+      for (const b of budgets.filter((x) => x.label !== 'unlimited')) {
+        const fitted = fitToBudget(dexterSet, sizes, b.bytes, 20);
+        const ratio = (await model.workloadCost(fitted)) / none;
+        out[`dexter_${b.label}_budget_workload_cost_ratio`] = round(ratio, 4);
+        out[`advisor_vs_dexter_${b.label}_budget_cost_ratio`] = round(Number(out[`advisor_${b.label}_budget_workload_cost_ratio`]) / ratio, 4);
+      }
       // Same objective for both: estimated saved time net of write cost.
       out.dexter_estimated_net_saved_ms = Math.round(await model.value(dexterSet));
       out.advisor_unlimited_budget_estimated_net_saved_ms = Math.round(await model.value(unlimitedSet));
@@ -159,7 +192,15 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
       log(`exhaustive (${exhaustive.evaluated} sets): ${exhaustive.set.map((c) => c.key).join(' ')}; advisor: ${advisor.indexes.map((i) => i.candidate.key).join(' ')}`);
     });
 
-    // 4. Measured, real indexes built.
+    // 4. Scale: 5,000 statements, default budgets (top 300 planned, ≤ 3,000 what-if plans).
+    t = performance.now();
+    const many = await adviseFromObservation(db, { ...observation, statements: syntheticStatements(observation, 5_000) }, base);
+    out.advisor_5000_statements_runtime_ms = Math.round(performance.now() - t);
+    out.advisor_5000_statements_what_if_plans_count = many.selection.plansUsed;
+    out.advisor_5000_statements_indexes_count = many.selection.indexes.length;
+    log(`5,000 statements: ${out.advisor_5000_statements_runtime_ms} ms, ${many.selection.plansUsed} what-if plans${many.selection.exhausted ? ' (budget spent)' : ''}`);
+
+    // 5. Measured, real indexes built.
     const perShape = options.full ? 30 : 10;
     t = performance.now();
     const before = await replay(db, list, 7, perShape);

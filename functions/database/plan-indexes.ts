@@ -48,7 +48,27 @@ export async function adviseIndexes(
   coster?: (client: pg.ClientBase) => WhatIfCoster,
 ): Promise<IndexAdvice> {
   const observation = await observeDatabase(pool, settings.maxStatementsAnalyzed, settings.minStatementCalls);
+  return adviseFromObservation(pool, observation, settings, coster);
+}
+
+/** The advisor after observation: only the top `maxStatementsAnalyzed` statements by total time are planned. */
+export async function adviseFromObservation(
+  pool: pg.Pool,
+  observed: DatabaseObservation,
+  settings: AdvisorSettings,
+  coster?: (client: pg.ClientBase) => WhatIfCoster,
+): Promise<IndexAdvice> {
+  const observation: DatabaseObservation = {
+    ...observed,
+    statements: [...observed.statements]
+      .filter((s) => s.calls >= settings.minStatementCalls)
+      .sort((a, b) => b.totalTimeMs - a.totalTimeMs)
+      .slice(0, settings.maxStatementsAnalyzed),
+  };
   const notes: string[] = [];
+  if (observed.statements.length > observation.statements.length) {
+    notes.push(`${observed.statements.length - observation.statements.length} cheaper or rarer statements not planned (maxStatementsAnalyzed ${settings.maxStatementsAnalyzed}, minStatementCalls ${settings.minStatementCalls})`);
+  }
   const hasHypoPg = (await pool.query(`select 1 from pg_extension where extname = 'hypopg'`)).rowCount === 1;
   if (!hasHypoPg) throw new TargetUnavailableError(`postgres ${observation.database}`, 'extension hypopg is not installed: create extension hypopg');
   const statements = await analyzeStatements(observation);
