@@ -41,6 +41,9 @@ beforeAll(async () => {
     create table airports (id int primary key, loc geography(Point, 4326));
     insert into airports select g, ST_MakePoint(-170 + random() * 340, -60 + random() * 120)::geography from generate_series(1, 2000) g;
     create index on airports using gist (loc);
+    -- hostile identifiers: every name the advisor reads back goes through %I
+    create table "veh""icles; drop table zones;--" (id int primary key, "p os" geometry(Point, 4326));
+    insert into "veh""icles; drop table zones;--" select g, ST_SetSRID(ST_MakePoint(13 + random(), 52 + random()), 4326) from generate_series(1, 3000) g;
     analyze;
   `);
   const point = 'SRID=4326;POINT(13.5 52.5)';
@@ -58,6 +61,7 @@ beforeAll(async () => {
   await run('select id from parcels where ST_Intersects(boundary, $1::geometry)', [point], 120);
   await run('select id from pings where ST_DWithin(loc, $1::geography, $2)', [point, 500]);
   await run('select id from airports where ST_DWithin(loc, $1::geography, $2)', [point, 500_000]);
+  await run(`select id from "veh""icles; drop table zones;--" where ST_DWithin("p os", $1::geometry, $2)`, [point, 0.01]);
   findings = await adviseSpatial(client, { config: config.spatialAdvisor });
 }, 120_000);
 
@@ -81,6 +85,13 @@ describe('adviseSpatial against PostGIS with seeded anti-patterns and look-alike
     expect(indexes.rows).toEqual([]);
     const scratch = await client.query(`select nspname from pg_namespace where nspname like 'perfpilot_scratch_%'`);
     expect(scratch.rows).toEqual([]);
+  });
+
+  it('quotes hostile table and column names in the sample, the measurement and the fix', async () => {
+    const [hostile] = find('missing-gist-index', 'veh"icles; drop table zones;--');
+    expect(hostile!.fix).toBe('CREATE INDEX CONCURRENTLY ON public."veh""icles; drop table zones;--" USING gist ("p os")');
+    expect(hostile!.measured!.sampleRows).toBe(3000);
+    expect((await client.query(`select to_regclass('public.zones') is not null as present`)).rows[0].present).toBe(true);
   });
 
   it('suggests ST_DWithin for ST_Distance < r and for ST_Intersects(ST_Buffer(...))', () => {
@@ -108,6 +119,7 @@ describe('adviseSpatial against PostGIS with seeded anti-patterns and look-alike
     expect(findings.filter((f) => ['depots', 'stops', 'parcels', 'airports'].includes(f.table))).toEqual([]);
     expect(findings.map((f) => `${f.antiPattern}:${f.table}`).sort()).toEqual(
       [
+        'missing-gist-index:veh"icles; drop table zones;--',
         'buffer-predicate:vehicles',
         'complex-polygons:zones',
         'distance-comparison:vehicles',
@@ -117,7 +129,7 @@ describe('adviseSpatial against PostGIS with seeded anti-patterns and look-alike
       ].sort(),
     );
     const [section] = spatialReportSections(findings);
-    expect(section!.rows).toHaveLength(6);
-    expect(section!.rows.find((r) => r[0] === 'missing-gist-index')![5]).toMatch(/^×[\d.]+ \(30000 rows\)$/);
+    expect(section!.rows).toHaveLength(7);
+    expect(section!.rows.find((r) => r[0] === 'missing-gist-index' && r[1] === 'public.vehicles.pos')![5]).toMatch(/^×[\d.]+ \(30000 rows\)$/);
   });
 });
