@@ -7,7 +7,8 @@
  * Grants are `bind*()` methods that set the environment variable a handler reads
  * and the IAM statement it needs together, so the two cannot drift apart.
  */
-import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { basename } from 'node:path';
+import { ArnFormat, Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -47,8 +48,35 @@ export interface OptimizerFunctionProps {
   readonly network?: FunctionNetwork;
 }
 
-/** Node's ESM has no `require`; some bundled CommonJS dependencies still call it. */
-const ESM_REQUIRE_BANNER = "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
+/** `arn:<partition>:<service>:<region>:<account>` as pseudo-parameter tokens. */
+function pseudoArnPrefix(service: string): string {
+  return `arn:${Aws.PARTITION}:${service}:${Aws.REGION}:${Aws.ACCOUNT_ID}`;
+}
+
+/**
+ * Node's ESM has no `require`, `__filename` or `__dirname`; bundled CommonJS
+ * dependencies still use them (aliased imports: minified bundle names cannot clash).
+ */
+const ESM_BANNER = [
+  "import { createRequire as __ppCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __ppFileURLToPath } from 'node:url';",
+  "import { dirname as __ppDirname } from 'node:path';",
+  'const require = __ppCreateRequire(import.meta.url);',
+  'const __filename = __ppFileURLToPath(import.meta.url);',
+  'const __dirname = __ppDirname(__filename);',
+].join(' ');
+
+/**
+ * Files that bundled dependencies read at run time from their own folder
+ * (`__dirname`, which in the bundle is the bundle's folder), copied next to it.
+ * Paths are relative to the project root.
+ */
+export const RUNTIME_FILES: readonly string[] = [
+  // pg-format: require(__dirname + '/reserved.js')
+  'node_modules/pg-format/lib/reserved.js',
+  // libpg-query: the Emscripten loader reads its .wasm from __dirname
+  'node_modules/libpg-query/wasm/libpg-query.wasm',
+];
 
 export class OptimizerFunction extends Construct implements iam.IGrantable {
   public readonly function: nodejs.NodejsFunction;
@@ -123,7 +151,7 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
         format: nodejs.OutputFormat.ESM,
         target: 'node22',
         mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
+        banner: ESM_BANNER,
         sourceMap: true,
         minify: true,
         // Typed errors are matched by name in the rollout; keep class names readable in traces too.
@@ -133,6 +161,12 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
         // pg's optional native binding is never used.
         externalModules: ['pg-native'],
         forceDockerBundling: false,
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (inputDir: string, outputDir: string) =>
+            RUNTIME_FILES.map((file) => `cp "${inputDir}/${file}" "${outputDir}/${basename(file)}"`),
+        },
       },
     });
 
@@ -231,9 +265,7 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
    * handler names the proxy in every call.
    */
   bindDatabaseProxy(proxyName: string): this {
-    const stack = Stack.of(this);
-    const arn = (resource: string) =>
-      stack.formatArn({ service: 'rds', resource, resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const arn = (resource: string) => `${pseudoArnPrefix('rds')}:${resource}:*`;
     const policy = new iam.Policy(this, 'DatabaseProxy', {
       statements: [
         new iam.PolicyStatement({
@@ -283,13 +315,9 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
     // With the fixed name StagedRollout gives its state machine, the execution ARNs
     // (and cdk-nag's finding ids) name the machine literally.
     const nameOf = (sm: sfn.StateMachine) => (sm.node.defaultChild as sfn.CfnStateMachine).stateMachineName ?? sm.stateMachineName;
-    const executionsOf = (sm: sfn.StateMachine) =>
-      Stack.of(this).formatArn({
-        service: 'states',
-        resource: 'execution',
-        resourceName: `${nameOf(sm)}:*`,
-        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-      });
+    // Pseudo-parameter tokens, not formatArn: the ARN (and so cdk-nag's finding id,
+    // acknowledged below) reads the same whether or not the stack has a fixed env.
+    const executionsOf = (sm: sfn.StateMachine) => `${pseudoArnPrefix('states')}:execution:${nameOf(sm)}:*`;
     const stop = new iam.Policy(this, 'StopRollouts', {
       statements: [new iam.PolicyStatement({ actions: ['states:StopExecution'], resources: machines.map(executionsOf) })],
     });

@@ -1,0 +1,433 @@
+/**
+ * The stateless stack, synthesized from the shipped local config and from an
+ * AWS-shaped one (ElastiCache + RDS + VPC + e-mail), with the real handlers bundled.
+ * Every synth here also runs cdk-nag (a validation plugin): a finding fails it.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Validations } from 'aws-cdk-lib';
+import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { alarmDefinitions, alarmName } from '#shared/alarms';
+import { DEPLOYED_AREAS } from '#lib/constructs/perfpilot';
+import { AWS_CONFIG_FILE, buildApp, LOCAL_CONFIG_FILE, rawConfig, render } from './stack-fixtures.ts';
+
+type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
+
+const awsRaw = rawConfig(AWS_CONFIG_FILE) as { targets: { caching: object; database: object } };
+// Local URLs with passwords next to the AWS targets: none of it may reach a function.
+const awsWithLocalUrls = {
+  ...awsRaw,
+  targets: {
+    caching: { ...awsRaw.targets.caching, redisUrl: 'rediss://:cache-pw-123@cache.internal:6380' },
+    database: { ...awsRaw.targets.database, connectionString: 'postgres://app:db-pw-456@db.internal:5432/fleet' },
+  },
+};
+
+let local: ReturnType<typeof buildApp>;
+let aws: ReturnType<typeof buildApp>;
+let localT: Template;
+let awsT: Template;
+
+beforeAll(() => {
+  local = buildApp(rawConfig(LOCAL_CONFIG_FILE));
+  localT = Template.fromStack(local.autopilot);
+  aws = buildApp(awsWithLocalUrls);
+  awsT = Template.fromStack(aws.autopilot);
+}, 180_000);
+
+function functionsOf(t: Template): Resources {
+  return t.findResources('AWS::Lambda::Function') as Resources;
+}
+
+function envOf(fn: { Properties: Record<string, unknown> }): Record<string, unknown> {
+  return (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+}
+
+/** The statements of every policy attached to the role of the function whose env matches. */
+function statementsOfFunction(t: Template, matches: (env: Record<string, unknown>) => boolean): { Action: string | string[]; Resource: unknown }[] {
+  const found = Object.values(functionsOf(t)).filter((f) => matches(envOf(f)));
+  expect(found).toHaveLength(1);
+  const roleId = (found[0]!.Properties.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0];
+  const policies = Object.values(t.findResources('AWS::IAM::Policy') as Resources).filter((p) =>
+    (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === roleId),
+  );
+  return policies.flatMap((p) => (p.Properties.PolicyDocument as { Statement: never[] }).Statement);
+}
+
+const ofArea = (area: string) => (env: Record<string, unknown>) => env.PERFPILOT_AREA === area;
+const rollbackEnv = (env: Record<string, unknown>) => 'PERFPILOT_STATE_MACHINES' in env;
+
+function actionsOf(statements: { Action: string | string[] }[]): string[] {
+  return statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
+}
+
+function resourcesOf(statements: { Resource: unknown }[]): string[] {
+  return statements.flatMap((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource])).map(render);
+}
+
+describe('functions', () => {
+  it('every function runs nodejs22.x on arm64 with tracing, source maps and the Powertools env', () => {
+    for (const t of [localT, awsT]) {
+      const fns = functionsOf(t);
+      expect(Object.keys(fns)).toHaveLength(DEPLOYED_AREAS.length + 1);
+      for (const fn of Object.values(fns)) {
+        expect(fn.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' } });
+        expect(envOf(fn)).toMatchObject({
+          NODE_OPTIONS: '--enable-source-maps',
+          POWERTOOLS_SERVICE_NAME: expect.stringMatching(/^perfpilot-(caching|database|rollback)$/),
+          POWERTOOLS_METRICS_NAMESPACE: 'Perfpilot/perfpilot',
+          POWERTOOLS_LOG_LEVEL: 'INFO',
+          PERFPILOT_CONFIG: expect.any(String),
+          LEDGER_TABLE_NAME: expect.anything(),
+        });
+        expect(fn.Properties.Handler).toBe('index.handler');
+      }
+    }
+  });
+
+  it('every bundle is ESM that loads in a clean Node process, with the files its dependencies read at run time', () => {
+    for (const fn of Object.values(functionsOf(awsT))) {
+      const s3Key = (fn.Properties.Code as { S3Key: string }).S3Key;
+      const dir = join(aws.app.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`);
+      expect(readdirSync(dir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'libpg-query.wasm', 'reserved.js']);
+      // A clean process outside the project: nothing may resolve from our node_modules.
+      const out = execFileSync(process.execPath, ['--enable-source-maps', '--input-type=module', '-e', `const m = await import(${JSON.stringify(pathToFileURL(join(dir, 'index.mjs')).href)}); console.log(typeof m.handler);`], {
+        cwd: tmpdir(),
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '' },
+      });
+      expect(out.trim()).toBe('function');
+    }
+  }, 60_000);
+
+  it('each area function knows its area; each writes to its own log group with a retention', () => {
+    for (const area of DEPLOYED_AREAS) {
+      awsT.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: { Variables: Match.objectLike({ PERFPILOT_AREA: area }) },
+        LoggingConfig: { LogGroup: { Ref: Match.stringLikeRegexp(`^Perfpilot${area}functionLogs`) } },
+      });
+    }
+    awsT.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('with the AWS config, no password, local URL or secret value is in any environment or anywhere in the template', () => {
+    const json = JSON.stringify(awsT.toJSON());
+    expect(json).not.toMatch(/cache-pw-123|db-pw-456/);
+    for (const fn of Object.values(functionsOf(awsT))) {
+      for (const [name, value] of Object.entries(envOf(fn))) {
+        const text = render(value);
+        expect(text, name).not.toMatch(/rediss?:\/\/|postgres(ql)?:\/\/|password/i);
+      }
+      const sent = JSON.parse(envOf(fn).PERFPILOT_CONFIG as string) as { targets: { caching: object; database: object } };
+      expect(Object.keys(sent.targets.caching)).toEqual(['elasticache']);
+      expect(Object.keys(sent.targets.database)).toEqual(['rds']);
+    }
+  });
+
+  it('run in the config\'s private subnets with its security groups when a VPC is configured, outside one when not', () => {
+    const vpc = aws.config.vpc!;
+    for (const fn of Object.values(functionsOf(awsT))) {
+      expect(fn.Properties.VpcConfig).toEqual({ SubnetIds: vpc.privateSubnetIds, SecurityGroupIds: vpc.securityGroupIds });
+    }
+    for (const fn of Object.values(functionsOf(localT))) expect(fn.Properties.VpcConfig).toBeUndefined();
+    // No AWS managed policy: the VPC permissions are an own inline policy.
+    awsT.allResourcesProperties('AWS::IAM::Role', { ManagedPolicyArns: Match.absent() });
+  });
+});
+
+describe('area function grants', () => {
+  it('caching may read and change exactly the configured ElastiCache parameter group; no other function may', () => {
+    const elasticache = (area: string) => statementsOfFunction(awsT, ofArea(area)).filter((s) => actionsOf([s]).some((a) => a.startsWith('elasticache:')));
+    expect(elasticache('caching').map((s) => ({ actions: actionsOf([s]), resources: resourcesOf([s]) }))).toEqual([
+      {
+        actions: ['elasticache:DescribeCacheParameters', 'elasticache:ModifyCacheParameterGroup'],
+        resources: ['arn:<AWS::Partition>:elasticache:<AWS::Region>:<AWS::AccountId>:parametergroup:fleet-cache-params'],
+      },
+    ]);
+    expect(elasticache('database')).toEqual([]);
+  });
+
+  it('database may resize the RDS Proxy pool (scoped to RDS Proxy resources, name passed in env)', () => {
+    const rds = statementsOfFunction(awsT, ofArea('database')).filter((s) => actionsOf([s]).some((a) => a.startsWith('rds:')));
+    expect(actionsOf(rds).sort()).toEqual(['rds:DescribeDBProxies', 'rds:DescribeDBProxyTargetGroups', 'rds:ModifyDBProxyTargetGroup']);
+    expect(resourcesOf(rds).sort()).toEqual([
+      'arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:db-proxy:*',
+      'arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:target-group:*',
+    ]);
+    awsT.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ PERFPILOT_AREA: 'database', PERFPILOT_DB_PROXY_NAME: 'fleet-db-proxy' }) },
+    });
+  });
+
+  it('database reads the credentials from exactly the configured secret, and nothing else reads secrets', () => {
+    const secretArn = aws.config.targets.database.rds!.secretArn;
+    const policies = Object.values(awsT.findResources('AWS::IAM::Policy') as Resources);
+    const secretStatements = policies
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement)
+      .filter((s) => actionsOf([s]).some((a) => a.startsWith('secretsmanager:')));
+    expect(secretStatements).toEqual([{ Action: 'secretsmanager:GetSecretValue', Effect: 'Allow', Resource: secretArn }]);
+  });
+
+  it('both read metrics and the ledger; the local config grants no target access at all', () => {
+    const localActions = Object.values(localT.findResources('AWS::IAM::Policy') as Resources).flatMap((p) =>
+      actionsOf((p.Properties.PolicyDocument as { Statement: never[] }).Statement),
+    );
+    expect(localActions).toContain('cloudwatch:GetMetricData');
+    expect(localActions).toContain('dynamodb:UpdateItem');
+    expect(localActions.filter((a) => /^(elasticache|rds|secretsmanager):/.test(a))).toEqual([]);
+  });
+});
+
+describe('schedules', () => {
+  it('each area rule, named deterministically, starts the area\'s STATE MACHINE with the schedule trigger', () => {
+    for (const area of DEPLOYED_AREAS) {
+      const target = new Capture();
+      awsT.hasResourceProperties('AWS::Events::Rule', {
+        Name: `perfpilot-${area}-schedule`,
+        ScheduleExpression: aws.config.areas[area].schedule,
+        State: aws.config.areas[area].enabled ? 'ENABLED' : 'DISABLED',
+        Targets: [target],
+      });
+      const arn = (target.asObject() as { Arn: { Ref: string } }).Arn;
+      expect(awsT.toJSON().Resources[arn.Ref].Type).toBe('AWS::StepFunctions::StateMachine');
+      expect(JSON.parse(target.asObject().Input as string)).toEqual({ trigger: 'schedule' });
+    }
+  });
+
+  it('follows the config: the AWS fixture disables the database schedule and runs it by cron', () => {
+    awsT.hasResourceProperties('AWS::Events::Rule', {
+      Name: 'perfpilot-database-schedule',
+      ScheduleExpression: 'cron(0 3 * * ? *)',
+      State: 'DISABLED',
+    });
+    localT.hasResourceProperties('AWS::Events::Rule', { Name: 'perfpilot-database-schedule', ScheduleExpression: 'rate(1 day)', State: 'ENABLED' });
+  });
+
+  it('one rollout state machine per deployed area, running that area\'s function', () => {
+    awsT.resourceCountIs('AWS::StepFunctions::StateMachine', DEPLOYED_AREAS.length);
+    for (const area of DEPLOYED_AREAS) {
+      awsT.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineName: `perfpilot-${area}-rollout` });
+    }
+  });
+});
+
+describe('rollback', () => {
+  it('runs on Perfpilot critical alarms going to ALARM, and only on those', () => {
+    const rollbackFn = new Capture();
+    awsT.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.cloudwatch'],
+        'detail-type': ['CloudWatch Alarm State Change'],
+        detail: { alarmName: [{ prefix: 'perfpilot-critical-' }], state: { value: ['ALARM'] } },
+      },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [rollbackFn, 'Arn'] } })],
+    });
+    const env = envOf(functionsOf(awsT)[rollbackFn.asString()]!);
+    expect(Object.keys(env)).toEqual(
+      expect.arrayContaining(['PERFPILOT_STATE_MACHINES', 'PERFPILOT_AREA_FUNCTIONS', 'PERFPILOT_SCHEDULE_RULES', 'PERFPILOT_TOPIC_ARN', 'LEDGER_TABLE_NAME', 'PERFPILOT_CONFIG']),
+    );
+    // Warnings only notify: no warning alarm name has the prefix the rule matches.
+    for (const def of alarmDefinitions(aws.config)) {
+      expect(alarmName(aws.config, def).startsWith('perfpilot-critical-')).toBe(def.severity === 'critical');
+    }
+  });
+
+  it('runs when a rollout execution fails, times out or is aborted, for our state machines only', () => {
+    awsT.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.states'],
+        'detail-type': ['Step Functions Execution Status Change'],
+        detail: {
+          status: ['FAILED', 'TIMED_OUT', 'ABORTED'],
+          stateMachineArn: DEPLOYED_AREAS.map(() => ({ Ref: Match.stringLikeRegexp('rolloutStateMachine') })),
+        },
+      },
+    });
+  });
+
+  it('gets area→ARN/name maps of exactly the deployed state machines, functions and schedule rules', () => {
+    const [fn] = Object.values(functionsOf(awsT)).filter((f) => rollbackEnv(envOf(f)));
+    const env = envOf(fn!);
+    for (const name of ['PERFPILOT_STATE_MACHINES', 'PERFPILOT_AREA_FUNCTIONS', 'PERFPILOT_SCHEDULE_RULES']) {
+      const text = render(env[name]);
+      const parsed = JSON.parse(text.replace(/<[^>]+>/g, 'X')) as Record<string, string>;
+      expect(Object.keys(parsed).sort(), name).toEqual([...DEPLOYED_AREAS].sort());
+    }
+  });
+
+  it('is least privilege: no `*` action, no `*` resource, only the actions it needs, on its own resources', () => {
+    const statements = statementsOfFunction(awsT, rollbackEnv);
+    const actions = actionsOf(statements);
+    expect(actions.filter((a) => a.includes('*'))).toEqual([]);
+    expect(new Set(actions)).toEqual(
+      new Set([
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+        'xray:PutTraceSegments',
+        'xray:PutTelemetryRecords',
+        'dynamodb:GetItem',
+        'dynamodb:BatchGetItem',
+        'dynamodb:Query',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:BatchWriteItem',
+        'dynamodb:ConditionCheckItem',
+        'dynamodb:DescribeTable',
+        'states:ListExecutions',
+        'states:StopExecution',
+        'events:DisableRule',
+        'lambda:InvokeFunction',
+        'sns:Publish',
+        'kms:GenerateDataKey',
+        'kms:Decrypt',
+        'ec2:CreateNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:DeleteNetworkInterface',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:UnassignPrivateIpAddresses',
+      ]),
+    );
+    // The bare `*` resources are exactly those of services without resource-level
+    // permissions (X-Ray, VPC ENIs), each acknowledged with a reason (see cdk-nag tests).
+    const starStatements = statements.filter((s) => resourcesOf([s]).includes('*'));
+    expect(actionsOf(starStatements).sort()).toEqual(
+      [
+        'xray:PutTraceSegments',
+        'xray:PutTelemetryRecords',
+        'ec2:CreateNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:DeleteNetworkInterface',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:UnassignPrivateIpAddresses',
+      ].sort(),
+    );
+    // Other wildcards: only the executions of our own rollout state machines.
+    const partial = resourcesOf(statements).filter((r) => r !== '*' && r.includes('*'));
+    expect(partial.sort()).toEqual(
+      DEPLOYED_AREAS.map((a) => `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:perfpilot-${a}-rollout:*`).sort(),
+    );
+    // No target access: it asks the area functions to revert.
+    expect(actions.filter((a) => /^(elasticache|rds|secretsmanager|cloudwatch):/.test(a))).toEqual([]);
+  });
+});
+
+describe('alarms', () => {
+  const SEED = [
+    { id: 'cache-hit-rate', comparison: 'LessThanThreshold', threshold: 70, severity: 'critical', area: 'caching' },
+    { id: 'caching-latency', comparison: 'GreaterThanThreshold', threshold: 500, severity: 'critical', area: 'caching' },
+    { id: 'database-error-rate', comparison: 'GreaterThanThreshold', threshold: 5, severity: 'critical', area: 'database' },
+    { id: 'cache-memory', comparison: 'GreaterThanThreshold', threshold: 80, severity: 'warning', area: 'caching' },
+    { id: 'db-connection-utilization', comparison: 'GreaterThanThreshold', threshold: 75, severity: 'warning', area: 'database' },
+  ] as const;
+
+  it('one alarm per alarm definition, each notifying the topic and tagged with its area and severity', () => {
+    awsT.resourceCountIs('AWS::CloudWatch::Alarm', alarmDefinitions(aws.config).length);
+    for (const def of alarmDefinitions(aws.config)) {
+      awsT.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: alarmName(aws.config, def),
+        AlarmActions: [{ Ref: Match.stringLikeRegexp('NotificationsTopic') }],
+        TreatMissingData: 'notBreaching',
+        EvaluationPeriods: 3,
+        DatapointsToAlarm: 2,
+        Tags: Match.arrayWith([
+          { Key: 'perfpilot:area', Value: def.area },
+          { Key: 'perfpilot:severity', Value: def.severity },
+        ]),
+      });
+    }
+  });
+
+  it('has the seed thresholds', () => {
+    for (const s of SEED) {
+      awsT.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `perfpilot-${s.severity}-${s.id}`,
+        ComparisonOperator: s.comparison,
+        Threshold: s.threshold,
+        Tags: Match.arrayWith([{ Key: 'perfpilot:area', Value: s.area }]),
+      });
+    }
+  });
+
+  it('watches ElastiCache and RDS with the AWS config; connection utilization is metric math over m1', () => {
+    awsT.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'perfpilot-critical-cache-hit-rate',
+      Namespace: 'AWS/ElastiCache',
+      MetricName: 'CacheHitRate',
+      Dimensions: [{ Name: 'CacheClusterId', Value: 'fleet-cache-001' }],
+      Period: 60,
+    });
+    const metrics = new Capture();
+    awsT.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'perfpilot-warning-db-connection-utilization', Metrics: metrics });
+    expect(metrics.asArray()).toEqual([
+      expect.objectContaining({ Expression: '100 * m1 / 200', ReturnData: true }),
+      expect.objectContaining({
+        Id: 'm1',
+        ReturnData: false,
+        MetricStat: {
+          Metric: { Namespace: 'AWS/RDS', MetricName: 'DatabaseConnections', Dimensions: [{ Name: 'DBInstanceIdentifier', Value: 'fleet-db' }] },
+          Period: 60,
+          Stat: 'Maximum',
+        },
+      }),
+    ]);
+  });
+
+  it('notifies an encrypted topic that refuses non-TLS publishing, with the e-mail subscribed', () => {
+    awsT.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('NotificationsKey'), 'Arn'] } });
+    awsT.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    awsT.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 'sns:Publish', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    awsT.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com' });
+    localT.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+});
+
+describe('cdk-nag (AWS Solutions)', () => {
+  it('finds nothing unacknowledged in either app', () => {
+    for (const { app } of [local, aws]) {
+      const report = new AwsSolutionsChecks().validateScope(app);
+      expect(report.violations.map((v) => `${v.ruleName} ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    }
+  });
+
+  it('finds nothing either when the stacks have a fixed account and region (as `cdk deploy` gives them)', () => {
+    const pinned = buildApp(awsWithLocalUrls, { account: '123456789012', region: 'eu-west-1' });
+    const report = new AwsSolutionsChecks().validateScope(pinned.app);
+    expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+    expect(() => pinned.app.synth()).not.toThrow();
+  });
+
+  it('every acknowledgment carries a specific reason', () => {
+    const acknowledged: { id: string; reason: string }[] = [];
+    for (const c of aws.app.node.findAll()) {
+      for (const entry of c.node.metadata) {
+        if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+        for (const [id, reason] of Object.entries(entry.data as Record<string, unknown>)) acknowledged.push({ id, reason: String(reason) });
+      }
+    }
+    expect(acknowledged.length).toBeGreaterThan(0);
+    for (const { id, reason } of acknowledged) expect(reason.length, id).toBeGreaterThan(40);
+  });
+
+  it('does fail on an unacknowledged wildcard (the check is live, not vacuous)', () => {
+    const probe = buildApp(rawConfig(LOCAL_CONFIG_FILE));
+    probe.autopilot.perfpilot.rollbackFunction.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:*'], resources: ['*'] }),
+    );
+    const report = new AwsSolutionsChecks().validateScope(probe.app);
+    expect(report.violations.map((v) => v.ruleName)).toContain('AwsSolutions-IAM5[Action::s3:*]');
+    expect(() => probe.app.synth()).toThrow(/AwsSolutions-IAM5\[Action::s3:\*\]/);
+  });
+});
