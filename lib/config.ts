@@ -201,6 +201,8 @@ const spatialAdvisorSchema = z
     gistProbeQueries: positiveInt.default(20),
     /** A GiST index is recommended only if the measured probes got at least this much faster. */
     gistSpeedupRatioMin: z.number().min(1).default(1.5),
+    /** ST_Subdivide is recommended only if point probes on the subdivided sample got at least this much faster. */
+    subdivideSpeedupRatioMin: z.number().min(1).default(1.2),
     /** statement_timeout of each scratch build and probe. */
     scratchStatementTimeoutMs: positiveInt.default(120_000),
   })
@@ -254,6 +256,8 @@ const indexAdvisorSchema = z
     statementTimeoutMs: positiveInt.default(1_800_000),
     /** Hygiene: a non-unique index scanned at most this often since the stats reset is unused. */
     unusedIndexMaxScans: z.number().int().min(0).default(50),
+    /** Hygiene: an index is judged unused only after this long (since the stats reset, or since Perfpilot built it). */
+    unusedIndexMinAgeDays: z.number().min(0).default(7),
     /** Verdict: the statements an index was for must get at least this much faster (measured mean). */
     minMeasuredImprovementPercent: percent.default(10),
     /** Verdict: fewer calls than this since apply is too little evidence to judge an index. */

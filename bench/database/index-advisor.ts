@@ -194,7 +194,7 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
 
     // 4. Scale: 5,000 statements, default budgets (top 300 planned, ≤ 3,000 what-if plans).
     t = performance.now();
-    const many = await adviseFromObservation(db, { ...observation, statements: syntheticStatements(observation, 5_000) }, base);
+    const many = await adviseFromObservation(db, { ...observation, statements: syntheticStatements(observation, 5_000) }, base, new Date());
     out.advisor_5000_statements_runtime_ms = Math.round(performance.now() - t);
     out.advisor_5000_statements_what_if_plans_count = many.selection.plansUsed;
     out.advisor_5000_statements_indexes_count = many.selection.indexes.length;

@@ -137,7 +137,7 @@ async function otherSections(pool: pg.Pool, config: PerfpilotConfig): Promise<{ 
 export async function analyzeDatabase(config: PerfpilotConfig, options: AnalyzeDatabaseOptions = {}): Promise<AnalysisReport> {
   const pool = options.pool ?? (await openDatabasePool(config, options.target ?? 'local'));
   try {
-    const report = indexAdviceReport(await adviseIndexes(pool, advisorSettings(config)));
+    const report = indexAdviceReport(await adviseIndexes(pool, advisorSettings(config), new Date()));
     const other = await otherSections(pool, config);
     return {
       ...report,

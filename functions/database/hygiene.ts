@@ -2,10 +2,11 @@
  * Index hygiene, in the spirit of PgHero's checks: unused indexes (non-unique,
  * scanned at most `unusedIndexMaxScans` times since the stats reset), duplicates
  * (one a prefix of another with the same method, predicate, expressions, operator
- * classes and sort options) and invalid indexes. Perfpilot may drop only its own
+ * classes and sort options) and invalid indexes. An index is called unused only once
+ * its scans have been counted for `unusedIndexMinAgeDays`. Perfpilot may drop only its own
  * (see index-identity.ts) unless budgets.mayDropForeignIndexes; the rest is reported. Pure.
  */
-import { isPerfpilotIndex } from './index-identity.ts';
+import { isPerfpilotIndex, parseIndexComment } from './index-identity.ts';
 import type { ObservedIndex } from './observe.ts';
 
 export type HygieneKind = 'invalid' | 'duplicate' | 'unused';
@@ -22,8 +23,18 @@ export interface HygieneFinding {
 
 export interface HygieneSettings {
   readonly unusedIndexMaxScans: number;
+  readonly unusedIndexMinAgeDays: number;
   readonly mayDropForeignIndexes: boolean;
 }
+
+/** When the scan count of an index started: its build (Perfpilot's own), else the stats reset. */
+export interface HygieneClock {
+  readonly now: Date;
+  /** pg_stat_database.stats_reset; null when never reset (counters are as old as the cluster). */
+  readonly statsResetAt: string | null;
+}
+
+const DAY_MS = 86_400_000;
 
 const sameShape = (a: ObservedIndex, b: ObservedIndex) =>
   a.schema === b.schema &&
@@ -47,8 +58,18 @@ export function redundantBecauseOf(a: ObservedIndex, indexes: readonly ObservedI
   });
 }
 
-export function findIndexHygiene(indexes: readonly ObservedIndex[], settings: HygieneSettings): HygieneFinding[] {
+export function findIndexHygiene(indexes: readonly ObservedIndex[], settings: HygieneSettings, clock?: HygieneClock): HygieneFinding[] {
   const findings: HygieneFinding[] = [];
+  // Too young to judge: scans are counted since the build (own) or the stats reset (all).
+  const observedSince = (ix: ObservedIndex): number | undefined => {
+    const built = isPerfpilotIndex(ix) ? parseIndexComment(ix.comment).createdAt : undefined;
+    const starts = [built, clock?.statsResetAt ?? undefined].filter((x): x is string => x !== undefined).map((x) => Date.parse(x));
+    return starts.length ? Math.max(...starts) : undefined;
+  };
+  const oldEnough = (ix: ObservedIndex) => {
+    const since = observedSince(ix);
+    return !clock || since === undefined || clock.now.getTime() - since >= settings.unusedIndexMinAgeDays * DAY_MS;
+  };
   const add = (kind: HygieneKind, index: ObservedIndex, detail: string) => {
     const owned = isPerfpilotIndex(index);
     const protectedIndex = index.primary || index.backsConstraint || (kind !== 'invalid' && index.unique);
@@ -64,7 +85,7 @@ export function findIndexHygiene(indexes: readonly ObservedIndex[], settings: Hy
       add('duplicate', ix, `its columns (${ix.columns.join(', ')}) are a prefix of ${twin.schema}.${twin.name} (${twin.columns.join(', ')})`);
       continue;
     }
-    if (!ix.unique && !ix.primary && !ix.backsConstraint && ix.scans <= settings.unusedIndexMaxScans) {
+    if (!ix.unique && !ix.primary && !ix.backsConstraint && ix.scans <= settings.unusedIndexMaxScans && oldEnough(ix)) {
       add('unused', ix, `${ix.scans} scans since the stats reset (≤ ${settings.unusedIndexMaxScans}), ${ix.bytes} bytes`);
     }
   }

@@ -95,7 +95,13 @@ async function dropConcurrently(client: pg.ClientBase, schema: string, indexName
 }
 
 /** Creates the index (idempotent); an INVALID leftover is dropped first, a failed build is cleaned up and fails. */
-export async function createIndex(pool: pg.Pool, p: CreateIndexParams, rolloutId: string, timeouts: DdlTimeouts): Promise<IndexState> {
+export async function createIndex(
+  pool: pg.Pool,
+  p: CreateIndexParams,
+  rolloutId: string,
+  timeouts: DdlTimeouts,
+  now: Date = new Date(),
+): Promise<IndexState> {
   return underDdlLock(pool, timeouts, async (client) => {
     const current = await readIndexState(client, p.schema, p.indexName);
     if (current.exists && current.valid) return current;
@@ -122,7 +128,7 @@ export async function createIndex(pool: pg.Pool, p: CreateIndexParams, rolloutId
       }
       throw new ChangeApplyError(`create index ${p.schema}.${p.indexName} failed: ${message}`, { cause });
     }
-    await client.query(format('comment on index %I.%I is %L', p.schema, p.indexName, indexComment({ rolloutId, queryIds: p.queryIds })));
+    await client.query(format('comment on index %I.%I is %L', p.schema, p.indexName, indexComment({ rolloutId, queryIds: p.queryIds, createdAt: now.toISOString() })));
     return readIndexState(client, p.schema, p.indexName);
   });
 }

@@ -12,6 +12,19 @@ export const INDEX_COMMENT_MARKER = 'perfpilot:managed';
 export interface IndexComment {
   readonly rolloutId?: string;
   readonly queryIds?: readonly string[];
+  /** When Perfpilot built it (ISO 8601): hygiene does not call a young index unused. */
+  readonly createdAt?: string;
+}
+
+/** The metadata in a Perfpilot comment; empty for anything else. */
+export function parseIndexComment(comment: string | null): IndexComment {
+  if (!comment?.startsWith(INDEX_COMMENT_MARKER)) return {};
+  try {
+    const meta = JSON.parse(comment.slice(INDEX_COMMENT_MARKER.length).trim()) as IndexComment;
+    return typeof meta === 'object' && meta !== null ? meta : {};
+  } catch {
+    return {};
+  }
 }
 
 export function isPerfpilotIndex(index: { readonly name: string; readonly comment: string | null }): boolean {

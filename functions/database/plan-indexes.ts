@@ -45,10 +45,11 @@ export async function analyzeStatements(observation: DatabaseObservation): Promi
 export async function adviseIndexes(
   pool: pg.Pool,
   settings: AdvisorSettings,
+  now: Date,
   coster?: (client: pg.ClientBase) => WhatIfCoster,
 ): Promise<IndexAdvice> {
   const observation = await observeDatabase(pool, settings.maxStatementsAnalyzed, settings.minStatementCalls);
-  return adviseFromObservation(pool, observation, settings, coster);
+  return adviseFromObservation(pool, observation, settings, now, coster);
 }
 
 /** The advisor after observation: only the top `maxStatementsAnalyzed` statements by total time are planned. */
@@ -56,6 +57,7 @@ export async function adviseFromObservation(
   pool: pg.Pool,
   observed: DatabaseObservation,
   settings: AdvisorSettings,
+  now: Date,
   coster?: (client: pg.ClientBase) => WhatIfCoster,
 ): Promise<IndexAdvice> {
   const observation: DatabaseObservation = {
@@ -90,7 +92,7 @@ export async function adviseFromObservation(
   if (selection.exhausted) notes.push(`what-if budget of ${settings.maxWhatIfPlans} plans spent: the index set is the best found within it`);
   notes.push(`${statements.length} statements analyzed (of the top ${settings.maxStatementsAnalyzed} by total time), ${candidates.length} candidates, ${selection.plansUsed} what-if plans`);
   if (observation.statsResetAt) notes.push(`statistics since ${observation.statsResetAt}`);
-  const hygiene = findIndexHygiene(observation.indexes, settings);
+  const hygiene = findIndexHygiene(observation.indexes, settings, { now, statsResetAt: observation.statsResetAt });
   return { observation, statements, candidates, selection, hygiene, notes };
 }
 

@@ -95,8 +95,8 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
   return {
     area: 'database',
 
-    async plan() {
-      const changes = proposeIndexChanges(await adviseIndexes(pool, advisorSettings(config)));
+    async plan(ctx) {
+      const changes = proposeIndexChanges(await adviseIndexes(pool, advisorSettings(config), ctx.now));
       const proxy = proxyDeps(deps);
       if (proxy) {
         const poolPlan = planConnectionPool(await observeConnectionPool(pool, proxy, config), config);
@@ -123,7 +123,7 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
     async apply(change) {
       switch (change.kind) {
         case 'create-index':
-          return createIndex(pool, paramsOf(createIndexParams, change), change.rolloutId, timeouts);
+          return createIndex(pool, paramsOf(createIndexParams, change), change.rolloutId, timeouts, new Date());
         case 'drop-index': {
           const p = paramsOf(dropIndexParams, change);
           const state = await readIndexState(pool, p.schema, p.indexName);

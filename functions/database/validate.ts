@@ -10,7 +10,7 @@ import type { Change } from '#shared/change';
 import type { AnalysisReport } from '#shared/report';
 import { openDatabasePool } from './database-client.ts';
 import { readIndexState } from './index-ddl.ts';
-import { INDEX_COMMENT_MARKER, isPerfpilotIndex } from './index-identity.ts';
+import { isPerfpilotIndex, parseIndexComment } from './index-identity.ts';
 import type { CreateIndexBefore } from './index-verification.ts';
 import { observeIndexes, readStatementTotals } from './observe.ts';
 
@@ -34,15 +34,6 @@ export interface ValidateDatabaseOptions {
   readonly appliedChanges?: readonly Change[];
 }
 
-function queryIdsFromComment(comment: string | null): string[] {
-  try {
-    const meta = JSON.parse((comment ?? '').slice(INDEX_COMMENT_MARKER.length).trim()) as { queryIds?: unknown };
-    return Array.isArray(meta.queryIds) ? meta.queryIds.map(String) : [];
-  } catch {
-    return [];
-  }
-}
-
 export async function checkAppliedIndexes(
   pool: pg.Pool,
   config: PerfpilotConfig,
@@ -51,7 +42,7 @@ export async function checkAppliedIndexes(
   const live = appliedChanges.filter((c) => c.kind === 'create-index' && (c.status === 'applied' || c.status === 'kept'));
   const targets = new Map<string, { schema: string; name: string; queryIds: string[]; before?: CreateIndexBefore }>();
   for (const ix of (await observeIndexes(pool)).filter(isPerfpilotIndex)) {
-    targets.set(`${ix.schema}.${ix.name}`, { schema: ix.schema, name: ix.name, queryIds: queryIdsFromComment(ix.comment) });
+    targets.set(`${ix.schema}.${ix.name}`, { schema: ix.schema, name: ix.name, queryIds: (parseIndexComment(ix.comment).queryIds ?? []).map(String) });
   }
   for (const c of live) {
     const p = c.params as { schema: string; indexName: string; queryIds?: string[] };

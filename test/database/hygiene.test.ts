@@ -23,7 +23,7 @@ beforeAll(async () => {
     create index i_f on items (f);
     create index ${own} on items (g);
     comment on index ${own} is '${indexComment({ rolloutId: 'r1' })}';
-    create index perfpilot_lookalike on items (g, a);
+    create index perfpilot_lookalike on items (b, g);
     analyze items;`);
   // A failed concurrent build leaves an INVALID index behind.
   await db.pool.query('create unique index concurrently i_dup_invalid on items (dup)').catch(() => undefined);
@@ -37,7 +37,7 @@ afterAll(async () => {
 
 describe('index hygiene on a real catalog', () => {
   it('finds duplicates by prefix, unused and invalid indexes, and not their look-alikes', async () => {
-    const findings = findIndexHygiene(await observeIndexes(db.pool), { unusedIndexMaxScans: 50, mayDropForeignIndexes: false });
+    const findings = findIndexHygiene(await observeIndexes(db.pool), { unusedIndexMaxScans: 50, unusedIndexMinAgeDays: 7, mayDropForeignIndexes: false });
     const by = (name: string) => findings.filter((f) => f.index.name === name).map((f) => f.kind);
     expect(by('i_a')).toEqual(['duplicate']);
     expect(by('i_a_desc')).toEqual(['unused']); // different sort option: not a duplicate of i_ab
@@ -47,19 +47,35 @@ describe('index hygiene on a real catalog', () => {
     expect([...by('i_d1'), ...by('i_d2')].sort()).toEqual(['duplicate', 'unused']); // twins: exactly one is redundant
     expect(by('i_e')).toEqual(['unused']);
     expect(by('i_f')).toEqual([]); // 60 scans
+    expect(by(own)).toEqual(['unused']);
     expect(by('i_dup_invalid')).toEqual(['invalid']);
   });
 
   it('lets Perfpilot drop only its own (name AND comment) unless foreign drops are allowed', async () => {
     const indexes = await observeIndexes(db.pool);
-    const strict = findIndexHygiene(indexes, { unusedIndexMaxScans: 50, mayDropForeignIndexes: false });
+    const strict = findIndexHygiene(indexes, { unusedIndexMaxScans: 50, unusedIndexMinAgeDays: 7, mayDropForeignIndexes: false });
     const droppable = strict.filter((f) => f.droppable).map((f) => f.index.name);
     expect(droppable).toEqual([own]);
     expect(strict.find((f) => f.index.name === 'perfpilot_lookalike')?.owned).toBe(false); // a name alone is not ownership
-    const loose = findIndexHygiene(indexes, { unusedIndexMaxScans: 50, mayDropForeignIndexes: true });
+    const loose = findIndexHygiene(indexes, { unusedIndexMaxScans: 50, unusedIndexMinAgeDays: 7, mayDropForeignIndexes: true });
     const looseDroppable = loose.filter((f) => f.droppable).map((f) => f.index.name);
     expect(looseDroppable).toEqual(expect.arrayContaining(['i_a', 'i_e', 'i_dup_invalid', 'perfpilot_lookalike']));
     expect(looseDroppable).not.toContain('u_c');
     expect(looseDroppable).not.toContain('items_pkey');
+  });
+
+  it('does not call an index unused before its scans have been counted for unusedIndexMinAgeDays', async () => {
+    const indexes = await observeIndexes(db.pool);
+    const settings = { unusedIndexMaxScans: 50, unusedIndexMinAgeDays: 7, mayDropForeignIndexes: false };
+    const now = new Date('2026-11-27T12:00:00Z');
+    const recentReset = findIndexHygiene(indexes, settings, { now, statsResetAt: '2026-11-26T12:00:00Z' });
+    expect(recentReset.filter((f) => f.kind === 'unused')).toEqual([]);
+    expect(recentReset.map((f) => f.kind)).toEqual(expect.arrayContaining(['duplicate', 'invalid'])); // these need no waiting
+
+    // Perfpilot's own index built yesterday is too young, while a foreign one under old stats is judged.
+    const young = indexes.map((ix) => (ix.name === own ? { ...ix, comment: indexComment({ rolloutId: 'r1', createdAt: '2026-11-26T12:00:00Z' }) } : ix));
+    const kinds = findIndexHygiene(young, settings, { now, statsResetAt: null });
+    expect(kinds.filter((f) => f.index.name === own)).toEqual([]);
+    expect(kinds.find((f) => f.index.name === 'i_e')?.kind).toBe('unused');
   });
 });

@@ -33,7 +33,7 @@ afterAll(async () => {
 
 describe('index advisor on a seeded workload (real PostgreSQL + HypoPG)', () => {
   it('proposes the index the workload needs and none the primary key already covers', async () => {
-    const advice = await adviseIndexes(db.pool, advisorSettings(config()));
+    const advice = await adviseIndexes(db.pool, advisorSettings(config()), new Date());
     expect(advice.statements.length).toBeGreaterThanOrEqual(4);
     expect(advice.candidates.some((c) => c.table === 'orders' && c.columns[0] === 'id')).toBe(false);
     const chosen = advice.selection.indexes.map((i) => i.candidate);
@@ -48,22 +48,22 @@ describe('index advisor on a seeded workload (real PostgreSQL + HypoPG)', () => 
   });
 
   it('respects the index count and the storage budget', async () => {
-    const one = await adviseIndexes(db.pool, advisorSettings(config({ maxIndexes: 1 })));
+    const one = await adviseIndexes(db.pool, advisorSettings(config({ maxIndexes: 1 })), new Date());
     expect(one.selection.indexes).toHaveLength(1);
-    const tiny = await adviseIndexes(db.pool, advisorSettings(config({ maxIndexBytes: 8192 })));
+    const tiny = await adviseIndexes(db.pool, advisorSettings(config({ maxIndexBytes: 8192 })), new Date());
     expect(tiny.selection.indexes).toHaveLength(0);
     expect(tiny.selection.rejected.some((r) => r.reason.includes('maxIndexBytes'))).toBe(true);
   });
 
   it('bounds the what-if plans and says so', async () => {
-    const advice = await adviseIndexes(db.pool, advisorSettings(config({}, { maxWhatIfPlans: 3 })));
+    const advice = await adviseIndexes(db.pool, advisorSettings(config({}, { maxWhatIfPlans: 3 })), new Date());
     expect(advice.selection.plansUsed).toBeLessThanOrEqual(3);
     expect(advice.selection.exhausted).toBe(true);
     expect(advice.notes.join(' ')).toMatch(/what-if budget of 3 plans spent/);
   });
 
   it('counts write cost against a heavily written table', async () => {
-    const advice = await adviseIndexes(db.pool, advisorSettings(config({}, { writeCostMsPerRowPerIndex: 1_000 })));
+    const advice = await adviseIndexes(db.pool, advisorSettings(config({}, { writeCostMsPerRowPerIndex: 1_000 })), new Date());
     expect(advice.selection.indexes.filter((i) => i.candidate.table === 'orders')).toHaveLength(0);
     expect(advice.selection.rejected.some((r) => r.reason.includes('writes would cost more'))).toBe(true);
   });
