@@ -205,3 +205,17 @@ describe('drop-index (hygiene)', () => {
     await db.pool.query(`drop index ${own}`);
   });
 });
+
+describe('snapshot (guardrail signals)', () => {
+  it('reports mean statement latency and throughput between two snapshots, and connection use', async () => {
+    const plugin = databasePlugin({ pool: db.pool, config: config() });
+    const t0 = new Date();
+    await plugin.snapshot(t0);
+    await byCustomer(20);
+    const later = await plugin.snapshot(new Date(t0.getTime() + 10_000));
+    expect(later.latencyMs).toBeGreaterThan(0);
+    expect(later.throughputQps).toBeGreaterThanOrEqual(2); // ≥ 20 statements over 10 s
+    expect(later.connectionUtilizationPercent).toBeGreaterThan(0);
+    expect(later.connectionUtilizationPercent).toBeLessThanOrEqual(100);
+  });
+});
