@@ -95,6 +95,17 @@ export function createCacheRedis(url: string, o: { commandTimeoutMs?: number; co
   return new Redis(url, cacheRedisOptions(o));
 }
 
+const DOORKEEPER = `
+if redis.call('get', KEYS[2]) ~= ARGV[1] then
+  redis.call('del', KEYS[1])
+  redis.call('set', KEYS[2], ARGV[1])
+end
+local seen = redis.call('setbit', KEYS[1], ARGV[2], 1)
+if redis.call('get', KEYS[4]) == tostring(tonumber(ARGV[1]) - 1) then
+  seen = seen + redis.call('getbit', KEYS[3], ARGV[2])
+end
+return seen`;
+
 const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 function fnv1a(s: string): number {
@@ -278,25 +289,28 @@ export class CacheClient {
   private tagKey(tag: string) {
     return `${this.namespace}perfpilot:tag:${tag}`;
   }
-  private doorkeeperKey(pattern: string, window: number) {
-    return `${this.namespace}perfpilot:door:${pattern}:${window}`;
-  }
-
-  /** True when the key passed the pattern's doorkeeper in this or the previous window; marks it in this one. */
+  /**
+   * True when the key passed the pattern's doorkeeper in this or the previous window;
+   * marks it in this one. Two bitmaps per pattern, reused by window parity and cleared
+   * when a new window starts, so the doorkeeper's memory is fixed however short the window.
+   */
   private async seenBefore(key: string, pattern: string, admission: PatternPolicy['admission']): Promise<boolean> {
-    const windowMs = admission.windowSeconds * 1_000;
+    const windowMs = Math.max(1, Math.round(admission.windowSeconds * 1_000));
     const window = Math.floor(this.o.now() / windowMs);
     const bit = fnv1a(key) % admission.doorkeeperBits;
-    const current = this.doorkeeperKey(pattern, window);
-    const results =
-      (await this.redis
-        .pipeline()
-        .setbit(current, bit, 1)
-        .pexpire(current, windowMs * 2)
-        .getbit(this.doorkeeperKey(pattern, window - 1), bit)
-        .exec()) ?? [];
-    for (const [error] of results) if (error) throw error;
-    return Number(results[0]?.[1]) === 1 || Number(results[2]?.[1]) === 1;
+    // One hash tag so the four keys share a cluster slot.
+    const base = `${this.namespace}perfpilot:door:{${pattern}}`;
+    const seen = await this.redis.eval(
+      DOORKEEPER,
+      4,
+      `${base}:${window % 2}`,
+      `${base}:${window % 2}:window`,
+      `${base}:${(window + 1) % 2}`,
+      `${base}:${(window + 1) % 2}:window`,
+      String(window),
+      String(bit),
+    );
+    return Number(seen) > 0;
   }
 
   /** Resolves when the connection is ready, failed, or `ms` passed: never rejects, never waits longer. */
@@ -353,7 +367,7 @@ export class CacheClient {
   }
 
   private fallback(key: string, loader: Loader<unknown> | undefined, error?: unknown): Promise<ReadResult> {
-    this.warn(`Redis unavailable (status ${this.redis.status}); serving ${key} from its loader`, error);
+    this.warn(`Redis unavailable or failing (status ${this.redis.status}); serving ${key} from its loader`, error);
     if (!loader) return Promise.resolve({ value: undefined, outcome: 'fallback' });
     return loader().then((value) => ({ value, outcome: 'fallback' as const }));
   }
