@@ -218,6 +218,38 @@ describe('cache client against the real Redis', () => {
     expect(state.calls).toBe(2);
   });
 
+  it('keeps the doorkeeper to two bitmaps per pattern however many windows pass', async () => {
+    await publish(1, { 'blob:{id}': { admission: { mode: 'second-hit', windowSeconds: 0.02, doorkeeperBits: 1_024 } } });
+    const c = client();
+    for (let i = 0; i < 20; i++) {
+      await c.wrap(`blob:${i}`, async () => i);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const doorKeys = await redis.keys(`${ns}perfpilot:door:*`);
+    expect(doorKeys.length).toBeGreaterThan(0);
+    expect(doorKeys.length).toBeLessThanOrEqual(4); // two bitmaps and their window markers
+  });
+
+  it('warms the policy’s warm keys that have a registered loader, ahead of expiry', async () => {
+    let clock = Date.now();
+    await publish(1, { 'report:{id}': { ttlSeconds: 100, staleSeconds: 0 } }, { warmKeys: ['report:daily', 'report:weekly', 'blob:1'] });
+    const c = client({ now: () => clock });
+    const calls: string[] = [];
+    c.registerLoader('report:{id}', async (key) => {
+      calls.push(key);
+      return `${key}@${clock}`;
+    });
+    await c.wrap('report:daily', async () => 'first');
+    expect(await c.warmOnce(30)).toBe(1); // report:weekly is absent, so due; report:daily has 100 s left; blob:1 has no loader
+    expect(calls).toEqual(['report:weekly']);
+    clock += 80_000; // 20 s left for both, within the 30 s horizon
+    expect(await c.warmOnce(30)).toBe(2);
+    expect(calls.sort()).toEqual(['report:daily', 'report:weekly', 'report:weekly']);
+    const loader = counter(() => 'should not load');
+    expect(await c.wrap('report:daily', loader.loader)).toBe(`report:daily@${clock}`);
+    expect(loader.state.calls).toBe(0);
+  });
+
   it('stores large values briefly under a size cap', async () => {
     await publish(1, { 'blob:{id}': { ttlSeconds: 600, staleSeconds: 0, admission: { mode: 'all', largeValueBytes: 100, largeValueTtlSeconds: 3 } } });
     const c = client();
