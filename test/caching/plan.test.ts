@@ -3,6 +3,7 @@ import { parseConfig } from '#lib/config';
 import { planCaching, planCompression, planTtl, SET_PARAMETER, SET_POLICY } from '#functions/caching/plan';
 import type { CacheObservation } from '#functions/caching/observation';
 import { simulate, simulateBelady, type TraceRequest } from '#functions/caching/simulate';
+import { rng, zipfSampler } from '../../bench/caching/traces.ts';
 import { DEFAULT_CACHE_POLICY, DEFAULT_PATTERN_POLICY, emptyStats, type CachePolicy, type PatternStats } from '#sdk/cache/index';
 
 const tuning = parseConfig({ targets: { caching: { redisUrl: 'redis://x' }, database: { connectionString: 'postgres://x' } } }).cachingTuner;
@@ -31,30 +32,9 @@ function policyWith(patterns: CachePolicy['patterns']): CachePolicy {
   return { ...DEFAULT_CACHE_POLICY, patterns };
 }
 
-/** Seeded PRNG so traces are the same every run. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0) / 0x1_0000_0000);
-}
-
 function zipfTrace(n: number, keys: number, alpha: number, seed: number, pattern = 'item:{id}', bytes = 100): TraceRequest[] {
-  const rand = rng(seed);
-  const cdf: number[] = [];
-  let sum = 0;
-  for (let i = 1; i <= keys; i++) cdf.push((sum += 1 / i ** alpha));
-  const out: TraceRequest[] = [];
-  for (let i = 0; i < n; i++) {
-    const u = rand() * sum;
-    let lo = 0;
-    let hi = keys - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid]! < u) lo = mid + 1;
-      else hi = mid;
-    }
-    out.push({ atMs: now.getTime() - (n - i) * 10, key: `item:${lo}`, bytes, pattern });
-  }
-  return out;
+  const next = zipfSampler(keys, alpha, rng(seed));
+  return Array.from({ length: n }, (_, i) => ({ atMs: now.getTime() - (n - i) * 10, key: `item:${next()}`, bytes, pattern }));
 }
 
 describe('planTtl', () => {
