@@ -18,10 +18,17 @@ export class BackgroundWorkload {
   private readonly exited: Promise<unknown>;
   private failure: Error | undefined;
   private stopping: Promise<WorkloadCounts> | undefined;
+  /** Resolves when the thread has started its request loops (loading TypeScript in a thread takes a few seconds). */
+  readonly started: Promise<void>;
 
   constructor(options: FleetWorkloadOptions) {
     this.worker = new Worker(new URL('./workload-thread.mjs', import.meta.url), { workerData: options });
+    let markStarted: () => void = () => undefined;
+    this.started = new Promise((resolve) => {
+      markStarted = resolve;
+    });
     this.worker.on('message', (message: ThreadMessage) => {
+      markStarted();
       this.latest = message.counts;
       if (message.type === 'stopped') this.warnings = message.warnings;
     });
@@ -29,6 +36,7 @@ export class BackgroundWorkload {
       this.failure = error;
     });
     this.exited = once(this.worker, 'exit');
+    void this.exited.then(() => markStarted());
   }
 
   get counts(): WorkloadCounts {

@@ -8,6 +8,7 @@
  * The rollout itself and the service probe come in as functions (the CLI's own), so
  * what runs here is what `perfpilot rollout <area>` runs.
  */
+import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
@@ -114,6 +115,24 @@ async function forgetDemoCache(redis: Redis, namespace: string): Promise<number>
   return deleted;
 }
 
+export interface ResetResult {
+  readonly reverted: number;
+  readonly failed: number;
+  readonly errors: readonly string[];
+  readonly cachedValuesDeleted: number;
+}
+
+/**
+ * `--reset`: the indexes Perfpilot made in the demo schema are reverted through the
+ * ledger (so the ledger says so), then the schema goes, and the old seed's cached values.
+ */
+export async function resetDemo(runtime: LocalRuntime, config: PerfpilotConfig, pool: pg.Pool, redis: Redis): Promise<ResetResult> {
+  const r = await revertDemoIndexes(runtime, config);
+  await dropFleet(pool);
+  const cachedValuesDeleted = await forgetDemoCache(redis, config.cachingTuner.keyNamespace);
+  return { ...r, cachedValuesDeleted };
+}
+
 function toDemoRollout(area: Area, rollout: Rollout | undefined, result: LocalRolloutResult, changes: readonly Change[]): DemoRollout {
   return {
     area,
@@ -157,11 +176,9 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
     const database = (await pool.query<{ db: string }>('select current_database() as db')).rows[0]?.db ?? '?';
     if (options.reset) {
       write(`   --reset: reverting Perfpilot's indexes in ${DEMO_SCHEMA} through the ledger, then dropping the schema`);
-      const r = await revertDemoIndexes(runtime, config);
+      const r = await resetDemo(runtime, config, pool, redis);
       write(`   ${r.reverted} index change(s) reverted${r.failed ? `, ${r.failed} failed: ${r.errors.join('; ')}` : ''}`);
-      await dropFleet(pool);
-      const forgotten = await forgetDemoCache(redis, t.keyNamespace);
-      write(`   ${forgotten} cached value(s) of the old seed deleted`);
+      write(`   ${r.cachedValuesDeleted} cached value(s) of the old seed deleted`);
     }
 
     const wanted = FLEET_SCALES[options.scale];
@@ -181,7 +198,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       policyRefreshSeconds: t.policyRefreshSeconds,
       size: seed.size,
       loops: options.loops,
-      minRequestMs: 20,
+      minRequestMs: 40,
       // However the demo ends, the workload ends too.
       maxSeconds: options.warmupSeconds + options.measureSeconds + 600,
       zipfExponent: 1.1,
@@ -191,15 +208,21 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       readings.push({ db: await readDatabase(pool), cache: await readCache(redis, t.keyNamespace) });
     };
 
-    await take();
     write(
       `3. Starting the app's workload: ${options.loops} request loops (vehicle page and fleet map with cache-aside profiles and positions, ` +
         `position history, GPS fixes, dispatch by plate and nearby vehicles, trip report with an N+1), warming up ${options.warmupSeconds} s`,
     );
     workload = new BackgroundWorkload(workloadOptions);
-    for (let s = 0; s < options.warmupSeconds; s += 5) {
-      await sleep(Math.min(5, options.warmupSeconds - s) * 1000);
-      write(`   … ${Math.min(s + 5, options.warmupSeconds)} s: ${workload.counts.requests} requests, ${workload.counts.errors} errors`);
+    await workload.started;
+    await take();
+    const warmupEnds = performance.now() + options.warmupSeconds * 1000;
+    // The rollouts' state machine definitions are synthesized (CDK, seconds of CPU) while the workload warms up.
+    const { synthesizeRolloutDefinition } = await import('#local/rollout-definition');
+    for (const area of DEMO_AREAS) synthesizeRolloutDefinition(area, config);
+    for (let left = warmupEnds - performance.now(); left > 0; left = warmupEnds - performance.now()) {
+      await sleep(Math.min(5_000, left));
+      const elapsed = options.warmupSeconds - Math.max(0, (warmupEnds - performance.now()) / 1000);
+      write(`   … ${elapsed.toFixed(0)} s: ${workload.counts.requests} requests, ${workload.counts.errors} errors`);
     }
     await take();
 

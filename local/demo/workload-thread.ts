@@ -2,8 +2,8 @@
  * The demo workload's own thread: the application runs beside Perfpilot, not on its
  * event loop, so the tuner's latency probes measure the services, not the app's
  * request loops (in production they are different processes altogether).
- * Messages: it posts `{ type: 'counts' }` every second and `{ type: 'stopped' }` once
- * stopped; it obeys `{ type: 'stop' }`.
+ * Messages: it posts `{ type: 'counts' }` once started and every second after, and
+ * `{ type: 'stopped' }` once stopped; it obeys `{ type: 'stop' }`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { FleetWorkload, type FleetWorkloadOptions } from './fleet-workload.ts';
@@ -12,6 +12,7 @@ if (!parentPort) throw new Error('workload-thread runs as a worker thread');
 const port = parentPort;
 const workload = new FleetWorkload(workerData as FleetWorkloadOptions);
 workload.start();
+port.postMessage({ type: 'counts', counts: workload.counts });
 const ticker = setInterval(() => port.postMessage({ type: 'counts', counts: workload.counts }), 1_000);
 
 port.on('message', (message: { type?: string }) => {

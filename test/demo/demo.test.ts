@@ -1,0 +1,210 @@
+/**
+ * `perfpilot demo` end to end, as a user runs it (the real binary, a subprocess),
+ * small and short, on its own database (postgis, hypopg, pg_stat_statements), its own
+ * Redis namespace and policy key, and a ledger in a fresh folder. The subprocess must
+ * exit by itself: a workload left running or a connection left open would hang it.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Change } from '#shared/change';
+import { ChangeLedger } from '#shared/ledger';
+import { startLocalDynamo } from '#local/dynamo';
+import { parseConfig } from '#lib/config';
+import { FLEET_SCALES, seedFleet } from '#local/demo/fleet-seed';
+import { renderDemoSummary, resetDemo, shortQuery, type DemoReport } from '#local/demo/run-demo';
+import { LocalRuntime } from '#local/runtime';
+import { createOwnDatabase, type OwnDatabase } from '../database/own-database.ts';
+import { connectRedis, uniquePrefix } from '../support/services.ts';
+
+const exec = promisify(execFile);
+
+let db: OwnDatabase;
+let redis: Redis;
+let dir: string;
+let namespace: string;
+/** The full run's report, for the reset test that follows it. */
+let fullRun: DemoReport | undefined;
+
+const configJson = (redisUrl = 'redis://127.0.0.1:6379/0') => ({
+  targets: { caching: { redisUrl }, database: { connectionString: db.url } },
+  rollout: { canaryFraction: 0.25, bakeSeconds: 2 },
+  cachingTuner: { keyNamespace: namespace, policyRedisKey: `${namespace}perfpilot:policy:caching` },
+  ledger: { localDataDir: join(dir, 'ledger') },
+});
+
+function writeConfig(name: string, redisUrl?: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, JSON.stringify(configJson(redisUrl)));
+  return file;
+}
+
+async function demoCacheKeys(): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}vehicle:*`, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return found;
+}
+
+async function demo(configFile: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec('node', ['bin/perfpilot.mjs', '--config', configFile, 'demo', ...args], {
+      env: { ...process.env, NO_COLOR: '1', POWERTOOLS_LOG_LEVEL: 'SILENT' },
+      timeout: 100_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number | null; signal?: string; stdout: string; stderr: string };
+    return { code: e.code ?? -1, stdout: e.stdout, stderr: `${e.stderr}${e.signal ? `\n(killed by ${e.signal})` : ''}` };
+  }
+}
+
+/** Every number and every string anywhere in a JSON value. */
+function leaves(value: unknown, numbers: number[] = [], strings: string[] = []): { numbers: number[]; strings: string[] } {
+  if (typeof value === 'number') numbers.push(value);
+  else if (typeof value === 'string') strings.push(value);
+  else if (Array.isArray(value)) for (const v of value) leaves(v, numbers, strings);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) leaves(v, numbers, strings);
+  return { numbers, strings };
+}
+
+beforeAll(async () => {
+  redis = await connectRedis();
+  namespace = `${uniquePrefix('demo')}:`;
+  db = await createOwnDatabase('perfpilot_demo_t', ['postgis', 'hypopg', 'pg_stat_statements']);
+  dir = mkdtempSync(join(tmpdir(), 'perfpilot-demo-'));
+});
+
+afterAll(async () => {
+  await db?.drop();
+  if (redis) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+    redis.disconnect();
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('perfpilot demo', () => {
+  it('fails with the hint to run `npm run services` when a service does not answer', async () => {
+    const config = writeConfig('dead-redis.json', 'redis://127.0.0.1:1/0');
+    const { code, stdout, stderr } = await demo(config, '--scale', 'small', '--warmup-seconds', '1');
+    expect(code).toBe(1);
+    expect(stdout).toContain('✗ cache redis://127.0.0.1:1/0: unreachable');
+    expect(stderr).toContain('run `npm run services`');
+    const tables = await db.pool.query(`select count(*)::int as n from information_schema.tables where table_schema = 'fleet_demo'`);
+    expect(tables.rows[0].n).toBe(0);
+  });
+
+  it('seeds the app, runs its workload through both rollouts, records them in the ledger and summarizes only what was recorded or measured', async () => {
+    const config = writeConfig('perfpilot.config.json');
+    const run = await demo(config, '--scale', 'small', '--warmup-seconds', '8', '--measure-seconds', '3', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    // Progress went to stderr, stage by stage, with the rollout printer's lines.
+    for (const line of ['1. Checking the local services', '2. Seeding the fleet app', "3. Starting the app's workload", 'Rolling out database', 'Rolling out caching', 'workload stopped']) {
+      expect(run.stderr).toContain(line);
+    }
+    const report = JSON.parse(run.stdout) as DemoReport;
+    fullRun = report;
+    expect(report.database).toBe(db.name);
+    expect(report.seed).toMatchObject({ reused: false, size: { vehicles: 1_000, positions: 60_000, trips: 8_000 } });
+    const seeded = await db.pool.query('select (select count(*) from fleet_demo.vehicles)::int as v, (select count(*) from fleet_demo.trips)::int as t');
+    expect(seeded.rows[0]).toEqual({ v: 1_000, t: 8_000 });
+    expect(report.workload.requests).toBeGreaterThan(0);
+    expect(report.workload.errors).toBe(0);
+    expect(report.rollouts.map((r) => r.area)).toEqual(['database', 'caching']);
+
+    // The ledger (the subprocess's, on disk) has both rollouts, finished, with the changes the report shows.
+    const dynamo = await startLocalDynamo({ dataDir: join(dir, 'ledger') });
+    try {
+      const ledger = new ChangeLedger(dynamo.doc, dynamo.tableName);
+      for (const r of report.rollouts) {
+        const rollouts = await ledger.listRollouts(r.area);
+        expect(rollouts.map((x) => x.rolloutId)).toEqual([r.rolloutId]);
+        const recorded = rollouts[0]!;
+        expect(recorded.status).not.toBe('running');
+        expect(recorded.status).toBe(r.status);
+        const changes: Change[] = await ledger.listChanges(r.rolloutId);
+        expect(r.changes).toEqual(
+          changes.map((c) => ({ seq: c.seq, stage: c.stage, kind: c.kind, target: c.target, status: c.status, reason: c.reason, ...(c.effect ? { effect: c.effect } : {}) })),
+        );
+        if (r.area === 'database') {
+          // The seeded workload needs secondary indexes; the advisor must have proposed at least one, in fleet_demo.
+          const indexes = changes.filter((c) => c.kind === 'create-index');
+          expect(indexes.length).toBeGreaterThan(0);
+          for (const c of indexes) expect(c.params.schema).toBe('fleet_demo');
+          const kept = indexes.filter((c) => c.status === 'kept').map((c) => String(c.params.indexName));
+          const present = await db.pool.query<{ indexname: string }>(`select indexname from pg_indexes where schemaname = 'fleet_demo' and indexname = any($1)`, [kept]);
+          expect(present.rows.map((x) => x.indexname).sort()).toEqual([...kept].sort());
+        }
+      }
+    } finally {
+      await dynamo.close();
+    }
+
+    // The demo's own measurements: real traffic before the rollouts, and after.
+    const m = report.measured;
+    expect(m.database.before.calls).toBeGreaterThan(0);
+    expect(m.database.after.calls).toBeGreaterThan(0);
+    expect(m.database.before.calls).toBe(m.database.before.statements.reduce((n, s) => n + s.calls, 0));
+    expect(m.cache.before.reads).toBeGreaterThan(0);
+    expect(m.cache.before.reads).toBe(m.cache.before.patterns.reduce((n, p) => n + p.reads, 0));
+    expect(m.cache.before.patterns.map((p) => p.pattern).sort()).toEqual(['vehicle:{id}:position', 'vehicle:{id}:profile']);
+
+    // The workload's connections are gone with the process.
+    const open = await db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and application_name like 'perfpilot-demo%'`, [db.name]);
+    expect(open.rows[0].n).toBe(0);
+
+    // Every number in the human summary is one of the report's (ledger records or measurements).
+    const summary = renderDemoSummary(report);
+    expect(summary).toContain('npx perfpilot status');
+    expect(summary).toContain('npx perfpilot rollback --all');
+    const { numbers, strings } = leaves(report);
+    const allowed = new Set(numbers.flatMap((n) => [String(n), n.toFixed(1), n.toFixed(2)]));
+    const quoted = [...strings, ...[...m.database.before.statements, ...m.database.after.statements].map((s) => shortQuery(s.query))];
+    let text = summary;
+    for (const s of quoted.sort((a, b) => b.length - a.length)) if (s.length > 0) text = text.split(s).join(' ');
+    const unexplained = (text.match(/\d+(?:\.\d+)?/g) ?? []).filter((n) => !allowed.has(n));
+    expect(unexplained).toEqual([]);
+  }, 110_000);
+
+  it('reuses a complete seed, and --reset reverts its indexes through the ledger before dropping it', async () => {
+    expect(fullRun, 'needs the full run above').toBeDefined();
+    const reused = await seedFleet(db.pool, FLEET_SCALES.small);
+    expect(reused).toMatchObject({ reused: true, size: FLEET_SCALES.small });
+
+    const config = parseConfig(configJson());
+    const runtime = await LocalRuntime.start(config);
+    try {
+      const rolloutId = fullRun!.rollouts.find((r) => r.area === 'database')!.rolloutId;
+      const live = (await runtime.ledger.listChanges(rolloutId)).filter((c) => c.kind === 'create-index' && c.status === 'kept');
+      expect(live.length).toBeGreaterThan(0);
+      expect((await demoCacheKeys()).length).toBeGreaterThan(0);
+
+      const result = await resetDemo(runtime, config, db.pool, redis);
+      expect(result).toMatchObject({ reverted: live.length, failed: 0 });
+      expect(result.cachedValuesDeleted).toBeGreaterThan(0);
+
+      const after = await runtime.ledger.listChanges(rolloutId);
+      for (const c of live) expect(after.find((a) => a.seq === c.seq)?.status).toBe('reverted');
+      const schema = await db.pool.query(`select count(*)::int as n from pg_namespace where nspname = 'fleet_demo'`);
+      expect(schema.rows[0].n).toBe(0);
+      expect(await demoCacheKeys()).toEqual([]);
+    } finally {
+      await runtime.close();
+    }
+  });
+});
