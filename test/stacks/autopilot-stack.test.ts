@@ -8,14 +8,15 @@ import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Validations } from 'aws-cdk-lib';
+import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { alarmDefinitions, alarmName } from '#shared/alarms';
-import { DEPLOYED_AREAS } from '#lib/constructs/perfpilot';
-import { AWS_CONFIG_FILE, buildApp, LOCAL_CONFIG_FILE, rawConfig, render } from './stack-fixtures.ts';
+import { parseConfig } from '#lib/config';
+import { DEPLOYED_AREAS, Perfpilot } from '#lib/constructs/perfpilot';
+import { AWS_CONFIG_FILE, buildApp, LOCAL_CONFIG_FILE, newApp, rawConfig, render } from './stack-fixtures.ts';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
 
@@ -429,5 +430,22 @@ describe('cdk-nag (AWS Solutions)', () => {
     const report = new AwsSolutionsChecks().validateScope(probe.app);
     expect(report.violations.map((v) => v.ruleName)).toContain('AwsSolutions-IAM5[Action::s3:*]');
     expect(() => probe.app.synth()).toThrow(/AwsSolutions-IAM5\[Action::s3:\*\]/);
+  });
+});
+
+describe('the Perfpilot construct in a team\'s own app', () => {
+  it('brings its own ledger table (retained) when none is passed, binds every function to it, and passes cdk-nag', () => {
+    const app = newApp();
+    const stack = new Stack(app, 'team-stack');
+    const perfpilot = new Perfpilot(stack, 'Autopilot', { config: parseConfig(rawConfig(AWS_CONFIG_FILE)), logLevel: 'DEBUG' });
+    const t = Template.fromStack(stack);
+    t.resourceCountIs('AWS::DynamoDB::Table', 1);
+    t.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Retain' });
+    const tableId = stack.getLogicalId(perfpilot.ledgerTable.node.defaultChild as CfnElement);
+    for (const fn of Object.values(functionsOf(t))) {
+      expect(envOf(fn)).toMatchObject({ LEDGER_TABLE_NAME: { Ref: tableId }, POWERTOOLS_LOG_LEVEL: 'DEBUG' });
+    }
+    expect(Object.keys(perfpilot.stateMachines).sort()).toEqual([...DEPLOYED_AREAS].sort());
+    expect(new AwsSolutionsChecks().validateScope(app).violations.map((v) => v.ruleName)).toEqual([]);
   });
 });

@@ -26,10 +26,15 @@ export function rawConfig(file: URL): Record<string, unknown> {
  */
 let sharedOutdir: string | undefined;
 
+/** An App with cdk.json's context, writing to this file's shared assembly folder. */
+export function newApp(): App {
+  sharedOutdir ??= mkdtempSync(join(tmpdir(), 'perfpilot-stacks-'));
+  return new App({ context: cdkJson.context, outdir: sharedOutdir });
+}
+
 export function buildApp(config: PerfpilotConfig | Record<string, unknown>, env?: Environment): PerfpilotStacks & { app: App; config: PerfpilotConfig } {
   const parsed = 'targets' in config && (config as PerfpilotConfig).alerts ? (config as PerfpilotConfig) : parseConfig(config);
-  sharedOutdir ??= mkdtempSync(join(tmpdir(), 'perfpilot-stacks-'));
-  const app = new App({ context: cdkJson.context, outdir: sharedOutdir });
+  const app = newApp();
   return { app, config: parsed, ...addPerfpilotStacks(app, parsed, env) };
 }
 
