@@ -171,7 +171,9 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     out.spatial_fix_speedup_ratio_transform_expression_index = r3(transformBefore.meanMs / transformAfter.meanMs);
 
     // 5. Detailed polygons → ST_Subdivide into an indexed side table (keyed by id, as the fix says).
-    get('complex-polygons:zones');
+    const complex = get('complex-polygons:zones');
+    out.spatial_advisor_sampled_speedup_ratio_subdivide = complex.comparison?.speedupRatio ?? 'not measured';
+    out.spatial_advisor_recommends_subdivide = complex.recommended ? 'yes' : 'no';
     const zoneParams = (i: number) => [points[i]];
     const zonesBefore = await timed(client, S.zones, zoneParams, reps);
     await client.query(`create table zones_subdivided as select id, ST_Subdivide(boundary, ${config.spatialAdvisor.polygonVerticesMax}) as boundary from zones;
@@ -182,6 +184,8 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
 
     // 6. Geography in one city → the advisor's generated UTM geometry column with its GiST index.
     const geography = get('geography-could-be-geometry:pings');
+    out.spatial_advisor_sampled_speedup_ratio_geometry_utm = geography.comparison?.speedupRatio ?? 'not measured';
+    out.spatial_advisor_recommends_geometry_utm = geography.recommended ? 'yes' : 'no';
     const epsg = /ST_Transform\(loc::geometry, (\d+)\)/.exec(geography.fix)?.[1];
     const pingParams = (i: number) => [points[i], 500];
     const pingsBefore = await timed(client, S.pings, pingParams, reps);

@@ -57,6 +57,8 @@ export interface SpatialFinding {
   readonly detail: string;
   /** Missing GiST index only: the measured benefit on a sampled scratch table. */
   readonly measured?: GistMeasurement;
+  /** Complex polygons and geography: the fix (ST_Subdivide, projected geometry) measured on a sampled scratch table. */
+  readonly comparison?: ScratchComparison;
   /** False when the measurement says the fix does not pay (then it is reported, not proposed). */
   readonly recommended: boolean;
 }
@@ -255,11 +257,11 @@ export async function adviseSpatial(client: pg.ClientBase, options: SpatialAdvic
   for (const column of usedColumns.values()) {
     const calls = tableCalls.get(`${column.schema}.${column.table}`) ?? 0;
     if (calls >= cfg.hotTableCallsMin && /polygon|geometry$|collection/i.test(column.subtype)) {
-      const f = await inspectPolygonComplexity(client, column, cfg, calls);
+      const f = await inspectPolygonComplexity(client, column, cfg, calls, options.measure !== false);
       if (f) findings.push(f);
     }
     if (column.type === 'geography') {
-      const f = await inspectGeographyExtent(client, column, cfg, calls);
+      const f = await inspectGeographyExtent(client, column, cfg, calls, options.measure !== false);
       if (f) findings.push(f);
     }
   }
@@ -322,9 +324,45 @@ async function executionMs(client: pg.ClientBase, sql: string, values: unknown[]
 }
 
 /**
- * Measures what a GiST index would buy: samples the column into a scratch schema,
- * times probe queries shaped like the statements' predicates without and with a
- * real GiST index, and rolls the whole scratch schema back.
+ * Runs `measure` in a transaction with a fresh scratch schema holding `sample` (a sample
+ * of the column as `g`), then rolls everything back: nothing outlives the measurement
+ * and the user's table is only read.
+ */
+async function inScratchSchema<T>(
+  client: pg.ClientBase,
+  column: SpatialColumn,
+  cfg: PerfpilotConfig['spatialAdvisor'],
+  sampleSql: string,
+  measure: (schema: string) => Promise<T | undefined>,
+): Promise<T | undefined> {
+  const schema = `perfpilot_scratch_${randomBytes(4).toString('hex')}`;
+  await client.query('begin');
+  try {
+    await client.query(format('set local statement_timeout = %L', `${cfg.scratchStatementTimeoutMs}ms`));
+    await client.query(format('create schema %I', schema));
+    await client.query(`create table ${format('%I.sample', schema)} as ${sampleSql}`);
+    await client.query(`analyze ${format('%I.sample', schema)}`);
+    return await measure(schema);
+  } catch (error) {
+    logger.warn('spatial: scratch measurement failed', { table: `${column.schema}.${column.table}`, column: column.column, error: (error as Error).message });
+    return undefined;
+  } finally {
+    await client.query('rollback').catch(() => undefined);
+  }
+}
+
+/** Total execution time of `sql` once per probe, from EXPLAIN ANALYZE (server time, no network). */
+async function probeMs(client: pg.ClientBase, sql: string, probes: readonly unknown[][]): Promise<number> {
+  let total = 0;
+  for (const values of probes) total += await executionMs(client, sql, values);
+  return total;
+}
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+/**
+ * Measures what a GiST index would buy: times probe queries shaped like the statements'
+ * predicates on a sampled scratch table, without and with a real GiST index.
  */
 export async function measureGistSpeedup(
   client: pg.ClientBase,
@@ -332,42 +370,28 @@ export async function measureGistSpeedup(
   predicates: readonly string[],
   cfg: PerfpilotConfig['spatialAdvisor'],
 ): Promise<GistMeasurement | undefined> {
-  const schema = `perfpilot_scratch_${randomBytes(4).toString('hex')}`;
-  const table = format('%I.sample', schema);
-  await client.query('begin');
-  try {
-    await client.query(format('set local statement_timeout = %L', `${cfg.scratchStatementTimeoutMs}ms`));
-    await client.query(format('create schema %I', schema));
-    await client.query(`create table ${table} as ${sampleFrom(column, cfg.gistSampleRowsMax)}`);
-    await client.query(`analyze ${table}`);
+  return inScratchSchema(client, column, cfg, sampleFrom(column, cfg.gistSampleRowsMax), async (schema) => {
+    const table = format('%I.sample', schema);
     const { rows: probes } = await client.query<{ g: string }>(`select g::text as g from ${table} order by random() limit $1`, [cfg.gistProbeQueries]);
-    const { rows: size } = await client.query<{ span: number | null }>(
-      `select greatest(ST_XMax(e) - ST_XMin(e), ST_YMax(e) - ST_YMin(e)) as span from (select ST_Extent(g::geometry) as e from ${table}) s`,
+    const { rows: size } = await client.query<{ n: string; span: number | null }>(
+      `select count(*)::text as n, greatest(ST_XMax(ST_Extent(g::geometry)) - ST_XMin(ST_Extent(g::geometry)),
+                                          ST_YMax(ST_Extent(g::geometry)) - ST_YMin(ST_Extent(g::geometry))) as span
+         from ${table}`,
     );
-    const sampleRows = Number((await client.query<{ n: string }>(`select count(*)::text as n from ${table}`)).rows[0]!.n);
-    if (probes.length === 0 || sampleRows === 0) {
-      await client.query('rollback');
-      return undefined;
-    }
+    const sampleRows = Number(size[0]?.n ?? 0);
+    if (probes.length === 0 || sampleRows === 0) return undefined;
     // A radius that selects a small neighbourhood of each probe: 1% of the extent (metres for geography).
     const span = size[0]?.span ?? 1;
     const radius = column.type === 'geography' ? Math.max(1, span * 111_320 * 0.01) : Math.max(span * 0.01, 1e-9);
     const sql = probeSql(table, column, predicates);
-    const values = (g: string) => (sql.includes('$2') ? [g, radius] : [g]);
-    const timeAll = async () => {
-      let total = 0;
-      for (const p of probes) total += await executionMs(client, sql, values(p.g));
-      return total;
-    };
-    await timeAll(); // warm the sample into the buffer cache so both sides read from memory
-    const withoutIndexMs = await timeAll();
+    const values = probes.map((p) => (sql.includes('$2') ? [p.g, radius] : [p.g]));
+    await probeMs(client, sql, values); // warm the sample into the buffer cache so both sides read from memory
+    const withoutIndexMs = await probeMs(client, sql, values);
     const started = performance.now();
     await client.query(`create index on ${table} using gist (g)`);
     const buildMs = performance.now() - started;
     await client.query(`analyze ${table}`);
-    const withIndexMs = await timeAll();
-    await client.query('rollback');
-    const r2 = (x: number) => Math.round(x * 100) / 100;
+    const withIndexMs = await probeMs(client, sql, values);
     return {
       sampleRows,
       tableRowsEstimate: column.rowsEstimate,
@@ -377,14 +401,54 @@ export async function measureGistSpeedup(
       speedupRatio: r2(withoutIndexMs / Math.max(withIndexMs, 0.001)),
       buildMs: r2(buildMs),
     };
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    logger.warn('spatial: GiST measurement failed', { table: `${column.schema}.${column.table}`, column: column.column, error: (error as Error).message });
-    return undefined;
-  }
+  });
 }
 
-async function inspectPolygonComplexity(client: pg.ClientBase, column: SpatialColumn, cfg: PerfpilotConfig['spatialAdvisor'], calls: number): Promise<SpatialFinding | undefined> {
+/** A fix measured on a sampled scratch table: the same probes as the data is (before) and as the fix makes it (after). */
+export interface ScratchComparison {
+  readonly sampleRows: number;
+  readonly probeQueries: number;
+  readonly beforeMs: number;
+  readonly afterMs: number;
+  readonly speedupRatio: number;
+}
+
+/**
+ * Measures what ST_Subdivide would buy: point probes inside the sampled polygons,
+ * against the GiST-indexed polygons as they are and against their subdivided pieces.
+ */
+export async function measureSubdivideSpeedup(client: pg.ClientBase, column: SpatialColumn, cfg: PerfpilotConfig['spatialAdvisor']): Promise<ScratchComparison | undefined> {
+  const sampleSql = `select row_number() over () as id, g::geometry as g from (${sampleFrom(column, cfg.gistSampleRowsMax)}) s`;
+  return inScratchSchema(client, column, cfg, sampleSql, async (schema) => {
+    const table = format('%I.sample', schema);
+    const pieces = format('%I.pieces', schema);
+    await client.query(`create index on ${table} using gist (g)`);
+    await client.query(`create table ${pieces} as select id, ST_Subdivide(g, ${Math.trunc(cfg.polygonVerticesMax)}) as g from ${table}`);
+    await client.query(`create index on ${pieces} using gist (g); analyze ${pieces}`);
+    const { rows: probes } = await client.query<{ p: string }>(
+      `select ST_PointOnSurface(g)::text as p from ${table} where GeometryType(g) in ('POLYGON', 'MULTIPOLYGON') order by random() limit $1`,
+      [cfg.gistProbeQueries],
+    );
+    const sampleRows = Number((await client.query<{ n: string }>(`select count(*)::text as n from ${table}`)).rows[0]!.n);
+    if (probes.length === 0) return undefined;
+    const values = probes.map((p) => [p.p]);
+    const wholeSql = `select count(*) from ${table} where ST_Intersects(g, $1::geometry)`;
+    const piecesSql = `select count(distinct id) from ${pieces} where ST_Intersects(g, $1::geometry)`;
+    await probeMs(client, wholeSql, values);
+    await probeMs(client, piecesSql, values);
+    const wholeMs = await probeMs(client, wholeSql, values);
+    const subdividedMs = await probeMs(client, piecesSql, values);
+    return { sampleRows, probeQueries: probes.length, beforeMs: r2(wholeMs), afterMs: r2(subdividedMs), speedupRatio: r2(wholeMs / Math.max(subdividedMs, 0.001)) };
+  });
+}
+
+async function inspectPolygonComplexity(
+  client: pg.ClientBase,
+  column: SpatialColumn,
+  cfg: PerfpilotConfig['spatialAdvisor'],
+  calls: number,
+  measure: boolean,
+): Promise<SpatialFinding | undefined> {
   const { rows } = await client.query<{ sampled: string; over: string; max_points: number | null }>(
     `select count(*)::text as sampled,
             count(*) filter (where ST_NPoints(g::geometry) > $1 and GeometryType(g::geometry) in ('POLYGON', 'MULTIPOLYGON'))::text as over,
@@ -397,14 +461,21 @@ async function inspectPolygonComplexity(client: pg.ClientBase, column: SpatialCo
   if (over === 0) return undefined;
   const c = column;
   const side = `${c.table}_subdivided`;
+  const subdivision = measure ? await measureSubdivideSpeedup(client, column, cfg) : undefined;
+  const recommended = subdivision ? subdivision.speedupRatio >= cfg.subdivideSpeedupRatioMin : true;
+  const measuredNote = subdivision
+    ? `; point probes measured on ${subdivision.sampleRows} sampled rows: ${subdivision.beforeMs} ms → ${subdivision.afterMs} ms subdivided (×${subdivision.speedupRatio})` +
+      (recommended ? '' : `, below the ×${cfg.subdivideSpeedupRatioMin} bar: not recommended`)
+    : '';
   return {
     ...dataFinding('complex-polygons', c, calls),
     fix:
       format('CREATE TABLE %I.%I AS SELECT ctid AS source_ctid, ST_Subdivide(%I, %s) AS %I FROM %I.%I', c.schema, side, c.column, cfg.polygonVerticesMax, c.column, c.schema, c.table) +
       format('; CREATE INDEX ON %I.%I USING gist (%I)', c.schema, side, c.column) +
       ' — and run the spatial predicates against the subdivided pieces (keep the table\'s key instead of ctid)',
-    detail: `${over} of ${r.sampled} sampled polygons have more than ${cfg.polygonVerticesMax} vertices (max ${r.max_points}) in a table hit ${calls} times; their bounding boxes are too coarse for the index`,
-    recommended: true,
+    detail: `${over} of ${r.sampled} sampled polygons have more than ${cfg.polygonVerticesMax} vertices (max ${r.max_points}) in a table hit ${calls} times; their bounding boxes are too coarse for the index${measuredNote}`,
+    ...(subdivision ? { comparison: subdivision } : {}),
+    recommended,
   };
 }
 
@@ -419,7 +490,40 @@ function utmEpsg(lon: number, lat: number): number {
   return (lat >= 0 ? 32_600 : 32_700) + zone;
 }
 
-async function inspectGeographyExtent(client: pg.ClientBase, column: SpatialColumn, cfg: PerfpilotConfig['spatialAdvisor'], calls: number): Promise<SpatialFinding | undefined> {
+/**
+ * Measures geography against geometry in the proposed UTM zone: ST_DWithin probes of
+ * 1% of the extent on the sample, each side with its GiST index.
+ */
+export async function measureProjectionSpeedup(client: pg.ClientBase, column: SpatialColumn, epsg: number, cfg: PerfpilotConfig['spatialAdvisor']): Promise<ScratchComparison | undefined> {
+  const srid = Math.trunc(epsg);
+  const sampleSql = `select g::geography as g, ST_Transform(g::geometry, ${srid}) as m from (${sampleFrom(column, cfg.gistSampleRowsMax)}) s`;
+  return inScratchSchema(client, column, cfg, sampleSql, async (schema) => {
+    const table = format('%I.sample', schema);
+    await client.query(`create index on ${table} using gist (g); create index on ${table} using gist (m); analyze ${table}`);
+    const { rows: probes } = await client.query<{ p: string }>(`select g::geometry::text as p from ${table} order by random() limit $1`, [cfg.gistProbeQueries]);
+    const { rows: size } = await client.query<{ n: string; span: number }>(
+      `select count(*)::text as n, greatest(ST_XMax(ST_Extent(m)) - ST_XMin(ST_Extent(m)), ST_YMax(ST_Extent(m)) - ST_YMin(ST_Extent(m))) as span from ${table}`,
+    );
+    if (probes.length === 0) return undefined;
+    const radiusM = Math.max(1, (size[0]?.span ?? 100) * 0.01);
+    const values = probes.map((p) => [p.p, radiusM]);
+    const geographySql = `select count(*) from ${table} where ST_DWithin(g, $1::geometry::geography, $2)`;
+    const geometrySql = `select count(*) from ${table} where ST_DWithin(m, ST_Transform($1::geometry, ${srid}), $2)`;
+    await probeMs(client, geographySql, values);
+    await probeMs(client, geometrySql, values);
+    const beforeMs = await probeMs(client, geographySql, values);
+    const afterMs = await probeMs(client, geometrySql, values);
+    return { sampleRows: Number(size[0]?.n ?? 0), probeQueries: probes.length, beforeMs: r2(beforeMs), afterMs: r2(afterMs), speedupRatio: r2(beforeMs / Math.max(afterMs, 0.001)) };
+  });
+}
+
+async function inspectGeographyExtent(
+  client: pg.ClientBase,
+  column: SpatialColumn,
+  cfg: PerfpilotConfig['spatialAdvisor'],
+  calls: number,
+  measure: boolean,
+): Promise<SpatialFinding | undefined> {
   const { rows } = await client.query<{ xmin: number | null; xmax: number; ymin: number; ymax: number }>(
     `select ST_XMin(e) as xmin, ST_XMax(e) as xmax, ST_YMin(e) as ymin, ST_YMax(e) as ymax
        from (select ST_Extent(g::geometry) as e from (${sampleFrom(column, cfg.inspectSampleRows)}) s) x`,
@@ -432,6 +536,12 @@ async function inspectGeographyExtent(client: pg.ClientBase, column: SpatialColu
   const epsg = utmEpsg((e.xmin + e.xmax) / 2, (e.ymin + e.ymax) / 2);
   const c = column;
   const projected = `${c.column}_${epsg}`;
+  const comparison = measure ? await measureProjectionSpeedup(client, column, epsg, cfg) : undefined;
+  const recommended = comparison ? comparison.speedupRatio >= cfg.projectionSpeedupRatioMin : true;
+  const measuredNote = comparison
+    ? `; ST_DWithin probes measured on ${comparison.sampleRows} sampled rows: ${comparison.beforeMs} ms geography → ${comparison.afterMs} ms geometry (×${comparison.speedupRatio})` +
+      (recommended ? '' : `, below the ×${cfg.projectionSpeedupRatioMin} bar: not recommended`)
+    : '';
   return {
     ...dataFinding('geography-could-be-geometry', c, calls),
     fix:
@@ -443,8 +553,9 @@ async function inspectGeographyExtent(client: pg.ClientBase, column: SpatialColu
         c.column,
         epsg,
       ) + format('; CREATE INDEX CONCURRENTLY ON %I.%I USING gist (%I)', c.schema, c.table, projected),
-    detail: `the data spans ${lonSpan.toFixed(2)}° × ${latSpan.toFixed(2)}°, inside one projected zone (EPSG:${epsg}): planar geometry in metres answers the same questions faster than spheroidal geography`,
-    recommended: true,
+    detail: `the data spans ${lonSpan.toFixed(2)}° × ${latSpan.toFixed(2)}°, inside one projected zone (EPSG:${epsg}): planar geometry in metres can answer the same questions without spheroidal maths${measuredNote}`,
+    ...(comparison ? { comparison } : {}),
+    recommended,
   };
 }
 
@@ -459,7 +570,7 @@ export function spatialReportSections(findings: readonly SpatialFinding[]): Repo
         f.fingerprints.join(' ') || '(data)',
         f.calls,
         f.totalMs,
-        f.measured ? `×${f.measured.speedupRatio} (${f.measured.sampleRows} rows)` : null,
+        f.measured ? `×${f.measured.speedupRatio} (${f.measured.sampleRows} rows)` : f.comparison ? `×${f.comparison.speedupRatio} (${f.comparison.sampleRows} rows)` : null,
         f.recommended,
         f.fix,
       ]),
