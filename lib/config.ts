@@ -107,7 +107,13 @@ const rolloutSchema = z
     /** The alarm-driven rollback reverts changes applied within this window. */
     rollbackLookbackMinutes: positiveInt.default(120),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.lockTtlSeconds >= 2 * r.bakeSeconds + 300, {
+    // A rollout holds the lock through both stages' bakes; a lock that expires mid-rollout
+    // would let a second run in beside it.
+    message: 'lockTtlSeconds must be at least 2 × bakeSeconds + 300 (the lock must outlive both stages of a rollout)',
+    path: ['lockTtlSeconds'],
+  });
 
 /** Seed KPI targets. */
 const kpiSchema = z
@@ -195,6 +201,10 @@ const spatialAdvisorSchema = z
     gistProbeQueries: positiveInt.default(20),
     /** A GiST index is recommended only if the measured probes got at least this much faster. */
     gistSpeedupRatioMin: z.number().min(1).default(1.5),
+    /** ST_Subdivide is recommended only if point probes on the subdivided sample got at least this much faster. */
+    subdivideSpeedupRatioMin: z.number().min(1).default(1.2),
+    /** Projected geometry is recommended over geography only if ST_DWithin probes got at least this much faster. */
+    projectionSpeedupRatioMin: z.number().min(1).default(1.2),
     /** statement_timeout of each scratch build and probe. */
     scratchStatementTimeoutMs: positiveInt.default(120_000),
   })
@@ -225,6 +235,88 @@ const budgetSchema = z
     maxIndexBytes: z.number().int().min(0).default(1_073_741_824),
     /** Perfpilot drops only indexes it created unless this is set. */
     mayDropForeignIndexes: z.boolean().default(false),
+  })
+  .strict();
+
+/** The database area's index advisor, hygiene and verification (issue 4). */
+const indexAdvisorSchema = z
+  .object({
+    /** Only the statements with the most total time are planned; the rest are too cheap to matter. */
+    maxStatementsAnalyzed: positiveInt.default(300),
+    /** What-if (HypoPG) plans per run; a run over thousands of statements stays inside the Lambda timeout. */
+    maxWhatIfPlans: positiveInt.default(3_000),
+    /** Columns per candidate index (equality → range → order). */
+    maxIndexColumns: z.number().int().min(1).max(3).default(3),
+    /** Statements with fewer calls than this are not planned for. */
+    minStatementCalls: z.number().int().min(0).default(5),
+    /** A selected index must save at least this much time over the stats window, net of its write cost. */
+    minSavedMs: z.number().min(0).default(50),
+    /** Estimated cost of maintaining one index for one written row (insert, update, delete). */
+    writeCostMsPerRowPerIndex: z.number().min(0).default(0.01),
+    /** Timeouts of one CREATE/DROP INDEX CONCURRENTLY. */
+    lockTimeoutMs: positiveInt.default(5_000),
+    statementTimeoutMs: positiveInt.default(1_800_000),
+    /** Hygiene: a non-unique index scanned at most this often since the stats reset is unused. */
+    unusedIndexMaxScans: z.number().int().min(0).default(50),
+    /** Hygiene: an index is judged unused only after this long (since the stats reset, or since Perfpilot built it). */
+    unusedIndexMinAgeDays: z.number().min(0).default(7),
+    /** Verdict: the statements an index was for must get at least this much faster (measured mean). */
+    minMeasuredImprovementPercent: percent.default(10),
+    /** Verdict: fewer calls than this since apply is too little evidence to judge an index. */
+    verdictMinCalls: z.number().int().min(0).default(20),
+  })
+  .strict();
+
+/** The caching area: the cache client's knobs and the tuner's evidence thresholds (issue 5). */
+const cachingTunerSchema = z
+  .object({
+    /** Key prefix the application's cache clients use (their `namespace`); the tuner reads stats under it. */
+    keyNamespace: z.string().default(''),
+    /** The Redis key the active caching policy is mirrored to, polled by the clients. */
+    policyRedisKey: z.string().min(1).default('perfpilot:policy:caching'),
+    /** Clients re-read the policy this often: the bound on how long a change takes to reach them. */
+    policyRefreshSeconds: positiveInt.default(5),
+    /** Bounded cost of one observation: at most this many keys sampled with SCAN... */
+    keyspaceSampleKeysMax: positiveInt.default(2_000),
+    /** ...in SCAN calls of this COUNT. */
+    scanCountPerCall: positiveInt.default(200),
+    /** Timeout of each Redis command the tuner sends. */
+    commandTimeoutMs: positiveInt.default(2_000),
+    ttlMinSeconds: positiveInt.default(5),
+    ttlMaxSeconds: positiveInt.default(86_400),
+    /** One run moves a TTL by at most this factor, up or down. */
+    ttlStepFactorMax: z.number().min(1).default(4),
+    /** Bounded staleness: a value may have changed during its TTL with at most this probability. */
+    staleProbabilityPercentMax: percent.default(10),
+    /** Stale serving after the TTL (while one caller refreshes) is at most this fraction of the TTL... */
+    staleFractionOfTtl: z.number().min(0).max(1).default(0.2),
+    /** ...and at most this long. */
+    staleSecondsMax: z.number().int().min(0).default(300),
+    /** A pattern needs this many reads since its stats began before its TTL or admission is changed. */
+    minReadsPerPattern: positiveInt.default(200),
+    /** ...and this many refreshes of existing values before its change rate is trusted. */
+    minRefreshesPerPattern: positiveInt.default(10),
+    /** Compression is turned on for a pattern that saves at least this much of its bytes... */
+    compressionSavingPercentMin: percent.default(25),
+    /** ...at a CPU cost of at most this many microseconds per KiB compressed. */
+    compressionCpuMicrosPerKibMax: z.number().positive().default(150),
+    /** The eviction policy or an admission rule changes only when simulation says it gains this many hit-rate points. */
+    hitRateGainPointsMin: z.number().min(0).default(1),
+    /** Sampled trace requests needed before eviction or admission is simulated. */
+    minTraceRequests: positiveInt.default(2_000),
+    /** What Redis spends per key besides the value (dict entry, robj, expires entry, allocator rounding). */
+    perKeyOverheadBytes: z.number().int().min(0).default(90),
+    /** lfu-log-factor is raised when more than this share of sampled keys sit at the counter's cap (255). */
+    lfuSaturatedPercentMax: percent.default(10),
+    /** Warming: keys predicted to be read within this horizon (and expiring before it) are refreshed ahead. */
+    warmHorizonSeconds: positiveInt.default(300),
+    /** A key is periodic when its inter-arrival times vary by at most this coefficient of variation. */
+    periodicCvMax: z.number().min(0).default(0.25),
+    warmKeysMax: z.number().int().min(0).default(200),
+    /** Verdict: a policy change is reverted when the hit rate since it fell by more than this many points... */
+    verdictHitRateDropPointsMax: z.number().min(0).default(5),
+    /** ...measured over at least this many reads. */
+    verdictMinReads: positiveInt.default(200),
   })
   .strict();
 
@@ -268,6 +360,8 @@ export const configSchema = z
     nPlusOne: nPlusOneSchema.prefault({}),
     spatialAdvisor: spatialAdvisorSchema.prefault({}),
     connectionPool: connectionPoolSchema.prefault({}),
+    indexAdvisor: indexAdvisorSchema.prefault({}),
+    cachingTuner: cachingTunerSchema.prefault({}),
     ledger: z
       .object({
         /** Where the local ledger (dynalite) keeps its data between CLI runs. */
