@@ -86,6 +86,8 @@ export class Perfpilot extends Construct {
     super(scope, id);
     const { config } = props;
     const areas = props.areas ?? DEPLOYED_AREAS;
+    // The execution-ended rule matches the rollouts' ARNs; an empty list is no pattern.
+    if (areas.length === 0) throw new Error('Perfpilot needs at least one area to deploy');
     const network = config.vpc ? importFunctionNetwork(this, config.vpc) : undefined;
     const functionsDir = props.functionsDir ?? FUNCTIONS_DIR;
     const functionDefaults = { config, network, logLevel: props.logLevel, logRetention: props.logRetention };
