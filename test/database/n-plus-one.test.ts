@@ -150,6 +150,21 @@ describe('detectNPlusOneFromTraces on traces recorded by the sdk against Postgre
     expect(alerts.find((a) => a.sql.includes('pg_sleep(0.012)'))!.totalMs).toBeGreaterThanOrEqual(50);
   });
 
+  it('instruments a plain Client too, and its loops are found at their call site', async () => {
+    const client = tracer.instrument(new pg.Client({ connectionString: db.url }));
+    await client.connect();
+    try {
+      const trace = await runRequest('worker job', async () => {
+        for (const id of [4, 5, 6, 7]) await client.query({ text: 'select title from posts where id = $1', values: [id] }); // N1-PLAIN-CLIENT
+      });
+      const [f] = detectNPlusOneFromTraces([trace], dev);
+      expect(f!.callSite).toContain(`n-plus-one.test.ts:${lineOf('N1-PLAIN-CLIENT')}:`);
+      expect(f).toMatchObject({ repeats: 4, table: 'posts', keyColumn: 'id', rewrite: { sql: 'select id, title from posts where id = ANY($1)' } });
+    } finally {
+      await client.end();
+    }
+  });
+
   it('records nothing outside a request and passes query results through unchanged', async () => {
     tracer.clear();
     const res = await pool.query<{ n: number }>('select count(*)::int as n from authors');
