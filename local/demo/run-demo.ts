@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
 import type { Area, Change, ChangeEffect, Rollout } from '#shared/change';
+import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 import { revertChanges } from '#shared/rollout-steps';
 import { changesToRevert } from '#functions/rollback/rollback';
 import type { LocalRolloutResult } from '#local/rollout-runner';
@@ -88,10 +89,6 @@ export interface DemoReport {
   };
 }
 
-export class DemoServicesUnavailableError extends Error {
-  override readonly name = 'DemoServicesUnavailableError';
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Reverts, through the ledger and the database area's own revert, the indexes Perfpilot made in the demo schema. */
@@ -156,15 +153,16 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
   const databaseUrl = config.targets.database.connectionString;
   const redisUrl = config.targets.caching.redisUrl;
   if (!databaseUrl || !redisUrl) {
-    throw new DemoServicesUnavailableError('the demo runs on local services: set targets.database.connectionString and targets.caching.redisUrl');
+    throw new InvalidRequestError('the demo runs on the local services: set targets.database.connectionString and targets.caching.redisUrl');
   }
   const t = config.cachingTuner;
 
   write('1. Checking the local services');
   const probes = await deps.probe();
   for (const p of probes) write(`  ${p.ok ? '✓' : '✗'} ${p.target}: ${p.detail}`);
-  if (probes.length === 0 || probes.some((p) => !p.ok)) {
-    throw new DemoServicesUnavailableError('the local services do not answer as the demo needs; run `npm run services` and try again');
+  const down = probes.filter((p) => !p.ok);
+  if (down.length > 0) {
+    throw new TargetUnavailableError(down.map((p) => p.target).join(', '), 'not ready for the demo; run `npm run services` and try again');
   }
 
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, application_name: 'perfpilot-demo' });
@@ -219,11 +217,11 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
     // The rollouts' state machine definitions are synthesized (CDK, seconds of CPU) while the workload warms up.
     const { synthesizeRolloutDefinition } = await import('#local/rollout-definition');
     for (const area of DEMO_AREAS) synthesizeRolloutDefinition(area, config);
-    for (let left = warmupEnds - performance.now(); left > 0; left = warmupEnds - performance.now()) {
-      await sleep(Math.min(5_000, left));
-      const elapsed = options.warmupSeconds - Math.max(0, (warmupEnds - performance.now()) / 1000);
-      write(`   … ${elapsed.toFixed(0)} s: ${workload.counts.requests} requests, ${workload.counts.errors} errors`);
-    }
+    const warmupStarted = warmupEnds - options.warmupSeconds * 1000;
+    do {
+      await sleep(Math.min(5_000, Math.max(0, warmupEnds - performance.now())));
+      write(`   … ${((performance.now() - warmupStarted) / 1000).toFixed(0)} s: ${workload.counts.requests} requests, ${workload.counts.errors} errors`);
+    } while (performance.now() < warmupEnds);
     await take();
 
     const rollouts: DemoRollout[] = [];
@@ -277,7 +275,11 @@ function effectText(effect: ChangeEffect | undefined): string {
 function rolloutLines(r: DemoRollout): string[] {
   const lines = [`${r.area} rollout ${r.rolloutId}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`];
   if (r.changes.length === 0) {
-    lines.push(`  the ${r.area} planner proposed no change for this workload: nothing was changed.`);
+    lines.push(
+      r.status === 'nothing-to-do'
+        ? `  the ${r.area} planner proposed no change for this workload: nothing was changed.`
+        : `  no change was made.`,
+    );
     return lines;
   }
   for (const c of r.changes) {
