@@ -148,13 +148,35 @@ function toDemoRollout(area: Area, rollout: Rollout | undefined, result: LocalRo
   };
 }
 
-export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<DemoReport> {
-  const { config, runtime, write } = deps;
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/**
+ * The demo seeds a schema and loads the services with traffic: it runs only against
+ * services on this machine. Returns the two URLs it uses.
+ */
+export function localDemoTargets(config: PerfpilotConfig): { databaseUrl: string; redisUrl: string } {
   const databaseUrl = config.targets.database.connectionString;
   const redisUrl = config.targets.caching.redisUrl;
   if (!databaseUrl || !redisUrl) {
     throw new InvalidRequestError('the demo runs on the local services: set targets.database.connectionString and targets.caching.redisUrl');
   }
+  for (const [field, url] of [['targets.database.connectionString', databaseUrl], ['targets.caching.redisUrl', redisUrl]] as const) {
+    let host: string;
+    try {
+      host = new URL(url).hostname;
+    } catch {
+      throw new InvalidRequestError(`${field} is not a URL the demo understands`);
+    }
+    if (!LOOPBACK_HOSTS.has(host)) {
+      throw new InvalidRequestError(`${field} points at ${host || 'no host'}: the demo seeds and loads only services on this machine (127.0.0.1, localhost, ::1)`);
+    }
+  }
+  return { databaseUrl, redisUrl };
+}
+
+export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<DemoReport> {
+  const { config, runtime, write } = deps;
+  const { databaseUrl, redisUrl } = localDemoTargets(config);
   const t = config.cachingTuner;
 
   write('1. Checking the local services');

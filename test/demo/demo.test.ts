@@ -16,7 +16,7 @@ import { ChangeLedger } from '#shared/ledger';
 import { startLocalDynamo } from '#local/dynamo';
 import { parseConfig } from '#lib/config';
 import { FLEET_SCALES, seedFleet } from '#local/demo/fleet-seed';
-import { renderDemoSummary, resetDemo, shortQuery, type DemoReport } from '#local/demo/run-demo';
+import { localDemoTargets, renderDemoSummary, resetDemo, shortQuery, type DemoReport } from '#local/demo/run-demo';
 import { LocalRuntime } from '#local/runtime';
 import { createOwnDatabase, type OwnDatabase } from '../database/own-database.ts';
 import { connectRedis, uniquePrefix } from '../support/services.ts';
@@ -99,6 +99,15 @@ afterAll(async () => {
 });
 
 describe('perfpilot demo', () => {
+  it('runs only against services on this machine', () => {
+    const local = parseConfig(configJson());
+    expect(localDemoTargets(local)).toEqual({ databaseUrl: db.url, redisUrl: 'redis://127.0.0.1:6379/0' });
+    const remote = parseConfig({ ...configJson(), targets: { caching: { redisUrl: 'redis://cache.example.com:6379/0' }, database: { connectionString: db.url } } });
+    expect(() => localDemoTargets(remote)).toThrow(/targets\.caching\.redisUrl points at cache\.example\.com: the demo seeds and loads only services on this machine/);
+    const rds = parseConfig({ ...configJson(), targets: { caching: { redisUrl: 'redis://[::1]:6379' }, database: { connectionString: 'postgres://app@db.internal:5432/prod' } } });
+    expect(() => localDemoTargets(rds)).toThrow(expect.objectContaining({ name: 'InvalidRequestError', message: expect.stringContaining('targets.database.connectionString points at db.internal') }));
+  });
+
   it('fails with the hint to run `npm run services` when a service does not answer', async () => {
     const config = writeConfig('dead-redis.json', 'redis://127.0.0.1:1/0');
     const { code, stdout, stderr } = await demo(config, '--scale', 'small', '--warmup-seconds', '1');
