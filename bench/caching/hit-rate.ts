@@ -122,7 +122,8 @@ export function* batches(trace: readonly TraceRequest[], max = 32): Generator<Tr
 async function replayRaw(redis: Redis, trace: readonly TraceRequest[], value: string): Promise<number> {
   let hits = 0;
   let reads = 0;
-  for (const batch of batches(trace)) {
+  // Small batches: at this budget (~140 KB) the server-side buffers of big pipelines would eat into maxmemory.
+  for (const batch of batches(trace, 8)) {
     const gets = redis.pipeline();
     // GET, not EXISTS: EXISTS does not touch the key's LRU/LFU data.
     for (const r of batch) if (r.write) gets.del(r.key); else gets.get(r.key);
@@ -146,7 +147,8 @@ async function replayClient(client: CacheClient, trace: readonly TraceRequest[],
     loads++;
     return value;
   };
-  for (const batch of batches(trace)) {
+  // One request at a time: concurrent reads hold client buffers that count against maxmemory (OOM at this budget).
+  for (const batch of batches(trace, 1)) {
     clock.nowMs = batch[0]!.atMs;
     await Promise.all(
       batch.map((r) => {

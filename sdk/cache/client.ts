@@ -95,19 +95,6 @@ export function createCacheRedis(url: string, o: { commandTimeoutMs?: number; co
   return new Redis(url, cacheRedisOptions(o));
 }
 
-const DOORKEEPER = `
-if redis.call('get', KEYS[2]) ~= ARGV[1] then
-  redis.call('del', KEYS[1])
-  redis.call('set', KEYS[2], ARGV[1])
-end
-local seen = redis.call('setbit', KEYS[1], ARGV[2], 1)
-if redis.call('get', KEYS[4]) == tostring(tonumber(ARGV[1]) - 1) then
-  seen = seen + redis.call('getbit', KEYS[3], ARGV[2])
-end
-return seen`;
-
-const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
-
 function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
@@ -292,25 +279,26 @@ export class CacheClient {
   /**
    * True when the key passed the pattern's doorkeeper in this or the previous window;
    * marks it in this one. Two bitmaps per pattern, reused by window parity and cleared
-   * when a new window starts, so the doorkeeper's memory is fixed however short the window.
+   * when a new window starts, so the doorkeeper's memory is fixed however short the
+   * window. Not atomic: two callers crossing into a new window may lose a bit, which
+   * only admits that key one miss later.
    */
   private async seenBefore(key: string, pattern: string, admission: PatternPolicy['admission']): Promise<boolean> {
     const windowMs = Math.max(1, Math.round(admission.windowSeconds * 1_000));
     const window = Math.floor(this.o.now() / windowMs);
     const bit = fnv1a(key) % admission.doorkeeperBits;
-    // One hash tag so the four keys share a cluster slot.
+    // One hash tag so the keys share a cluster slot.
     const base = `${this.namespace}perfpilot:door:{${pattern}}`;
-    const seen = await this.redis.eval(
-      DOORKEEPER,
-      4,
-      `${base}:${window % 2}`,
-      `${base}:${window % 2}:window`,
-      `${base}:${(window + 1) % 2}`,
-      `${base}:${(window + 1) % 2}:window`,
-      String(window),
-      String(bit),
-    );
-    return Number(seen) > 0;
+    const [cur, curWindow, prev, prevWindow] = [`${base}:${window % 2}`, `${base}:${window % 2}:window`, `${base}:${(window + 1) % 2}`, `${base}:${(window + 1) % 2}:window`];
+    const results = (await this.redis.pipeline().get(curWindow).setbit(cur, bit, 1).get(prevWindow).getbit(prev, bit).exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+    const inPrevious = results[2]?.[1] === String(window - 1) && Number(results[3]?.[1]) === 1;
+    if (results[0]?.[1] !== String(window)) {
+      // This parity's bitmap is from two windows ago: start it afresh with this key.
+      await this.redis.pipeline().del(cur).set(curWindow, String(window), 'PX', windowMs * 3).setbit(cur, bit, 1).pexpire(cur, windowMs * 3).exec();
+      return inPrevious;
+    }
+    return Number(results[1]?.[1]) === 1 || inPrevious;
   }
 
   /** Resolves when the connection is ready, failed, or `ms` passed: never rejects, never waits longer. */
@@ -452,15 +440,23 @@ export class CacheClient {
     this.background.add(tracked);
   }
 
-  /** Runs `fn` holding the key's lock; undefined (without running it) when another caller holds it. */
+  /**
+   * Runs `fn` holding the key's lock; undefined (without running it) when another
+   * caller holds it. The lock only ends by its PX expiry or our DEL, so while less
+   * than the lock's TTL (minus a margin for clock drift) has passed it is still ours
+   * and a plain DEL releases it; later we leave it to expire rather than risk
+   * deleting someone else's. No Lua: every script call grows Redis's Lua heap,
+   * which counts against maxmemory until Lua's GC runs.
+   */
   private async withLock<T>(key: string, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
     const token = randomUUID();
     const got = await this.redis.set(this.lockKey(key), token, 'PX', this.o.lockTtlMs, 'NX');
     if (got !== 'OK') return undefined;
+    const started = performance.now();
     try {
       return { value: await fn() };
     } finally {
-      await this.redis.eval(RELEASE_LOCK, 1, this.lockKey(key), token).catch(() => undefined);
+      if (performance.now() - started < this.o.lockTtlMs * 0.8) await this.redis.del(this.lockKey(key)).catch(() => undefined);
     }
   }
 
