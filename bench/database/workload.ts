@@ -157,8 +157,9 @@ export async function runWorkload(db: pg.Pool, list: readonly Shape[], seed: num
 }
 
 /**
- * Measured: each shape `perShape` times with the same parameters every replay;
- * returns the mean client-observed time per shape (ms) and the calls-weighted mean.
+ * Measured: each shape `perShape` times with the same parameters every replay. Per
+ * shape the median execution (client-observed, ms) stands for its mean: other work
+ * on a shared 2-core machine adds spikes a mean would carry. Weighted by calls.
  */
 export async function replay(db: pg.Pool, list: readonly Shape[], seed: number, perShape: number): Promise<{ weightedMeanMs: number; perShapeMs: Record<string, number> }> {
   const client = await db.connect();
@@ -170,9 +171,14 @@ export async function replay(db: pg.Pool, list: readonly Shape[], seed: number, 
       const r = prng(seed + i);
       const args = Array.from({ length: perShape }, () => shape.params(r));
       await client.query(shape.sql, args[0]); // warm the plan and the buffers
-      const start = performance.now();
-      for (const a of args) await client.query(shape.sql, a);
-      const mean = (performance.now() - start) / perShape;
+      const times: number[] = [];
+      for (const a of args) {
+        const start = performance.now();
+        await client.query(shape.sql, a);
+        times.push(performance.now() - start);
+      }
+      times.sort((x, y) => x - y);
+      const mean = times[Math.floor(times.length / 2)]!;
       perShapeMs[shape.name] = mean;
       weighted += shape.calls * mean;
       weights += shape.calls;

@@ -47,6 +47,8 @@ export interface Selection {
   readonly plansUsed: number;
   /** The what-if budget ran out: the set is the best found so far. */
   readonly exhausted: boolean;
+  /** Candidates never costed because the budget for costing them alone was spent (least promising first). */
+  readonly unexaminedCandidates: number;
   readonly rejected: readonly { readonly candidate: IndexCandidate; readonly reason: string }[];
 }
 
@@ -119,10 +121,13 @@ async function greedy(
   sizes: ReadonlyMap<string, number>,
   settings: SelectionSettings,
   byRatio: boolean,
+  planLimit: number,
 ): Promise<IndexCandidate[]> {
   let chosen: IndexCandidate[] = [];
   const bytesOf = (set: readonly IndexCandidate[]) => set.reduce((sum, c) => sum + (sizes.get(c.key) ?? 0), 0);
   for (;;) {
+    // A round that could run past the limit is not started: the set so far is kept.
+    if (coster.plansUsed >= planLimit) return chosen;
     let best: { move: Move; score: number } | undefined;
     for (const add of pool) {
       if (chosen.some((c) => c.key === add.key)) continue;
@@ -136,7 +141,7 @@ async function greedy(
         // Only statements that can use the added index change (a widened one shares its leading column).
         const over = model.relevant(add);
         const gain = (await model.value(next, over)) - (await model.value(chosen, over));
-        if (coster.exhausted) return chosen;
+        if (coster.exhausted || coster.plansUsed >= planLimit) return chosen;
         if (gain <= 0) continue;
         const bytes = bytesOf(next) - bytesOf(chosen);
         const score = byRatio ? gain / Math.max(bytes, 8192) : gain;
@@ -159,8 +164,22 @@ export async function selectIndexes(
   const rejected: { candidate: IndexCandidate; reason: string }[] = [];
   const sizes = new Map<string, number>();
   const pool: IndexCandidate[] = [];
+  // The plan budget is split: half for costing candidates alone, the rest for the search,
+  // less a reserve for the final plans of the chosen set (one per statement).
+  const reserve = statements.length + 1;
+  const singlesLimit = Math.floor(coster.maxPlans / 2);
+  const searchLimit = Math.max(singlesLimit, coster.maxPlans - reserve);
+  // Most promising first (the time of the statements that proposed it), so a spent budget loses the least.
+  const timeOf = new Map(statements.map((s) => [s.queryId, s.totalTimeMs]));
+  const promise = (c: IndexCandidate) => c.queryIds.reduce((sum, q) => sum + (timeOf.get(q) ?? 0), 0);
+  const ordered = [...candidates].sort((a, b) => promise(b) - promise(a));
+  let unexamined = 0;
   // Alone, a candidate must save something: this prunes most of them with one plan per statement.
-  for (const c of candidates) {
+  for (const c of ordered) {
+    if (coster.plansUsed >= singlesLimit) {
+      unexamined++;
+      continue;
+    }
     const bytes = await coster.size(c);
     if (bytes === undefined) {
       rejected.push({ candidate: c, reason: 'cannot be built as a btree index' });
@@ -174,10 +193,9 @@ export async function selectIndexes(
     const value = await model.value([c], model.relevant(c));
     if (value > 0) pool.push(c);
     else rejected.push({ candidate: c, reason: value < 0 ? 'writes would cost more than it saves' : 'no statement plan improves' });
-    if (coster.exhausted) break;
   }
-  const byRatio = await greedy(model, coster, pool, sizes, settings, true);
-  const byValue = coster.exhausted ? [] : await greedy(model, coster, pool, sizes, settings, false);
+  const byRatio = await greedy(model, coster, pool, sizes, settings, true, searchLimit);
+  const byValue = await greedy(model, coster, pool, sizes, settings, false, searchLimit);
   const [vr, vv] = [await model.value(byRatio), await model.value(byValue)];
   let chosen = vv > vr ? byValue : byRatio;
 
@@ -227,7 +245,8 @@ export async function selectIndexes(
     baseWorkloadCost: await model.workloadCost([]),
     workloadCost: await model.workloadCost(chosen),
     plansUsed: coster.plansUsed,
-    exhausted: coster.exhausted,
+    exhausted: coster.exhausted || unexamined > 0 || coster.plansUsed >= searchLimit,
+    unexaminedCandidates: unexamined,
     rejected,
   };
 }

@@ -89,7 +89,12 @@ export async function adviseFromObservation(
   } finally {
     client.release();
   }
-  if (selection.exhausted) notes.push(`what-if budget of ${settings.maxWhatIfPlans} plans spent: the index set is the best found within it`);
+  if (selection.exhausted) {
+    notes.push(
+      `what-if budget of ${settings.maxWhatIfPlans} plans spent: the index set is the best found within it` +
+        (selection.unexaminedCandidates > 0 ? ` (${selection.unexaminedCandidates} less promising candidates not costed)` : ''),
+    );
+  }
   notes.push(`${statements.length} statements analyzed (of the top ${settings.maxStatementsAnalyzed} by total time), ${candidates.length} candidates, ${selection.plansUsed} what-if plans`);
   if (observation.statsResetAt) notes.push(`statistics since ${observation.statsResetAt}`);
   const hygiene = findIndexHygiene(observation.indexes, settings, { now, statsResetAt: observation.statsResetAt });

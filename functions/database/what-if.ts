@@ -22,6 +22,8 @@ export interface WhatIfCoster {
   /** Estimated size of the index in bytes. */
   size(candidate: IndexCandidate): Promise<number | undefined>;
   readonly plansUsed: number;
+  /** The per-run bound on what-if plans (cache hits are free). */
+  readonly maxPlans: number;
   readonly exhausted: boolean;
 }
 
@@ -67,7 +69,7 @@ export class HypoPgWhatIf implements WhatIfCoster {
 
   constructor(
     private readonly client: pg.ClientBase,
-    private readonly maxPlans: number,
+    readonly maxPlans: number,
   ) {}
 
   get plansUsed(): number {
