@@ -8,9 +8,16 @@ import { createHash } from 'node:crypto';
 import { fingerprintSync, loadModule } from 'libpg-query';
 
 let loaded = false;
-const ready: Promise<void> = loadModule().then(() => {
-  loaded = true;
-});
+let unavailable = false;
+// Tracing must never break the application: without the parser, fingerprints fall back to literal-free text.
+const ready: Promise<void> = loadModule().then(
+  () => {
+    loaded = true;
+  },
+  () => {
+    unavailable = true;
+  },
+);
 
 /** Bounded: an application with unbounded distinct SQL texts must not grow memory. */
 const CACHE_ENTRIES_MAX = 2_000;
@@ -34,10 +41,10 @@ function fallbackFingerprint(sql: string): string {
 export function fingerprintOf(sql: string): string | undefined {
   const hit = cache.get(sql);
   if (hit !== undefined) return hit;
-  if (!loaded) return undefined;
+  if (!loaded && !unavailable) return undefined;
   let fp: string;
   try {
-    fp = fingerprintSync(sql);
+    fp = loaded ? fingerprintSync(sql) : fallbackFingerprint(sql);
   } catch {
     fp = fallbackFingerprint(sql);
   }

@@ -187,7 +187,11 @@ export class QueryTracer {
     };
     this.finished.push(trace);
     if (this.finished.length > this.keep) this.finished.shift();
-    this.options.onRequestEnd?.(trace);
+    try {
+      this.options.onRequestEnd?.(trace);
+    } catch {
+      // A failing trace sink must not fail the application's request.
+    }
   }
 }
 

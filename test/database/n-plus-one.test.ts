@@ -165,6 +165,34 @@ describe('detectNPlusOneFromTraces on traces recorded by the sdk against Postgre
     }
   });
 
+  it('hands each finished trace to onRequestEnd, caps queries per request, and never fails a request because of its sink', async () => {
+    const seen: RequestTrace[] = [];
+    const own = new QueryTracer({
+      maxQueriesPerRequest: 2,
+      onRequestEnd: (trace) => {
+        seen.push(trace);
+        throw new Error('trace sink down');
+      },
+    });
+    const p = own.instrument(new pg.Pool({ connectionString: db.url, max: 1 }));
+    try {
+      const n = await own.run({ requestId: 'req-1', name: 'GET /sum' }, async () => {
+        await p.query('select 1');
+        await p.query('select 2');
+        return (await p.query<{ n: number }>('select 41 + 1 as n')).rows[0]!.n;
+      });
+      expect(n).toBe(42);
+      expect(seen).toHaveLength(1);
+      expect(seen[0]).toMatchObject({ requestId: 'req-1', name: 'GET /sum', truncated: true });
+      expect(seen[0]!.queries.map((q) => q.sql)).toEqual(['select 1', 'select 2']);
+      // Statements that differ only in constants share a fingerprint.
+      expect(seen[0]!.queries[0]!.fingerprint).toBe(seen[0]!.queries[1]!.fingerprint);
+      expect(seen[0]!.queries[0]!.fingerprint).toMatch(/^[0-9a-f]{16}$/);
+    } finally {
+      await p.end();
+    }
+  });
+
   it('records nothing outside a request and passes query results through unchanged', async () => {
     tracer.clear();
     const res = await pool.query<{ n: number }>('select count(*)::int as n from authors');
