@@ -45,6 +45,10 @@ export async function handleRollbackEvent(
     if (state.value !== 'ALARM') return { kind: 'ignored', why: `alarm ${alarmName} is ${state.value}` };
     const area = areaOfAlarm(deps.config, alarmName);
     if (!area) return { kind: 'ignored', why: `alarm ${alarmName} is not a Perfpilot alarm of this deployment` };
+    if (Object.keys(stateMachines).length > 0 && !stateMachines[area]) {
+      // Alarms exist for every area; an area not deployed here has nothing to roll back.
+      return { kind: 'ignored', why: `area ${area} of alarm ${alarmName} is not deployed` };
+    }
     const report = await rollbackArea(deps, {
       area,
       eventId: event.id,

@@ -17,6 +17,11 @@ import { LEDGER_TABLE } from '#shared/ledger-table';
 export interface LedgerTableProps {
   /** @default RemovalPolicy.RETAIN: the history of every change outlives the stack */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * A fixed table name; `perfpilot --target aws` finds the ledger as `<name>-ledger`.
+   * @default - a name CloudFormation generates
+   */
+  readonly tableName?: string;
 }
 
 export class LedgerTable extends Construct {
@@ -26,6 +31,7 @@ export class LedgerTable extends Construct {
     super(scope, id);
     const { partitionKey, sortKey, gsi1, ttlAttribute } = LEDGER_TABLE;
     this.table = new dynamodb.Table(this, 'Table', {
+      tableName: props.tableName,
       partitionKey: { name: partitionKey, type: dynamodb.AttributeType.STRING },
       sortKey: { name: sortKey, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,

@@ -46,6 +46,11 @@ export interface OptimizerFunctionProps {
   readonly logLevel?: PowertoolsLogLevel;
   /** Private subnets and security groups to run in. @default - not in a VPC */
   readonly network?: FunctionNetwork;
+  /**
+   * A fixed function name, for functions a person or the CLI calls by name.
+   * @default - a name CloudFormation generates
+   */
+  readonly functionName?: string;
 }
 
 /** `arn:<partition>:<service>:<region>:<account>` as pseudo-parameter tokens. */
@@ -128,6 +133,7 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       entry: props.entry,
       handler: 'handler',
+      functionName: props.functionName,
       description: props.description,
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,

@@ -141,6 +141,8 @@ export class Perfpilot extends Construct {
       ...functionDefaults,
       entry: join(functionsDir, 'rollback', 'handler.ts'),
       serviceName: `${config.name}-rollback`,
+      // Fixed: `perfpilot rollback --target aws` (the emergency rollback) invokes it by name.
+      functionName: `${config.name}-rollback`,
       description: 'Perfpilot rollback: stops rollouts and reverts recent changes of an area in ALARM',
       timeout: Duration.minutes(10),
       memorySize: 512,

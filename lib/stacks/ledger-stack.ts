@@ -10,9 +10,9 @@ import { LedgerTable } from '../constructs/ledger-table.ts';
 export class LedgerStack extends Stack {
   public readonly table: dynamodb.Table;
 
-  constructor(scope: Construct, id: string, props?: StackProps) {
+  constructor(scope: Construct, id: string, props?: StackProps & { readonly tableName?: string }) {
     super(scope, id, props);
-    this.table = new LedgerTable(this, 'Ledger').table;
+    this.table = new LedgerTable(this, 'Ledger', { tableName: props?.tableName }).table;
     new CfnOutput(this, 'LedgerTableName', { value: this.table.tableName, description: 'The change ledger (DynamoDB)' });
   }
 }

@@ -16,6 +16,8 @@ export interface PerfpilotStacks {
 export function addPerfpilotStacks(app: App, config: PerfpilotConfig, env?: Environment): PerfpilotStacks {
   const ledger = new LedgerStack(app, `${config.name}-ledger`, {
     env,
+    // Fixed, so `perfpilot status --target aws` finds it without a lookup.
+    tableName: `${config.name}-ledger`,
     description: 'Perfpilot: the change ledger (stateful)',
   });
   const autopilot = new AutopilotStack(app, `${config.name}-autopilot`, {

@@ -449,3 +449,15 @@ describe('the Perfpilot construct in a team\'s own app', () => {
     expect(new AwsSolutionsChecks().validateScope(app).violations.map((v) => v.ruleName)).toEqual([]);
   });
 });
+
+describe('names the CLI relies on', () => {
+  it('gives the ledger table and the rollback function fixed names for `perfpilot --target aws`', () => {
+    const name = aws.config.name;
+    Template.fromStack(aws.ledger).hasResourceProperties('AWS::DynamoDB::Table', { TableName: `${name}-ledger` });
+    awsT.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: `${name}-rollback`,
+      Environment: { Variables: Match.objectLike({ PERFPILOT_STATE_MACHINES: Match.anyValue() }) },
+    });
+    awsT.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineName: `${name}-caching-rollout` });
+  });
+});
