@@ -84,7 +84,8 @@ export class FleetWorkload {
   constructor(private readonly o: FleetWorkloadOptions) {
     this.pool = this.tracer.instrument(new pg.Pool({ connectionString: o.databaseUrl, max: o.loops + 1, application_name: 'perfpilot-demo-fleet' }));
     this.pool.on('error', () => undefined);
-    this.redis = createCacheRedis(o.redisUrl);
+    // A shared laptop is slower than a cache node: a 1 s command timeout instead of the 250 ms default.
+    this.redis = createCacheRedis(o.redisUrl, { commandTimeoutMs: 1_000 });
     this.redis.on('error', () => undefined);
     this.cache = new CacheClient({
       redis: this.redis,
