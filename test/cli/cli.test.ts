@@ -81,6 +81,24 @@ describe('perfpilot CLI', () => {
     expect(stderr).toContain('rollout.canaryFraction');
   });
 
+  it('reads the deployed ledger table by its fixed name with --target aws', async () => {
+    const { startLocalDynamo } = await import('#local/dynamo');
+    const { ChangeLedger } = await import('#shared/ledger');
+    // The real DynamoDB client, pointed at dynalite through the SDK's standard endpoint variable.
+    const remote = await startLocalDynamo({ tableName: 'perfpilot-ledger' });
+    try {
+      await new ChangeLedger(remote.doc, remote.tableName).startRollout({ rolloutId: 'deployed-run-1', area: 'database', trigger: 'schedule', now: new Date() });
+      const { stdout } = await exec('node', ['bin/perfpilot.mjs', '--config', configFile, '--target', 'aws', 'status'], {
+        env: { ...process.env, NO_COLOR: '1', AWS_ENDPOINT_URL_DYNAMODB: remote.endpoint, AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x' },
+        timeout: 60_000,
+      });
+      expect(stdout).toContain('Perfpilot status — DynamoDB table perfpilot-ledger');
+      expect(stdout).toMatch(/deployed-run-1\s+database\s+running/);
+    } finally {
+      await remote.close();
+    }
+  });
+
   it('refuses an unknown area', async () => {
     const { code, stderr } = await cli('rollout', 'kitchen');
     expect(code).not.toBe(0);
