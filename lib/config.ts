@@ -155,6 +155,11 @@ const alertSchema = z
 const rollbackCriteriaSchema = z
   .object({
     latencyIncreasePercentMax: z.number().positive().default(20),
+    /**
+     * A latency rise must also exceed this many milliseconds to trip: +28% of a 6 ms
+     * Redis round trip is scheduler noise on a busy host, not a regression.
+     */
+    latencyIncreaseMsMin: z.number().min(0).default(5),
     throughputDecreasePercentMax: percent.default(15),
     errorRateIncreasePointsMax: percent.default(5),
     cacheFailureRatePercentMax: percent.default(10),

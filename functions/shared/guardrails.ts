@@ -3,7 +3,9 @@
  * rollback criteria. Pure: no I/O, no clock.
  *
  * Each criterion trips strictly past its limit ("latency +20% triggers rollback"
- * means +20.0% is still healthy and +20.01% is not).
+ * means +20.0% is still healthy and +20.01% is not). A latency rise must also be
+ * more than `latencyIncreaseMsMin` in absolute terms, so noise on a fast path does
+ * not revert a good change.
  */
 import type { RollbackCriteria } from '#lib/config';
 import type { MetricsSnapshot } from './metrics.ts';
@@ -33,7 +35,8 @@ export function checkGuardrails(
 
   if (baseline.latencyMs !== undefined && current.latencyMs !== undefined && baseline.latencyMs > 0) {
     const increase = ((current.latencyMs - baseline.latencyMs) / baseline.latencyMs) * 100;
-    if (increase > criteria.latencyIncreasePercentMax) {
+    const increaseMs = current.latencyMs - baseline.latencyMs;
+    if (increase > criteria.latencyIncreasePercentMax && increaseMs > criteria.latencyIncreaseMsMin) {
       breaches.push({
         criterion: 'latencyIncreasePercentMax',
         detail: `latency rose ${round(increase)}% (${round(baseline.latencyMs)} ms → ${round(current.latencyMs)} ms), limit +${criteria.latencyIncreasePercentMax}%`,

@@ -49,6 +49,7 @@ describe('config', () => {
       cacheFailureRatePercentMax: 10,
       connectionFailureRatePercentMax: 5,
       consecutiveFailedRolloutsMax: 3,
+      latencyIncreaseMsMin: 5,
     });
   });
 

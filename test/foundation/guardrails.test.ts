@@ -20,6 +20,13 @@ describe('guardrails', () => {
     expect(v.breaches[0]!.observed).toBeCloseTo(20.1, 5);
   });
 
+  it('does not trip on a relative latency rise smaller than the absolute floor', () => {
+    expect(criteria.latencyIncreaseMsMin).toBe(5);
+    expect(checkGuardrails({ at, latencyMs: 6.41 }, { at, latencyMs: 8.23 }, criteria).healthy).toBe(true); // +28%, +1.8 ms
+    expect(checkGuardrails({ at, latencyMs: 10 }, { at, latencyMs: 15 }, criteria).healthy).toBe(true); // +50%, +5.0 ms
+    expect(checkGuardrails({ at, latencyMs: 10 }, { at, latencyMs: 15.01 }, criteria).healthy).toBe(false);
+  });
+
   it('trips on throughput strictly below −15%', () => {
     const base = { at, throughputQps: 200 };
     expect(checkGuardrails(base, { at, throughputQps: 170 }, criteria).healthy).toBe(true);

@@ -98,12 +98,12 @@ describe('staged rollout (synthesized definition, run locally)', () => {
     h = await startHarness(redis, {
       prefix,
       proposals: () => [setKey('a', 'canary'), setKey('b', 'second')],
-      // Latency rises 50% once the canary is applied.
+      // Latency rises 50% (and 50 ms) once the canary is applied.
       afterApply: async (change) => {
-        if (change.target === 'a') await redis.hset(`${prefix}:health`, 'latencyMs', '15');
+        if (change.target === 'a') await redis.hset(`${prefix}:health`, 'latencyMs', '150');
       },
     });
-    await h.health({ latencyMs: 10 });
+    await h.health({ latencyMs: 100 });
     const result = await run(h);
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('RolloutReverted');
