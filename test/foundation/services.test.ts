@@ -48,11 +48,13 @@ describe('services', () => {
 
   it('pg_stat_statements is preloaded and records statements', async () => {
     await client.query('create extension if not exists pg_stat_statements');
-    const marker = `select ${Math.floor(Math.random() * 1e9)}::bigint as perfpilot_marker_${process.pid}`;
-    for (let i = 0; i < 3; i++) await client.query(marker);
+    // A query on this run's own table: pg_stat_statements identifies statements by their
+    // parse tree (relation OIDs included), not by aliases or comments.
+    await client.query(`create table ${schema}.marker (id int)`);
+    for (let i = 0; i < 3; i++) await client.query(`select count(*) from ${schema}.marker`);
     const { rows } = await client.query<{ calls: string }>(
       `select calls from pg_stat_statements where query like $1 and dbid = (select oid from pg_database where datname = current_database())`,
-      [`%perfpilot_marker_${process.pid}%`],
+      [`%${schema}.marker%`],
     );
     expect(Number(rows[0]?.calls)).toBe(3);
   });
