@@ -122,7 +122,7 @@ export function* batches(trace: readonly TraceRequest[], max = 32): Generator<Tr
 async function replayRaw(redis: Redis, trace: readonly TraceRequest[], value: string): Promise<number> {
   let hits = 0;
   let reads = 0;
-  // Small batches: at this budget (~140 KB) the server-side buffers of big pipelines would eat into maxmemory.
+  // Small batches: at a budget of a few hundred KB the server-side buffers of big pipelines would eat into maxmemory.
   for (const batch of batches(trace, 8)) {
     const gets = redis.pipeline();
     // GET, not EXISTS: EXISTS does not touch the key's LRU/LFU data.
