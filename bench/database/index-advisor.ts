@@ -108,7 +108,9 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     log(`observed workload ran in ${out.index_bench_observed_workload_s} s`);
 
     const config = parseConfig({ targets: { caching: { redisUrl: 'redis://127.0.0.1:6379' }, database: { connectionString: ADMIN_URL } } });
-    const base = advisorSettings(config);
+    // The observed window here is seconds, not the days a deployment sees: an absolute
+    // minSavedMs would make the result depend on this machine's speed, so it is 0 (write cost still counts).
+    const base = { ...advisorSettings(config), minSavedMs: 0 };
     const observation = await observeDatabase(db, base.maxStatementsAnalyzed, base.minStatementCalls);
     const statements = await analyzeStatements(observation);
     const catalog = tableCatalog(observation.tables);
