@@ -211,12 +211,13 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     const runs: { before: Awaited<ReturnType<typeof replay>>[]; advised: Awaited<ReturnType<typeof replay>>[]; dexter: Awaited<ReturnType<typeof replay>>[] } = { before: [], advised: [], dexter: [] };
     for (let round = 0; round < rounds; round++) {
       runs.before.push(await replay(db, list, 7, perShape));
-      let names = await buildAll(db, unlimitedSet);
-      runs.advised.push(await replay(db, list, 7, perShape));
-      await dropAll(db, names);
-      names = await buildAll(db, dexterSet);
-      runs.dexter.push(await replay(db, list, 7, perShape));
-      await dropAll(db, names);
+      // Alternate which set goes first, so warm buffers favour neither.
+      const order = round % 2 === 0 ? (['advised', 'dexter'] as const) : (['dexter', 'advised'] as const);
+      for (const which of order) {
+        const names = await buildAll(db, which === 'advised' ? unlimitedSet : dexterSet);
+        runs[which].push(await replay(db, list, 7, perShape));
+        await dropAll(db, names);
+      }
     }
     const best = (xs: Awaited<ReturnType<typeof replay>>[]) => {
       const perShapeMs: Record<string, number> = {};
