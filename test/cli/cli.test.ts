@@ -51,7 +51,12 @@ beforeAll(async () => {
   const { synthesizeRolloutDefinition } = await import('#local/rollout-definition');
   synthesizeRolloutDefinition('caching', parseConfig(baseConfig(join(dir, 'ledger'))));
 }, 120_000);
-afterAll(() => redis.disconnect());
+afterAll(async () => {
+  // What a failed run may have left of the test area's keys.
+  const keys = await redis.keys(`pptest:cli:${process.pid}:*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+});
 
 describe('perfpilot CLI', () => {
   it('explains every command in --help', async () => {
