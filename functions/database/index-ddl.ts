@@ -17,6 +17,10 @@ import { INDEX_COMMENT_MARKER, INDEX_NAME_PREFIX, indexComment, isPerfpilotIndex
 /** pg_advisory_lock key of Perfpilot's index DDL ("perfpilot" in ASCII, truncated to fit a bigint). */
 export const INDEX_DDL_LOCK_KEY = '8243122740836708724';
 
+/** Access methods Perfpilot builds: btree (the index advisor) and gist (the PostGIS advisor). */
+export const INDEX_METHODS = ['btree', 'gist'] as const;
+export type IndexMethod = (typeof INDEX_METHODS)[number];
+
 export interface CreateIndexParams {
   readonly schema: string;
   readonly table: string;
@@ -24,6 +28,23 @@ export interface CreateIndexParams {
   readonly indexName: string;
   /** The statements it is for (pg_stat_statements queryids). */
   readonly queryIds: readonly string[];
+  /** Absent in changes recorded before GiST support: btree. */
+  readonly method?: IndexMethod;
+}
+
+/** The CREATE INDEX CONCURRENTLY statement of a change; every identifier quoted with %I. */
+export function createIndexDdl(p: CreateIndexParams): string {
+  const method = p.method ?? 'btree';
+  // Only the fixed keywords of INDEX_METHODS ever reach the USING clause.
+  if (!INDEX_METHODS.includes(method)) throw new ChangeApplyError(`unsupported index method ${JSON.stringify(method)}`);
+  return format(
+    'create index concurrently %I on %I.%I using %s (%s)',
+    p.indexName,
+    p.schema,
+    p.table,
+    method,
+    p.columns.map((c) => format.ident(c)).join(', '),
+  );
 }
 
 export interface DropIndexParams {
@@ -110,13 +131,7 @@ export async function createIndex(
       logger.warn('dropping an INVALID leftover before rebuilding', { index: `${p.schema}.${p.indexName}` });
       await dropConcurrently(client, p.schema, p.indexName);
     }
-    const ddl = format(
-      'create index concurrently %I on %I.%I (%s)',
-      p.indexName,
-      p.schema,
-      p.table,
-      p.columns.map((c) => format.ident(c)).join(', '),
-    );
+    const ddl = createIndexDdl(p);
     try {
       await client.query(ddl);
     } catch (cause) {

@@ -40,9 +40,11 @@ export function indexComment(meta: IndexComment): string {
  * PostgreSQL's 63-byte limit, made only of [a-z0-9_] so it never needs quoting
  * tricks; a hash of the exact table and columns keeps it unique.
  */
-export function indexNameFor(schema: string, table: string, columns: readonly string[]): string {
-  const hash = createHash('sha256').update(JSON.stringify([schema, table, columns])).digest('hex').slice(0, 8);
-  const readable = [table, ...columns]
+export function indexNameFor(schema: string, table: string, columns: readonly string[], method: 'btree' | 'gist' = 'btree'): string {
+  // btree names are hashed as they always were, so existing indexes keep their names.
+  const identity = method === 'btree' ? [schema, table, columns] : [schema, table, columns, method];
+  const hash = createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 8);
+  const readable = [table, ...columns, ...(method === 'btree' ? [] : [method])]
     .join('_')
     .toLowerCase()
     .replace(/[^a-z0-9_]+/g, '_')

@@ -1,7 +1,8 @@
 /**
  * The database area's plugin for the staged rollout. Change kinds:
- * - `create-index`: CREATE INDEX CONCURRENTLY of an advised index; measured after the
- *   bake and reverted (DROP INDEX CONCURRENTLY) when it does not pay.
+ * - `create-index`: CREATE INDEX CONCURRENTLY of an advised index — btree from the index
+ *   advisor, or gist (params.method) from the PostGIS advisor's measured findings;
+ *   measured after the bake and reverted (DROP INDEX CONCURRENTLY) when it does not pay.
  * - `drop-index`: hygiene; revert re-creates it from the captured definition.
  * - `set-proxy-connections`: RDS Proxy pool settings (connection-pool.ts), planned
  *   only when the config names a proxy and an RDS client is given (AWS target).
@@ -14,6 +15,7 @@ import type { AreaPlugin, PluginFactory } from '#shared/area';
 import type { Change, ChangeEffect } from '#shared/change';
 import { ChangeApplyError, InvalidRequestError } from '#shared/errors';
 import type { MetricsSnapshot } from '#shared/metrics';
+import { logger } from '#shared/observability';
 import {
   applyProxySettings,
   captureProxySettings,
@@ -24,10 +26,11 @@ import {
   type RdsProxyDeps,
 } from './connection-pool.ts';
 import { openDatabasePool } from './database-client.ts';
-import { createIndex, dropIndex, dropOwnIndex, readIndexState, restoreIndex, type DdlTimeouts, type IndexState } from './index-ddl.ts';
+import { createIndex, dropIndex, INDEX_METHODS, dropOwnIndex, readIndexState, restoreIndex, type DdlTimeouts, type IndexState } from './index-ddl.ts';
 import { isPerfpilotIndex } from './index-identity.ts';
 import { captureCreateIndex, judgeCreateIndex, measureCreateIndex, type CreateIndexBefore } from './index-verification.ts';
 import { adviseIndexes, advisorSettings, proposeIndexChanges } from './plan-indexes.ts';
+import { adviseGistIndexes, proposeGistIndexChanges, remainingIndexBudget } from './plan-spatial-indexes.ts';
 
 const identifier = z.string().min(1).max(63);
 const createIndexParams = z.object({
@@ -36,6 +39,8 @@ const createIndexParams = z.object({
   columns: z.array(identifier).min(1).max(32),
   indexName: identifier,
   queryIds: z.array(z.string()),
+  // Ledger records from before GiST support have no method: they are btree.
+  method: z.enum(INDEX_METHODS).default('btree'),
 });
 const dropIndexParams = z.object({ schema: identifier, indexName: identifier });
 
@@ -96,7 +101,12 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
     area: 'database',
 
     async plan(ctx) {
-      const changes = proposeIndexChanges(await adviseIndexes(pool, advisorSettings(config), ctx.now));
+      const advice = await adviseIndexes(pool, advisorSettings(config), ctx.now);
+      const changes = proposeIndexChanges(advice);
+      // GiST indexes the PostGIS advisor measured worth it, within what the btree picks left of the budgets.
+      const gist = proposeGistIndexChanges(await adviseGistIndexes(pool, config.spatialAdvisor), config.spatialAdvisor, remainingIndexBudget(advice.selection, config.budgets));
+      for (const note of gist.notes) logger.info('database plan: spatial', { note });
+      changes.push(...gist.changes);
       const proxy = proxyDeps(deps);
       if (proxy) {
         const poolPlan = planConnectionPool(await observeConnectionPool(pool, proxy, config), config);

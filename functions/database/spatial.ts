@@ -40,6 +40,8 @@ export interface GistMeasurement {
   readonly withIndexMs: number;
   readonly speedupRatio: number;
   readonly buildMs: number;
+  /** Size of the GiST index built on the sample (scale by tableRowsEstimate / sampleRows for the real table). */
+  readonly indexBytes: number;
 }
 
 export interface SpatialFinding {
@@ -69,6 +71,8 @@ export interface SpatialAdviceOptions {
   readonly measure?: boolean;
   /** Statements read from pg_stat_statements (most total time first). @default 500 */
   readonly statementsMax?: number;
+  /** Look only for these anti-patterns (the rollout plan wants only missing GiST indexes). @default all */
+  readonly antiPatterns?: readonly SpatialAntiPattern[];
 }
 
 interface SpatialColumn {
@@ -172,6 +176,7 @@ interface Accumulator {
 /** `client` must be one connection (not a Pool): the GiST measurement runs in its own transaction. */
 export async function adviseSpatial(client: pg.ClientBase, options: SpatialAdviceOptions): Promise<SpatialFinding[]> {
   const cfg = options.config;
+  const wanted = (antiPattern: SpatialAntiPattern) => !options.antiPatterns || options.antiPatterns.includes(antiPattern);
   const columns = await readSpatialColumns(client);
   if (columns.length === 0) return [];
   const statements = await readStatements(client, cfg.statementCallsMin, options.statementsMax ?? 500);
@@ -179,6 +184,7 @@ export async function adviseSpatial(client: pg.ClientBase, options: SpatialAdvic
   const tableCalls = new Map<string, number>();
   const usedColumns = new Map<string, SpatialColumn>();
   const note = (column: SpatialColumn, antiPattern: SpatialAntiPattern, s: StatementRow, predicate?: string, fix?: string, srid?: number) => {
+    if (!wanted(antiPattern)) return;
     const k = `${antiPattern}:${key(column.schema, column.table, column.column)}:${srid ?? ''}`;
     const a: Accumulator = acc.get(k) ?? { column, antiPattern, fingerprints: new Set(), calls: 0, totalMs: 0, predicates: new Set(), fixes: new Set() };
     if (!a.fingerprints.has(s.queryid)) {
@@ -256,11 +262,11 @@ export async function adviseSpatial(client: pg.ClientBase, options: SpatialAdvic
 
   for (const column of usedColumns.values()) {
     const calls = tableCalls.get(`${column.schema}.${column.table}`) ?? 0;
-    if (calls >= cfg.hotTableCallsMin && /polygon|geometry$|collection/i.test(column.subtype)) {
+    if (wanted('complex-polygons') && calls >= cfg.hotTableCallsMin && /polygon|geometry$|collection/i.test(column.subtype)) {
       const f = await inspectPolygonComplexity(client, column, cfg, calls, options.measure !== false);
       if (f) findings.push(f);
     }
-    if (column.type === 'geography') {
+    if (wanted('geography-could-be-geometry') && column.type === 'geography') {
       const f = await inspectGeographyExtent(client, column, cfg, calls, options.measure !== false);
       if (f) findings.push(f);
     }
@@ -388,8 +394,9 @@ export async function measureGistSpeedup(
     await probeMs(client, sql, values); // warm the sample into the buffer cache so both sides read from memory
     const withoutIndexMs = await probeMs(client, sql, values);
     const started = performance.now();
-    await client.query(`create index on ${table} using gist (g)`);
+    await client.query(`create index sample_gist on ${table} using gist (g)`);
     const buildMs = performance.now() - started;
+    const { rows: built } = await client.query<{ bytes: string }>('select pg_relation_size($1::regclass)::text as bytes', [`${format('%I', schema)}.sample_gist`]);
     await client.query(`analyze ${table}`);
     const withIndexMs = await probeMs(client, sql, values);
     return {
@@ -400,6 +407,7 @@ export async function measureGistSpeedup(
       withIndexMs: r2(withIndexMs),
       speedupRatio: r2(withoutIndexMs / Math.max(withIndexMs, 0.001)),
       buildMs: r2(buildMs),
+      indexBytes: Number(built[0]?.bytes ?? 0),
     };
   });
 }

@@ -2,12 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { parseConfig } from '#lib/config';
 import { ChangeLedger } from '#shared/ledger';
-import type { Change, ProposedChange } from '#shared/change';
+import type { Change } from '#shared/change';
 import { startLocalDynamo, type LocalDynamo } from '#local/dynamo';
 import { databasePlugin } from '#functions/database/plugin';
 import { createIndex, INDEX_DDL_LOCK_KEY, readIndexState } from '#functions/database/index-ddl';
 import { indexComment, indexNameFor } from '#functions/database/index-identity';
 import { createOwnDatabase, runStatement, seedOrders, type OwnDatabase } from './own-database.ts';
+import { applyThroughLedger } from './rollout-steps.ts';
 
 let db: OwnDatabase;
 let dynamo: LocalDynamo;
@@ -23,19 +24,6 @@ const config = (extra: Record<string, unknown> = {}) =>
 
 const BY_CUSTOMER = 'select * from orders where customer_id = $1 order by created_at desc limit 10';
 const byCustomer = (times: number) => runStatement(db.pool, BY_CUSTOMER, (i) => [1 + ((i * 37) % 5000)], times);
-let seq = 0;
-
-/** Drives one change through the ledger the way the rollout does: capture → applying(before) → apply → applied(after). */
-async function applyThroughLedger(plugin: ReturnType<typeof databasePlugin>, proposal: ProposedChange): Promise<Change> {
-  const rolloutId = `r-${Date.now()}-${seq++}`;
-  const now = new Date();
-  await ledger.startRollout({ rolloutId, area: 'database', trigger: 'test', now });
-  const [change] = await ledger.addChanges(rolloutId, 'database', [{ ...proposal, stage: 0 }], now);
-  const before = await plugin.capture(change!);
-  const applying = await ledger.transition(change!, 'applying', { now, before });
-  const after = await plugin.apply(applying);
-  return ledger.transition(applying, 'applied', { now, after });
-}
 
 beforeAll(async () => {
   db = await createOwnDatabase();
@@ -57,7 +45,7 @@ describe('create-index: apply, verify, revert through the ledger', () => {
       (c) => c.kind === 'create-index' && c.target.startsWith('public.orders(customer_id'),
     );
     expect(proposal).toBeDefined();
-    const applied = await applyThroughLedger(plugin, proposal!);
+    const applied = await applyThroughLedger(ledger, plugin, proposal!);
     const name = String(applied.params.indexName);
     const state = await readIndexState(db.pool, 'public', name);
     expect(state).toMatchObject({ exists: true, valid: true });
@@ -81,7 +69,7 @@ describe('create-index: apply, verify, revert through the ledger', () => {
   it('judges an index its statements never use as not paying', async () => {
     const plugin = databasePlugin({ pool: db.pool, config: config() });
     const queryId = String((await db.pool.query(`select queryid::text as q from pg_stat_statements where query like 'select * from orders where customer_id%' and dbid = (select oid from pg_database where datname = current_database())`)).rows[0]?.q);
-    const applied = await applyThroughLedger(plugin, {
+    const applied = await applyThroughLedger(ledger, plugin, {
       kind: 'create-index',
       target: 'public.orders(total)',
       params: { schema: 'public', table: 'orders', columns: ['total'], indexName: indexNameFor('public', 'orders', ['total']), queryIds: [queryId] },
@@ -190,7 +178,7 @@ describe('drop-index (hygiene)', () => {
     const own = indexNameFor('public', 'orders', ['created_at']);
     await db.pool.query(`create index ${own} on orders (created_at)`);
     await db.pool.query(`comment on index ${own} is '${indexComment({ rolloutId: 'earlier' })}'`);
-    const drop = await applyThroughLedger(plugin, {
+    const drop = await applyThroughLedger(ledger, plugin, {
       kind: 'drop-index',
       target: `public.${own}`,
       params: { schema: 'public', indexName: own },
