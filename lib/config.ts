@@ -297,7 +297,13 @@ const cachingTunerSchema = z
     staleFractionOfTtl: z.number().min(0).max(1).default(0.2),
     /** ...and at most this long. */
     staleSecondsMax: z.number().int().min(0).default(300),
-    /** A pattern needs this many reads since its stats began before its TTL or admission is changed. */
+    /** Cache clients count per time bucket of this width (their `statsBucketSeconds` option must match). */
+    statsBucketSeconds: positiveInt.default(300),
+    /** Each bucket expires this long after its last write (the clients' `statsRetentionSeconds`). */
+    statsRetentionSeconds: positiveInt.default(172_800),
+    /** The tuner plans on the buckets of this recent window (rounded out to whole buckets), not on all history. */
+    statsWindowSeconds: positiveInt.default(3_600),
+    /** A pattern needs this many reads in the stats window before its TTL or admission is changed. */
     minReadsPerPattern: positiveInt.default(200),
     /** ...and this many refreshes of existing values before its change rate is trusted. */
     minRefreshesPerPattern: positiveInt.default(10),

@@ -6,7 +6,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { CacheClient, cacheRedisOptions, DEFAULT_PATTERN_POLICY, type Compression } from '#sdk/cache/index';
+import {
+  CacheClient,
+  cacheRedisOptions,
+  DEFAULT_PATTERN_POLICY,
+  DEFAULT_STATS_BUCKET_SECONDS,
+  DEFAULT_STATS_RETENTION_SECONDS,
+  readStatsWindow,
+  type Compression,
+} from '#sdk/cache/index';
 import { rng } from './traces.ts';
 
 const REDIS_URL = process.env.PERFPILOT_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -65,11 +73,18 @@ async function storeSet(
   );
   const client = new CacheClient({ redis: conn, namespace: ns, patterns: ['v:{id}'], policyKey, compressionTrialEvery: 1e9 });
   try {
+    const startedMs = Date.now();
     for (let i = 0; i < values.length; i++) await client.wrap(`v:${i}`, async () => values[i]);
     await client.flushStats();
-    const stats = await redis.hgetall(`${ns}perfpilot:stats`);
-    const rawKib = Number(stats['v:{id}|bytesRaw'] ?? 0) / 1_024;
-    const micros = Number(stats['v:{id}|compressMicros'] ?? 0);
+    // The client's counters over this run's stats buckets.
+    const { stats } = await readStatsWindow(redis, ns, {
+      bucketSeconds: DEFAULT_STATS_BUCKET_SECONDS,
+      retentionSeconds: DEFAULT_STATS_RETENTION_SECONDS,
+      fromMs: startedMs,
+      toMs: Date.now(),
+    });
+    const rawKib = (stats.get('v:{id}')?.bytesRaw ?? 0) / 1_024;
+    const micros = stats.get('v:{id}')?.compressMicros ?? 0;
     const pipeline = redis.pipeline();
     for (let i = 0; i < values.length; i++) pipeline.memory('USAGE', `${ns}v:${i}`, 'SAMPLES', 0);
     const usage = ((await pipeline.exec()) ?? []).reduce((s, [, v]) => s + Number(v ?? 0), 0);

@@ -203,6 +203,7 @@ export async function benchHitRate(o: { full: boolean; log: (line: string) => vo
       const observation: CacheObservation = {
         at: new Date(0).toISOString(),
         patterns,
+        statsWindow: { from: new Date(0).toISOString(), to: new Date(0).toISOString(), seconds: 0, buckets: 0, bucketsWithData: 0 },
         info: { keyspaceHits: 0, keyspaceMisses: 0, evictedKeys: 0, expiredKeys: 0, usedMemoryBytes: 0, maxmemoryBytes: capacityBytes, connectedClients: 1, totalKeys: 0 },
         parameters: { 'maxmemory-policy': 'allkeys-lru' },
         samples: {},

@@ -42,7 +42,8 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
     );
     const notes = [
       `cache: ${name}; policy in force: ${current.version === 0 ? 'defaults (none published)' : `version ${current.version}`}`,
-      `client counters are cumulative since the clients first flushed them; ${obs.trace.length} sampled requests at rate ${obs.traceSampleRate}`,
+      `client counters: the last ${obs.statsWindow.seconds} s, summed over ${obs.statsWindow.buckets} buckets of ${config.cachingTuner.statsBucketSeconds} s ` +
+        `(${obs.statsWindow.from} to ${obs.statsWindow.to}, ${obs.statsWindow.bucketsWithData} with data); ${obs.trace.length} sampled requests at rate ${obs.traceSampleRate}`,
       `keyspace sample: ${obs.sampledKeys} keys (budget ${config.cachingTuner.keyspaceSampleKeysMax})`,
       ...plan.notes,
     ];

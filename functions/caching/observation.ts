@@ -45,10 +45,21 @@ export interface CloudWatchCacheMetrics {
   readonly currConnections?: number;
 }
 
+/** The recent window the client counters were summed over: whole buckets, so up to one bucket wider than asked. */
+export interface StatsWindowSpan {
+  readonly from: string;
+  readonly to: string;
+  /** The window asked for (`cachingTuner.statsWindowSeconds`). */
+  readonly seconds: number;
+  readonly buckets: number;
+  readonly bucketsWithData: number;
+}
+
 export interface CacheObservation {
   readonly at: string;
-  /** Cumulative client counters per pattern (`*`: undeclared keys). */
+  /** Client counters per pattern (`*`: undeclared keys), summed over `statsWindow`. */
   readonly patterns: Readonly<Record<string, PatternStats>>;
+  readonly statsWindow: StatsWindowSpan;
   readonly info: ServerInfo;
   /** Current eviction parameters, from CONFIG GET locally or the parameter group in AWS. */
   readonly parameters: Readonly<Record<string, string>>;

@@ -1,13 +1,13 @@
 /**
- * Observe a cache, read-only and with a bounded cost: the clients' stats hash and
- * trace sample, INFO, the eviction parameters, a SCAN-budgeted keyspace sample
+ * Observe a cache, read-only and with a bounded cost: the clients' counters summed
+ * over the recent stats window (time buckets, see sdk/cache/stats.ts), their trace sample, INFO, the eviction parameters, a SCAN-budgeted keyspace sample
  * (PTTL, OBJECT IDLETIME/FREQ, MEMORY USAGE by pattern) and, in AWS, ElastiCache's
  * CloudWatch metrics.
  */
 import { GetMetricDataCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { Redis } from 'ioredis';
 import { KeyPatterns } from '#sdk/cache/policy';
-import { parseStatsHash, statsKey, traceKey, type PatternStats } from '#sdk/cache/stats';
+import { readStatsWindow, traceKey, type PatternStats } from '#sdk/cache/stats';
 import { TargetUnavailableError } from '#shared/errors';
 import type { CacheObservation, CloudWatchCacheMetrics, HotExpiringKey, PatternSample, ServerInfo } from './observation.ts';
 import { TUNABLE_PARAMETERS, type CacheParameters } from './parameters.ts';
@@ -32,9 +32,13 @@ export interface ObserveOptions {
   readonly keyspaceSampleKeysMax: number;
   readonly scanCountPerCall: number;
   readonly warmHorizonSeconds: number;
-  /** Patterns declared in the policy in force (the stats hash adds the ones clients reported). */
+  /** Patterns declared in the policy in force (the stats buckets add the ones clients reported). */
   readonly patterns: readonly string[];
   readonly traceSampleRate: number;
+  /** The counters are summed over the buckets of the last `statsWindowSeconds` before `now`. */
+  readonly statsWindowSeconds: number;
+  readonly statsBucketSeconds: number;
+  readonly statsRetentionSeconds: number;
 }
 
 export function parseInfo(text: string): ServerInfo {
@@ -140,12 +144,17 @@ async function sampleKeyspace(
 
 export async function observeCache(deps: ObserveDeps, o: ObserveOptions, now: Date): Promise<CacheObservation> {
   try {
-    const [statsHash, infoText, traceLines] = await Promise.all([
-      deps.redis.hgetall(statsKey(deps.namespace)),
+    const [window, infoText, traceLines] = await Promise.all([
+      readStatsWindow(deps.redis, deps.namespace, {
+        bucketSeconds: o.statsBucketSeconds,
+        retentionSeconds: o.statsRetentionSeconds,
+        fromMs: now.getTime() - o.statsWindowSeconds * 1_000,
+        toMs: now.getTime(),
+      }),
       deps.redis.info(),
       deps.redis.lrange(traceKey(deps.namespace), 0, -1),
     ]);
-    const stats = parseStatsHash(statsHash);
+    const stats = window.stats;
     const patterns = new KeyPatterns([...new Set([...o.patterns, ...[...stats.keys()].filter((p) => p !== '*')])]);
     const parameters = await deps.parameters.read([...TUNABLE_PARAMETERS]);
     const { samples, hot, sampled } = await sampleKeyspace(deps, patterns, o);
@@ -154,6 +163,13 @@ export async function observeCache(deps: ObserveDeps, o: ObserveOptions, now: Da
     return {
       at: now.toISOString(),
       patterns: patternStats,
+      statsWindow: {
+        from: new Date(window.fromMs).toISOString(),
+        to: new Date(window.toMs).toISOString(),
+        seconds: o.statsWindowSeconds,
+        buckets: window.buckets,
+        bucketsWithData: window.bucketsWithData,
+      },
       info: parseInfo(infoText),
       parameters,
       samples,

@@ -4,8 +4,9 @@
  *   policy-publication.ts; `before` is the version in force.
  * - `set-cache-parameter` (target the parameter): CONFIG SET locally, the parameter
  *   group in AWS (immediate parameters only); `before` is the previous value.
- * Both capture the clients' counters, so `measure` compares the hit rate since the
- * change with the hit rate before it.
+ * Both capture the clients' hit rate over the stats window before the change and the
+ * time it was applied, so `measure` compares the hit rate summed over the buckets since
+ * the change with the hit rate before it (no differencing of cumulative counters).
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
@@ -18,7 +19,7 @@ import type { MetricsSnapshot } from '#shared/metrics';
 import { logger } from '#shared/observability';
 import type { PolicyStore } from '#shared/policy-store';
 import { DEFAULT_CACHE_POLICY, normalizePolicy, type CachePolicy } from '#sdk/cache/policy';
-import { parseStatsHash, statsKey } from '#sdk/cache/stats';
+import { readStatsWindow } from '#sdk/cache/stats';
 import { CloudWatchCacheMetricsSource, observeCache, type CacheMetricsSource } from './observe.ts';
 import type { CacheObservation } from './observation.ts';
 import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
@@ -35,15 +36,21 @@ export interface CachingDeps {
   readonly cloudwatch?: CacheMetricsSource;
 }
 
-/** Cumulative client counters over all patterns. */
+/** Client counters over all patterns, summed over a window of stats buckets. */
 export interface ClientTotals {
   readonly reads: number;
   readonly hits: number;
   readonly failures: number;
 }
 
-export async function readClientTotals(redis: Redis, namespace: string): Promise<ClientTotals> {
-  const stats = parseStatsHash(await redis.hgetall(statsKey(namespace)));
+/** The clients' totals over the buckets overlapping [fromMs, toMs]. */
+export async function readClientTotals(redis: Redis, t: CachingTuning, fromMs: number, toMs: number): Promise<ClientTotals> {
+  const { stats } = await readStatsWindow(redis, t.keyNamespace, {
+    bucketSeconds: t.statsBucketSeconds,
+    retentionSeconds: t.statsRetentionSeconds,
+    fromMs,
+    toMs,
+  });
   let reads = 0;
   let hits = 0;
   let failures = 0;
@@ -76,6 +83,9 @@ export async function observeAndPlan(
       warmHorizonSeconds: t.warmHorizonSeconds,
       patterns: Object.keys(current.document.patterns),
       traceSampleRate: current.document.traceSampleRate,
+      statsWindowSeconds: t.statsWindowSeconds,
+      statsBucketSeconds: t.statsBucketSeconds,
+      statsRetentionSeconds: t.statsRetentionSeconds,
     },
     now,
   );
@@ -85,13 +95,20 @@ export async function observeAndPlan(
 interface CapturedState {
   readonly policy?: PolicyState;
   readonly parameter?: { readonly name: string; readonly value: string | null };
+  /** The clients' totals over the stats window before this state was read. */
   readonly totals: ClientTotals;
+  /** When it was read (epoch ms): `measure` sums the buckets from the apply on. */
+  readonly atMs: number;
 }
 
 export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>): AreaPlugin {
   const t = deps.tuning;
   const publication = { policies: deps.policies, redis: deps.redis, policyKey: t.policyRedisKey };
-  let lastTotals: ClientTotals | undefined;
+  let lastSnapshotMs: number | undefined;
+  const recentTotals = async () => {
+    const atMs = Date.now();
+    return { totals: await readClientTotals(deps.redis, t, atMs - t.statsWindowSeconds * 1_000, atMs), atMs };
+  };
 
   const parameterOf = (change: ProposedChange) => {
     const name = change.params.name;
@@ -111,12 +128,12 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
     },
 
     async capture(change: Change): Promise<CapturedState> {
-      const totals = await readClientTotals(deps.redis, t.keyNamespace);
-      if (change.kind === SET_POLICY) return { policy: await captureCachePolicy(publication), totals };
+      const recent = await recentTotals();
+      if (change.kind === SET_POLICY) return { policy: await captureCachePolicy(publication), ...recent };
       if (change.kind === SET_PARAMETER) {
         const { name } = parameterOf(change);
         const values = await deps.parameters.read([name]);
-        return { parameter: { name, value: values[name] ?? null }, totals };
+        return { parameter: { name, value: values[name] ?? null }, ...recent };
       }
       throw new InvalidRequestError(`caching cannot capture a change of kind ${change.kind}`);
     },
@@ -126,12 +143,12 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
       if (change.kind === SET_POLICY) {
         const document = normalizePolicy(change.params.document);
         const policy = await applyCachePolicy(publication, document, before?.policy ?? { version: 0, document: null }, new Date(), `${change.changeId}: ${change.reason}`.slice(0, 1_000));
-        return { policy, totals: await readClientTotals(deps.redis, t.keyNamespace) };
+        return { policy, ...(await recentTotals()) };
       }
       if (change.kind === SET_PARAMETER) {
         const { name, value } = parameterOf(change);
         await deps.parameters.write({ [name]: value });
-        return { parameter: { name, value }, totals: await readClientTotals(deps.redis, t.keyNamespace) };
+        return { parameter: { name, value }, ...(await recentTotals()) };
       }
       throw new InvalidRequestError(`caching cannot apply a change of kind ${change.kind}`);
     },
@@ -153,11 +170,9 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
 
     async snapshot(now: Date): Promise<MetricsSnapshot> {
       try {
-        const totals = await readClientTotals(deps.redis, t.keyNamespace);
-        const window: ClientTotals = lastTotals
-          ? { reads: totals.reads - lastTotals.reads, hits: totals.hits - lastTotals.hits, failures: totals.failures - lastTotals.failures }
-          : totals;
-        lastTotals = totals;
+        // The buckets since the previous snapshot (at least the current one), or the stats window for the first.
+        const window = await readClientTotals(deps.redis, t, lastSnapshotMs ?? now.getTime() - t.statsWindowSeconds * 1_000, now.getTime());
+        lastSnapshotMs = now.getTime();
         const latencies: number[] = [];
         for (let i = 0; i < 20; i++) {
           const started = performance.now();
@@ -181,12 +196,13 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
       }
     },
 
-    async measure(change: Change): Promise<ChangeEffect> {
+    async measure(change: Change, now: Date): Promise<ChangeEffect> {
       const before = change.before as CapturedState | undefined;
       const after = change.after as CapturedState | undefined;
-      if (!before || !after) return {};
-      const now = await readClientTotals(deps.redis, t.keyNamespace);
-      const since: ClientTotals = { reads: now.reads - after.totals.reads, hits: now.hits - after.totals.hits, failures: now.failures - after.totals.failures };
+      // A state without `atMs` predates windowed stats: there is no window to measure it over.
+      if (!before || !after || typeof after.atMs !== 'number') return {};
+      // The buckets from the one holding the apply on: up to one bucket of traffic before the change is mixed in.
+      const since = await readClientTotals(deps.redis, t, after.atMs, now.getTime());
       return {
         cacheHitRatePercent: { before: hitRate(before.totals), after: hitRate(since) },
         reads: { before: before.totals.reads, after: since.reads },

@@ -4,11 +4,13 @@
  * - database: calls and execution time of the workload's own statements
  *   (pg_stat_statements of this database, statements on `fleet_demo.` tables that the
  *   application issues — not the advisor's EXPLAINs or the index builds);
- * - cache: the cache client's counters per pattern (its stats hash in Redis).
+ * - cache: the cache client's counters per pattern, summed over all its retained stats
+ *   buckets in Redis (so the difference of two readings is exact while no bucket of the
+ *   run has expired: the retention is 48 h, a demo lasts minutes).
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { parseStatsHash, statsKey } from '#sdk/cache/stats';
+import { readStatsWindow } from '#sdk/cache/stats';
 
 export interface StatementCounters {
   readonly query: string;
@@ -52,8 +54,20 @@ export async function readDatabase(db: pg.Pool): Promise<DatabaseReading> {
   };
 }
 
-export async function readCache(redis: Redis, namespace: string): Promise<CacheReading> {
-  const stats = parseStatsHash(await redis.hgetall(statsKey(namespace)));
+export interface CacheStatsLayout {
+  readonly keyNamespace: string;
+  readonly statsBucketSeconds: number;
+  readonly statsRetentionSeconds: number;
+}
+
+export async function readCache(redis: Redis, layout: CacheStatsLayout): Promise<CacheReading> {
+  const atMs = Date.now();
+  const { stats } = await readStatsWindow(redis, layout.keyNamespace, {
+    bucketSeconds: layout.statsBucketSeconds,
+    retentionSeconds: layout.statsRetentionSeconds,
+    fromMs: atMs - layout.statsRetentionSeconds * 1_000,
+    toMs: atMs,
+  });
   const patterns = new Map<string, PatternCounters>();
   for (const [pattern, s] of stats) {
     patterns.set(pattern, {
@@ -66,7 +80,7 @@ export async function readCache(redis: Redis, namespace: string): Promise<CacheR
       bytesStored: s.bytesStored,
     });
   }
-  return { atMs: Date.now(), patterns };
+  return { atMs, patterns };
 }
 
 export interface StatementWindow {

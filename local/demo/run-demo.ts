@@ -225,7 +225,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
     };
     const readings: { db: DatabaseReading; cache: CacheReading }[] = [];
     const take = async () => {
-      readings.push({ db: await readDatabase(pool), cache: await readCache(redis, t.keyNamespace) });
+      readings.push({ db: await readDatabase(pool), cache: await readCache(redis, t) });
     };
 
     write(

@@ -12,6 +12,10 @@
  *      poll for the new value for at most `lockWaitMs`, then load themselves.
  * Redis unreachable or slow → the loader is called directly (bounded by the ioredis
  * command timeout) with a rate-limited warning: the application keeps working.
+ *
+ * Every read, load and store is counted per pattern in memory and flushed in batches
+ * into time-bucketed, expiring Redis hashes (stats.ts): the tuner plans on the recent
+ * window of those buckets, not on all history.
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +31,7 @@ import {
   type Compression,
   type PatternPolicy,
 } from './policy.ts';
-import { StatsRecorder, type StatCounter } from './stats.ts';
+import { DEFAULT_STATS_BUCKET_SECONDS, DEFAULT_STATS_RETENTION_SECONDS, StatsRecorder, type StatCounter } from './stats.ts';
 
 export type Loader<T> = () => Promise<T>;
 
@@ -47,6 +51,10 @@ export interface CacheClientOptions {
   readonly lockPollMs?: number;
   readonly statsFlushIntervalMs?: number;
   readonly statsFlushOps?: number;
+  /** Counters are kept per time bucket of this width (default 300 s); set it to the tuner's `cachingTuner.statsBucketSeconds`. */
+  readonly statsBucketSeconds?: number;
+  /** A bucket expires this long after its last write (default 48 h, the tuner's `cachingTuner.statsRetentionSeconds`). */
+  readonly statsRetentionSeconds?: number;
   readonly traceMaxEntries?: number;
   /** One stored value in this many (of patterns with compression off) is trial-compressed to measure what it would save. */
   readonly compressionTrialEvery?: number;
@@ -155,6 +163,9 @@ export class CacheClient {
       flushIntervalMs: options.statsFlushIntervalMs ?? 1_000,
       flushOps: options.statsFlushOps ?? 1_000,
       traceMaxEntries: options.traceMaxEntries ?? 100_000,
+      bucketSeconds: options.statsBucketSeconds ?? DEFAULT_STATS_BUCKET_SECONDS,
+      retentionSeconds: options.statsRetentionSeconds ?? DEFAULT_STATS_RETENTION_SECONDS,
+      now: this.o.now,
     });
     this.policyReady = this.untilReady(options.startupWaitMs ?? 1_000).then(() => this.refreshPolicy()).then(() => undefined);
     const refreshMs = (options.policyRefreshSeconds ?? 5) * 1_000;

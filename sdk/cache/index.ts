@@ -11,7 +11,19 @@ export {
   patternRegExp,
 } from './policy.ts';
 export type { AdmissionPolicy, CachePolicy, Compression, PatternPolicy, PublishedPolicy } from './policy.ts';
-export { STAT_COUNTERS, parseStatsHash, statsKey, traceKey, emptyStats } from './stats.ts';
-export type { PatternStats, StatCounter } from './stats.ts';
+export {
+  STAT_COUNTERS,
+  DEFAULT_STATS_BUCKET_SECONDS,
+  DEFAULT_STATS_RETENTION_SECONDS,
+  addStats,
+  emptyStats,
+  parseStatsHash,
+  readStatsWindow,
+  statsBucketKey,
+  statsBucketStart,
+  traceKey,
+  windowBucketStarts,
+} from './stats.ts';
+export type { PatternStats, StatCounter, StatsWindow, StatsWindowRequest } from './stats.ts';
 export { decodeEntry, encodeEntry, compress } from './codec.ts';
 export type { EntryHeader } from './codec.ts';

@@ -1,11 +1,18 @@
 /**
- * Per-pattern counters, kept in memory and flushed to one Redis hash with one
- * pipeline every `flushIntervalMs` or `flushOps` recorded operations, whichever
- * comes first: a read costs a few integer additions, never a Redis round trip.
+ * Per-pattern counters, kept in memory and flushed with one pipeline every
+ * `flushIntervalMs` or `flushOps` recorded operations, whichever comes first: a read
+ * costs a few integer additions, never a Redis round trip.
+ *
+ * Counters are windowed: each flush adds its batch to the hash of the time bucket it
+ * is flushed in (bucket = `bucketSeconds` of the client's clock) and renews that
+ * hash's expiry to `retentionSeconds`, so old behaviour ages out and a reader sums
+ * the buckets of the window it cares about (`readStatsWindow`).
  *
  * Layout (read by the tuner in another process):
- *   <ns>perfpilot:stats   hash, field `<pattern>|<counter>` → cumulative number
- *   <ns>perfpilot:trace   list of `<epoch ms>|<key>|<bytes>` for the sampled keys, capped
+ *   <ns>perfpilot:stats:<bucket start, epoch s>   hash, field `<pattern>|<counter>` → count in that bucket; expires
+ *   <ns>perfpilot:trace                           list of `<epoch ms>|<key>|<bytes>` for the sampled keys, capped
+ *
+ * (The former single cumulative hash `<ns>perfpilot:stats` is no longer written or read.)
  */
 import type { Redis } from 'ioredis';
 
@@ -37,7 +44,13 @@ export const STAT_COUNTERS = [
 export type StatCounter = (typeof STAT_COUNTERS)[number];
 export type PatternStats = Record<StatCounter, number>;
 
-export const statsKey = (namespace: string) => `${namespace}perfpilot:stats`;
+/** Defaults shared by the client and the tuner's config (`cachingTuner.statsBucketSeconds`, `statsRetentionSeconds`). */
+export const DEFAULT_STATS_BUCKET_SECONDS = 300;
+export const DEFAULT_STATS_RETENTION_SECONDS = 48 * 3_600;
+
+/** Start (epoch seconds) of the bucket holding `atMs`. */
+export const statsBucketStart = (atMs: number, bucketSeconds: number) => Math.floor(atMs / 1_000 / bucketSeconds) * bucketSeconds;
+export const statsBucketKey = (namespace: string, bucketStartSeconds: number) => `${namespace}perfpilot:stats:${bucketStartSeconds}`;
 export const traceKey = (namespace: string) => `${namespace}perfpilot:trace`;
 
 export function emptyStats(): PatternStats {
@@ -60,11 +73,83 @@ export function parseStatsHash(hash: Record<string, string>): Map<string, Patter
   return out;
 }
 
+/** Adds `from` into `into`, pattern by pattern. */
+export function addStats(into: Map<string, PatternStats>, from: ReadonlyMap<string, PatternStats>): Map<string, PatternStats> {
+  for (const [pattern, s] of from) {
+    let acc = into.get(pattern);
+    if (!acc) into.set(pattern, (acc = emptyStats()));
+    for (const c of STAT_COUNTERS) acc[c] += s[c];
+  }
+  return into;
+}
+
+export interface StatsWindowRequest {
+  readonly bucketSeconds: number;
+  /** The window: every bucket overlapping [fromMs, toMs] is summed (so up to one bucket more than asked). */
+  readonly fromMs: number;
+  readonly toMs: number;
+  /** Buckets older than this have expired: the read never asks for more than retention / bucket + 1 hashes. */
+  readonly retentionSeconds: number;
+}
+
+export interface StatsWindow {
+  readonly stats: Map<string, PatternStats>;
+  /** What was actually summed: from the start of the oldest bucket read to the end of the newest. */
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly buckets: number;
+  /** Buckets in the window that held counters (the rest expired or saw no traffic). */
+  readonly bucketsWithData: number;
+}
+
+/** The bucket starts (epoch s) a window covers, newest last, bounded by the retention. */
+export function windowBucketStarts(r: StatsWindowRequest): number[] {
+  const last = statsBucketStart(r.toMs, r.bucketSeconds);
+  const maxBuckets = Math.ceil(r.retentionSeconds / r.bucketSeconds) + 1;
+  const first = Math.max(statsBucketStart(Math.min(r.fromMs, r.toMs), r.bucketSeconds), last - (maxBuckets - 1) * r.bucketSeconds);
+  const out: number[] = [];
+  for (let b = first; b <= last; b += r.bucketSeconds) out.push(b);
+  return out;
+}
+
+const READ_BUCKETS_PER_PIPELINE = 100;
+
+/** Sums the counters of the buckets overlapping a window: HGETALL per bucket, pipelined in bounded batches. */
+export async function readStatsWindow(redis: Redis, namespace: string, r: StatsWindowRequest): Promise<StatsWindow> {
+  const starts = windowBucketStarts(r);
+  const stats = new Map<string, PatternStats>();
+  let withData = 0;
+  for (let i = 0; i < starts.length; i += READ_BUCKETS_PER_PIPELINE) {
+    const pipeline = redis.pipeline();
+    for (const b of starts.slice(i, i + READ_BUCKETS_PER_PIPELINE)) pipeline.hgetall(statsBucketKey(namespace, b));
+    for (const [err, hash] of (await pipeline.exec()) ?? []) {
+      if (err) throw err;
+      const h = hash as Record<string, string>;
+      if (Object.keys(h).length === 0) continue;
+      withData++;
+      addStats(stats, parseStatsHash(h));
+    }
+  }
+  return {
+    stats,
+    fromMs: (starts[0] ?? 0) * 1_000,
+    toMs: ((starts.at(-1) ?? 0) + r.bucketSeconds) * 1_000,
+    buckets: starts.length,
+    bucketsWithData: withData,
+  };
+}
+
 export interface StatsRecorderOptions {
   readonly namespace: string;
   readonly flushIntervalMs: number;
   readonly flushOps: number;
   readonly traceMaxEntries: number;
+  /** Width of a counter bucket; the tuner must read with the same value (config `cachingTuner.statsBucketSeconds`). */
+  readonly bucketSeconds: number;
+  /** Each bucket expires this long after its last flush. */
+  readonly retentionSeconds: number;
+  /** The client's clock (epoch ms): picks the bucket a flush lands in. */
+  readonly now: () => number;
 }
 
 export class StatsRecorder {
@@ -97,7 +182,11 @@ export class StatsRecorder {
     this.trace.push(`${nowMs}|${key}|${bytes}`);
   }
 
-  /** Writes the batch with one pipeline; a failed flush drops the batch (stats are best effort, reads are not). */
+  /**
+   * Writes the batch with one pipeline into the current bucket and renews the bucket's
+   * expiry; the pipeline holds at most patterns × counters + 3 commands. A failed flush
+   * drops the batch (stats are best effort, reads are not).
+   */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing;
     if (this.pending.size === 0 && this.trace.length === 0) return Promise.resolve();
@@ -106,15 +195,18 @@ export class StatsRecorder {
     this.pending = new Map();
     this.trace = [];
     this.ops = 0;
-    const key = statsKey(this.options.namespace);
+    const key = statsBucketKey(this.options.namespace, statsBucketStart(this.options.now(), this.options.bucketSeconds));
     const pipeline = this.redis.pipeline();
+    let counted = 0;
     for (const [pattern, counters] of pending) {
       for (const [counter, amount] of Object.entries(counters)) {
         if (!amount) continue;
+        counted++;
         if (Number.isInteger(amount)) pipeline.hincrby(key, `${pattern}|${counter}`, amount);
         else pipeline.hincrbyfloat(key, `${pattern}|${counter}`, amount);
       }
     }
+    if (counted > 0) pipeline.expire(key, this.options.retentionSeconds);
     if (trace.length > 0) {
       const tKey = traceKey(this.options.namespace);
       pipeline.rpush(tKey, ...trace);

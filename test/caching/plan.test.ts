@@ -17,6 +17,7 @@ function observation(o: Partial<CacheObservation>): CacheObservation {
   return {
     at: now.toISOString(),
     patterns: {},
+    statsWindow: { from: new Date(now.getTime() - 3_600_000).toISOString(), to: now.toISOString(), seconds: 3_600, buckets: 13, bucketsWithData: 13 },
     info: { keyspaceHits: 0, keyspaceMisses: 0, evictedKeys: 0, expiredKeys: 0, usedMemoryBytes: 0, maxmemoryBytes: 0, connectedClients: 1, totalKeys: 0 },
     parameters: { 'maxmemory-policy': 'allkeys-lru', 'lfu-log-factor': '10', 'lfu-decay-time': '1' },
     samples: {},

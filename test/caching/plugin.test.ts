@@ -137,7 +137,8 @@ describe('caching plugin against real Redis and a dynalite ledger', () => {
     await redis.set(`${ns}policy`, JSON.stringify({ version: 1, document: v1 }));
 
     // A position that changes on every load and is read every 61 s (a clock we drive): the tuner should shorten its TTL.
-    let clock = Date.now();
+    // The clock starts in the past, so the app's stats buckets are all in the tuner's recent window.
+    let clock = Date.now() - 6 * 61_000;
     const appConn = new Redis(server.url, cacheRedisOptions());
     const app = new CacheClient({ redis: appConn, namespace: ns, patterns: [pattern], policyKey: `${ns}policy`, now: () => clock });
     let n = 0;
@@ -224,6 +225,7 @@ describe('caching plugin against real Redis and a dynalite ledger', () => {
     const patterns = report.sections.find((s) => s.title.startsWith('Patterns'))!;
     expect(patterns.rows).toHaveLength(1);
     expect(patterns.rows[0]!.slice(0, 3)).toEqual(['depot:{id}', 30, 76.7]);
+    expect(report.notes).toEqual(expect.arrayContaining([expect.stringMatching(/^client counters: the last 3600 s, summed over 13 buckets of 300 s/)]));
     const sample = report.sections.find((s) => s.title.startsWith('Keyspace'))!;
     expect(sample.rows.find((r) => r[0] === 'depot:{id}')?.[1]).toBe(7);
     expect(report.sections.find((s) => s.title === 'Eviction')!.rows[0]![0]).toBe('allkeys-lru');
