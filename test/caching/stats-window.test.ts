@@ -3,7 +3,11 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
 import { RedisConfigParameters } from '#functions/caching/parameters';
-import { observeAndPlan } from '#functions/caching/plugin';
+import { cachingPlugin, observeAndPlan } from '#functions/caching/plugin';
+import { SET_POLICY } from '#functions/caching/plan';
+import { startLocalDynamo } from '#local/dynamo';
+import type { Change } from '#shared/change';
+import { PolicyStore } from '#shared/policy-store';
 import {
   CacheClient,
   cacheRedisOptions,
@@ -26,6 +30,13 @@ const connections: Redis[] = [];
 
 const board: PatternPolicy = { ...DEFAULT_PATTERN_POLICY, ttlSeconds: 60, jitterPercent: 0, staleSeconds: 30, earlyRefreshBeta: 0 };
 const policy: CachePolicy = { patterns: { 'board:{id}': board }, defaults: DEFAULT_PATTERN_POLICY, traceSampleRate: 0, warmKeys: [] };
+
+function tuningFor(extra: Record<string, number> = {}) {
+  return parseConfig({
+    targets: { caching: { redisUrl: REDIS_URL }, database: { connectionString: 'postgres://127.0.0.1/test' } },
+    cachingTuner: { keyNamespace: ns, policyRedisKey: `${ns}policy`, minReadsPerPattern: 20, minRefreshesPerPattern: 5, ...extra },
+  }).cachingTuner;
+}
 
 function client(clock: { ms: number }, extra: Partial<ConstructorParameters<typeof CacheClient>[0]> = {}) {
   const conn = new Redis(REDIS_URL, cacheRedisOptions());
@@ -152,10 +163,7 @@ describe('windowed cache statistics', () => {
     }
 
     const planAt = async (statsWindowSeconds: number) => {
-      const tuning = parseConfig({
-        targets: { caching: { redisUrl: REDIS_URL }, database: { connectionString: 'postgres://127.0.0.1/test' } },
-        cachingTuner: { keyNamespace: ns, policyRedisKey: `${ns}policy`, minReadsPerPattern: 20, minRefreshesPerPattern: 5, statsWindowSeconds },
-      }).cachingTuner;
+      const tuning = tuningFor({ statsWindowSeconds });
       const { observation, plan } = await observeAndPlan(
         { redis, target: REDIS_URL, parameters: new RedisConfigParameters(redis, REDIS_URL), tuning },
         { version: 1, document: policy },
@@ -176,5 +184,63 @@ describe('windowed cache statistics', () => {
     expect(history.observation.patterns['board:{id}']).toMatchObject({ changes: 25, refreshes: 50 });
     expect(history.decision.ttlSecondsAfter).toBeLessThan(60);
     expect(history.decision.ttlReason).toMatch(/values change about every/);
+  });
+
+  it('measures a change on the buckets since its apply and snapshots the buckets since the previous snapshot', async () => {
+    const d = await startLocalDynamo({});
+    const plugin = cachingPlugin({
+      redis,
+      target: REDIS_URL,
+      parameters: new RedisConfigParameters(redis, REDIS_URL),
+      policies: new PolicyStore(d.doc, d.tableName),
+      tuning: tuningFor(),
+    });
+    try {
+      const applied = Date.UTC(2026, 0, 1, 12, 0, 0);
+      const clock = { ms: applied - 3 * BUCKET_S * 1_000 };
+      const c = client(clock);
+      // Before the change: 10 distinct keys, all misses.
+      for (let k = 0; k < 10; k++) await c.wrap(`board:${k}`, async () => k);
+      await c.flushStats();
+      // After it: 4 reads of one key, 1 miss and 3 hits.
+      clock.ms = applied + 60_000;
+      for (let i = 0; i < 4; i++) await c.wrap('board:100', async () => i);
+      await c.flushStats();
+
+      const change: Change = {
+        kind: SET_POLICY,
+        target: 'policy:caching',
+        params: {},
+        reason: 'test',
+        rolloutId: 'r-window',
+        seq: 0,
+        changeId: 'r-window#0',
+        area: 'caching',
+        stage: 0,
+        status: 'applied',
+        history: [],
+        createdAt: new Date(applied).toISOString(),
+        updatedAt: new Date(applied).toISOString(),
+        before: { totals: { reads: 10, hits: 0, failures: 0 }, atMs: applied - 1_000 },
+        after: { totals: { reads: 10, hits: 0, failures: 0 }, atMs: applied },
+      };
+      const effect = await plugin.measure!(change, new Date(applied + 120_000));
+      expect(effect).toEqual({ cacheHitRatePercent: { before: 0, after: 75 }, reads: { before: 10, after: 4 } });
+      // A state captured before windowed stats (no atMs) is not measured rather than measured wrongly.
+      expect(await plugin.measure!({ ...change, after: { totals: { reads: 10, hits: 0, failures: 0 } } }, new Date(applied + 120_000))).toEqual({});
+
+      // First snapshot: the stats window (both phases); the next: only buckets since the first.
+      const first = await plugin.snapshot(new Date(applied + 120_000));
+      expect(first.cacheHitRatePercent).toBeCloseTo((3 / 14) * 100, 5);
+      clock.ms = applied + 2 * BUCKET_S * 1_000;
+      for (let i = 0; i < 2; i++) await c.wrap('board:200', async () => i); // 1 miss, 1 hit
+      await c.flushStats();
+      const second = await plugin.snapshot(new Date(applied + 2 * BUCKET_S * 1_000 + 1_000));
+      // The bucket of the first snapshot (4 reads, 3 hits) and the newest (2 reads, 1 hit): not the 10 misses from before.
+      expect(second.cacheHitRatePercent).toBeCloseTo((4 / 6) * 100, 5);
+    } finally {
+      await plugin.close?.();
+      await d.close();
+    }
   });
 });
