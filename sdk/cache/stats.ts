@@ -57,7 +57,7 @@ export function emptyStats(): PatternStats {
   return Object.fromEntries(STAT_COUNTERS.map((c) => [c, 0])) as PatternStats;
 }
 
-/** Parses the stats hash into counters per pattern. */
+/** Parses one stats bucket hash into counters per pattern. */
 export function parseStatsHash(hash: Record<string, string>): Map<string, PatternStats> {
   const out = new Map<string, PatternStats>();
   for (const [field, value] of Object.entries(hash)) {
