@@ -93,7 +93,7 @@ describe('GiST indexes the PostGIS advisor measured, through the database rollou
     expect((await db.pool.query(`select to_regclass('public.depots') is not null as ok`)).rows[0].ok).toBe(true);
 
     await nearby(40); // the bake
-    const effect = await plugin.measure!(applied);
+    const effect = await plugin.measure!(applied, new Date());
     expect(effect.calls!.after).toBe(40);
     expect(effect.idxScan!.after).toBeGreaterThan(effect.idxScan!.before);
     expect(effect.meanTimeMs!.after).toBeLessThan(effect.meanTimeMs!.before);
@@ -109,7 +109,7 @@ describe('GiST indexes the PostGIS advisor measured, through the database rollou
     const applied = await applyThroughLedger(ledger, plugin, gistProposals()[0]!);
     // The bake's statements run with index scans off: the index is not used.
     await runStatement(db.pool, NEARBY, (i) => [point(i), 0.005], 20, ['set enable_indexscan = off', 'set enable_bitmapscan = off']);
-    const effect = await plugin.measure!(applied);
+    const effect = await plugin.measure!(applied, new Date());
     expect(effect.idxScan!.after).toBe(effect.idxScan!.before);
     expect(plugin.verdict!(applied, effect)).toMatch(/^unused: /);
     await plugin.revert(applied);
