@@ -66,7 +66,7 @@ export interface CacheObservation {
   readonly samples: Readonly<Record<string, PatternSample>>;
   readonly hotExpiring: readonly HotExpiringKey[];
   readonly sampledKeys: number;
-  /** The clients' SHARDS sample of reads, oldest first, and the rate it was taken at. */
+  /** The clients' SHARDS sample of reads in `statsWindow`, oldest first, and the rate it was taken at. */
   readonly trace: readonly TraceRequest[];
   readonly traceSampleRate: number;
   readonly cloudwatch?: CloudWatchCacheMetrics;

@@ -175,7 +175,8 @@ export async function observeCache(deps: ObserveDeps, o: ObserveOptions, now: Da
       samples,
       hotExpiring: hot,
       sampledKeys: sampled,
-      trace: parseTrace(traceLines, patterns),
+      // The sampled trace is held to the same recent window as the counters (eviction, admission and warming plan on it).
+      trace: parseTrace(traceLines, patterns).filter((r) => r.atMs >= window.fromMs),
       traceSampleRate: o.traceSampleRate,
       cloudwatch,
     };

@@ -144,6 +144,7 @@ describe('windowed cache statistics', () => {
 
   it('plans a pattern on its recent behaviour: values that changed hours ago but are stable now get a longer TTL', async () => {
     const base = Date.UTC(2026, 0, 1, 12, 0, 0);
+    await redis.set(`${ns}policy`, JSON.stringify({ version: 1, document: { ...policy, traceSampleRate: 1 } })); // every read traced
     const clock = { ms: 0 };
     const c = client(clock);
     // Six hours ago: every reload of board:0..4 found a new value (write-heavy).
@@ -178,12 +179,16 @@ describe('windowed cache statistics', () => {
     expect(recent.decision.reads).toBe(30);
     expect(recent.decision.ttlSecondsAfter).toBe(240);
     expect(recent.decision.ttlReason).toMatch(/no value changed in 25 refreshes/);
+    // The sampled trace is held to the same window: only the last half hour's reads of board:10..14.
+    expect(recent.observation.trace.length).toBeGreaterThanOrEqual(30);
+    expect(recent.observation.trace.every((r) => r.atMs >= base - 3_600_000 && /^board:1\d$/.test(r.key))).toBe(true);
 
     // The same data over all history would have shortened the TTL on the old changes.
     const history = await planAt(8 * 3_600);
     expect(history.observation.patterns['board:{id}']).toMatchObject({ changes: 25, refreshes: 50 });
     expect(history.decision.ttlSecondsAfter).toBeLessThan(60);
     expect(history.decision.ttlReason).toMatch(/values change about every/);
+    expect(history.observation.trace.length).toBeGreaterThanOrEqual(60);
   });
 
   it('measures a change on the buckets since its apply and snapshots the buckets since the previous snapshot', async () => {
