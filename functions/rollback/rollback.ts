@@ -135,7 +135,11 @@ export async function rollbackArea(deps: RollbackDeps, request: RollbackRequest)
     `Rollback of ${area}: ${reason}. Stopped ${stoppedExecutions.length} execution(s), reverted ${result.reverted} change(s)` +
     (result.failed ? `, ${result.failed} FAILED to revert (${result.errors.join('; ')})` : '') +
     (circuitOpened ? '; the area schedule is now disabled (circuit breaker).' : '.');
-  await deps.notifier.notify(`Perfpilot rolled back ${area}`, summary);
+  // An alarm's rollback is always worth a message; a manual sweep of an area with
+  // nothing to undo is not.
+  if (request.eventId || stoppedExecutions.length || result.reverted || result.failed || circuitOpened) {
+    await deps.notifier.notify(`Perfpilot rolled back ${area}`, summary);
+  }
   logger.info('rollback done', { area, reverted: result.reverted, failed: result.failed, stoppedExecutions });
   return { area, duplicate: false, stoppedExecutions, endedRollouts, ...result, circuitOpened };
 }
