@@ -258,6 +258,32 @@ program
     }
   });
 
+function parseLevels(value: string): number[] {
+  const levels = value.split(',').map((v) => Number(v.trim()));
+  if (levels.length === 0 || levels.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError('expected whole numbers ≥ 1 separated by commas, e.g. 1,4,16,32');
+  return levels;
+}
+
+program
+  .command('load')
+  .description(
+    'peak-load test of the demo fleet app on the local services: its request mix at a ramp of concurrency levels; per level throughput, latency percentiles, errors, cache hit rate and connections; the peak level against the KPI targets',
+  )
+  .option('--levels <list>', 'concurrent request loops per level, comma-separated', parseLevels, [1, 4, 16, 32])
+  .option('--seconds-per-level <n>', 'how long each level runs', parseCount, 10)
+  .option('--fail-on-kpi', 'exit 1 when a KPI is missed at the peak level')
+  .option('--json', 'progress on stderr, the report as one JSON object on stdout')
+  .addOption(new Option('--scale <scale>', 'size of the seeded app').choices(['default', 'small']).default('default').hideHelp())
+  .action(async (opts: { levels: number[]; secondsPerLevel: number; failOnKpi?: boolean; json?: boolean; scale: 'default' | 'small' }) => {
+    if (globals().target === 'aws') throw new InvalidArgumentError('the load test runs on the local services only (no --target aws)');
+    const config = readConfig(globals());
+    const { runLoad, renderLoadReport } = await import('#local/load/peak-load');
+    const progress = opts.json ? (line: string) => process.stderr.write(`${line}\n`) : write;
+    const report = await runLoad({ config, write: progress }, { levels: opts.levels, secondsPerLevel: opts.secondsPerLevel, scale: opts.scale });
+    write(opts.json ? JSON.stringify(report, null, 2) : `\n${renderLoadReport(report)}`);
+    if (opts.failOnKpi && !report.kpisPassed) process.exitCode = 1;
+  });
+
 program
   .command('areas')
   .description('list the areas and whether this installation can tune them yet')

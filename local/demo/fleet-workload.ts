@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { CacheClient, createCacheRedis } from '#sdk/cache/index';
-import { QueryTracer } from '#sdk/pg/index';
+import { QueryTracer, type RequestTrace } from '#sdk/pg/index';
 import type { FleetSize } from './fleet-seed.ts';
 
 export const DEMO_CACHE_PATTERNS = ['vehicle:{id}:position', 'vehicle:{id}:profile'] as const;
@@ -30,6 +30,8 @@ export interface FleetWorkloadOptions {
   readonly maxSeconds: number;
   /** Zipf exponent of vehicle popularity. */
   readonly zipfExponent: number;
+  /** Each finished request's trace (its kind, duration and queries), for a load test's latencies. */
+  readonly onRequestEnd?: (trace: RequestTrace) => void;
 }
 
 export interface WorkloadCounts {
@@ -70,7 +72,7 @@ export class FleetWorkload {
   private readonly pool: pg.Pool;
   private readonly redis;
   readonly cache: CacheClient;
-  readonly tracer = new QueryTracer({ keepTraces: 20 });
+  readonly tracer: QueryTracer;
   private readonly vehicle: () => number;
   private running = false;
   private stopping: Promise<void> | undefined;
@@ -82,6 +84,7 @@ export class FleetWorkload {
   private readonly warnings: string[] = [];
 
   constructor(private readonly o: FleetWorkloadOptions) {
+    this.tracer = new QueryTracer({ keepTraces: 20, ...(o.onRequestEnd ? { onRequestEnd: o.onRequestEnd } : {}) });
     this.pool = this.tracer.instrument(new pg.Pool({ connectionString: o.databaseUrl, max: o.loops + 1, application_name: 'perfpilot-demo-fleet' }));
     this.pool.on('error', () => undefined);
     // A shared laptop is slower than a cache node: a 1 s command timeout instead of the 250 ms default.
