@@ -148,6 +148,21 @@ function sampler(intervalMs: number, sample: () => Promise<void>): { stop: () =>
   };
 }
 
+/**
+ * The fleet workload's connections in the database (its pool's application_name), and how
+ * many run a statement. Client backends only: the parallel workers of its scans carry the
+ * same name but do not count against max_connections.
+ */
+async function workloadConnections(pool: pg.Pool, database: string): Promise<{ total: number; active: number }> {
+  const { rows } = await pool.query<{ total: number; active: number }>(
+    `select count(*)::int as total, count(*) filter (where state = 'active')::int as active
+       from pg_stat_activity
+      where datname = $1 and application_name = 'perfpilot-demo-fleet' and backend_type = 'client backend'`,
+    [database],
+  );
+  return rows[0] ?? { total: 0, active: 0 };
+}
+
 async function runLevel(
   loops: number,
   seconds: number,
@@ -168,6 +183,8 @@ async function runLevel(
     for (const q of trace.queries) queries.push(q.durationMs);
     queryCount += trace.queries.length;
   };
+  // The previous level's backends leave pg_stat_activity a moment after its pool closed: not counted here.
+  for (let waited = 0; waited < 3_000 && (await workloadConnections(env.pool, env.database)).total > 0; waited += 50) await sleep(50);
   const cacheBefore = await readCache(env.probe, t);
   const workload = new FleetWorkload({
     databaseUrl: env.databaseUrl,
@@ -186,13 +203,9 @@ async function runLevel(
   let peakConnections = 0;
   let peakActive = 0;
   const connections = sampler(200, async () => {
-    const { rows } = await env.pool.query<{ total: number; active: number }>(
-      `select count(*)::int as total, count(*) filter (where state = 'active')::int as active
-         from pg_stat_activity where datname = $1 and application_name = 'perfpilot-demo-fleet'`,
-      [env.database],
-    );
-    peakConnections = Math.max(peakConnections, rows[0]?.total ?? 0);
-    peakActive = Math.max(peakActive, rows[0]?.active ?? 0);
+    const now = await workloadConnections(env.pool, env.database);
+    peakConnections = Math.max(peakConnections, now.total);
+    peakActive = Math.max(peakActive, now.active);
   });
   const probeKey = `${t.keyNamespace}vehicle:1:position`;
   const cacheProbe = sampler(50, async () => {
