@@ -9,7 +9,7 @@ import type { AnalysisReport } from '#shared/report';
 import { DEFAULT_CACHE_POLICY, normalizePolicy, type CachePolicy } from '#sdk/cache/policy';
 import { CloudWatchCacheMetricsSource } from './observe.ts';
 import { ElastiCacheParameters, RedisConfigParameters } from './parameters.ts';
-import { readsOf } from './plan.ts';
+import { configStatsLayout, readsOf } from './plan.ts';
 import { connectCacheRedis, observeAndPlan } from './plugin.ts';
 
 export interface AnalyzeCachingOptions {
@@ -32,7 +32,7 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
     const current = mirrored
       ? (() => {
           const p = JSON.parse(mirrored) as { version: number; document: unknown };
-          return { version: p.version, document: normalizePolicy(p.document) as CachePolicy };
+          return { version: p.version, document: normalizePolicy(p.document, configStatsLayout(config.cachingTuner)) as CachePolicy };
         })()
       : { version: 0, document: DEFAULT_CACHE_POLICY };
     const { observation: obs, plan } = await observeAndPlan(
@@ -42,7 +42,7 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
     );
     const notes = [
       `cache: ${name}; policy in force: ${current.version === 0 ? 'defaults (none published)' : `version ${current.version}`}`,
-      `client counters: the last ${obs.statsWindow.seconds} s, summed over ${obs.statsWindow.buckets} buckets of ${config.cachingTuner.statsBucketSeconds} s ` +
+      `client counters: the last ${obs.statsWindow.seconds} s, summed over ${obs.statsWindow.buckets} buckets of ${current.document.stats?.bucketSeconds ?? config.cachingTuner.statsBucketSeconds} s (the policy's layout) ` +
         `(${obs.statsWindow.from} to ${obs.statsWindow.to}, ${obs.statsWindow.bucketsWithData} with data); ${obs.trace.length} sampled requests at rate ${obs.traceSampleRate}`,
       `keyspace sample: ${obs.sampledKeys} keys (budget ${config.cachingTuner.keyspaceSampleKeysMax})`,
       ...plan.notes,

@@ -16,7 +16,7 @@
  */
 import type { PerfpilotConfig } from '#lib/config';
 import type { ProposedChange } from '#shared/change';
-import { normalizePolicy, type CachePolicy, type Compression, type PatternPolicy } from '#sdk/cache/policy';
+import { normalizePolicy, type CachePolicy, type Compression, type PatternPolicy, type StatsLayout } from '#sdk/cache/policy';
 import { emptyStats, type PatternStats } from '#sdk/cache/stats';
 import type { CacheObservation } from './observation.ts';
 import { simulate, type Eviction, type SimulationOptions, type TraceRequest } from './simulate.ts';
@@ -323,9 +323,15 @@ function admissionLabel(p: PatternPolicy): string {
   return parts.join(', ');
 }
 
+/** The bucket layout the tuner's config asks for: what every policy it publishes carries. */
+export function configStatsLayout(t: CachingTuning): StatsLayout {
+  return { bucketSeconds: t.statsBucketSeconds, retentionSeconds: t.statsRetentionSeconds };
+}
+
 export function planCaching(input: CachingPlanInput): CachingPlan {
   const { observation: obs, tuning: t, now } = input;
-  const doc = normalizePolicy(input.current.document);
+  // A policy without a bucket layout was written for clients configured like this tuner.
+  const doc = normalizePolicy(input.current.document, configStatsLayout(t));
   const notes: string[] = [];
   const names = new Set([...Object.keys(obs.patterns), ...Object.keys(doc.patterns)]);
   names.delete('*');
@@ -384,11 +390,15 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
   }
 
   const warmKeys = planWarmKeys(obs, ttlByPattern, t, now);
-  const document: CachePolicy = { ...doc, patterns: nextPatterns, warmKeys };
+  // Every published policy carries the tuner's bucket layout: clients write the buckets the tuner reads.
+  const stats = configStatsLayout(t);
+  const document: CachePolicy = { ...doc, patterns: nextPatterns, warmKeys, stats };
   const changes: ProposedChange[] = [];
   const patternsChanged = JSON.stringify(nextPatterns) !== JSON.stringify(doc.patterns);
   const newWarm = warmKeys.filter((k) => !doc.warmKeys.includes(k));
-  if (patternsChanged || newWarm.length > 0) {
+  // An old policy (without the field) was normalized to the defaults: republished only if the config differs from them.
+  const statsChanged = doc.stats.bucketSeconds !== stats.bucketSeconds || doc.stats.retentionSeconds !== stats.retentionSeconds;
+  if (patternsChanged || newWarm.length > 0 || statsChanged) {
     const changed = decisions.filter(
       (d) => d.ttlSecondsBefore !== d.ttlSecondsAfter || d.compressionBefore !== d.compressionAfter || d.admissionBefore !== d.admissionAfter,
     );
@@ -400,6 +410,11 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
       return `${d.pattern}: ${bits.join('; ')}`;
     });
     if (newWarm.length > 0) parts.push(`${newWarm.length} keys to warm ahead of expiry`);
+    if (statsChanged) {
+      parts.push(
+        `client stats buckets ${doc.stats.bucketSeconds} s / ${doc.stats.retentionSeconds} s retention → ${stats.bucketSeconds} s / ${stats.retentionSeconds} s (cachingTuner config)`,
+      );
+    }
     const expected: Record<string, number> = {};
     if (eviction.tunedHitRatePercent !== undefined) expected.cacheHitRatePercent = round1(eviction.tunedHitRatePercent);
     changes.push({

@@ -18,12 +18,12 @@ import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 import type { MetricsSnapshot } from '#shared/metrics';
 import { logger } from '#shared/observability';
 import type { PolicyStore } from '#shared/policy-store';
-import { DEFAULT_CACHE_POLICY, normalizePolicy, type CachePolicy } from '#sdk/cache/policy';
+import { DEFAULT_CACHE_POLICY, normalizePolicy, normalizeStatsLayout, type CachePolicy, type StatsLayout } from '#sdk/cache/policy';
 import { readStatsWindow } from '#sdk/cache/stats';
 import { CloudWatchCacheMetricsSource, observeCache, type CacheMetricsSource } from './observe.ts';
 import type { CacheObservation } from './observation.ts';
 import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
-import { planCaching, SET_PARAMETER, SET_POLICY, type CachingPlan, type CachingTuning } from './plan.ts';
+import { configStatsLayout, planCaching, SET_PARAMETER, SET_POLICY, type CachingPlan, type CachingTuning } from './plan.ts';
 import { applyCachePolicy, captureCachePolicy, revertCachePolicy, type PolicyState } from './policy-publication.ts';
 
 export interface CachingDeps {
@@ -64,9 +64,15 @@ export async function readClientTotals(redis: Redis, t: CachingTuning, fromMs: n
 
 const hitRate = (t: ClientTotals) => (t.reads === 0 ? 0 : (t.hits / t.reads) * 100);
 
-export async function activePolicy(policies: PolicyStore): Promise<{ version: number; document: CachePolicy }> {
+/**
+ * The policy in force, normalized. A policy from before `stats` existed gets the
+ * config's layout (under the old contract clients were configured to match it); no
+ * policy at all means the SDK defaults, what an unconfigured client writes (so a config
+ * that differs from them makes the plan publish a policy carrying it).
+ */
+export async function activePolicy(policies: PolicyStore, statsFallback?: StatsLayout): Promise<{ version: number; document: CachePolicy }> {
   const active = await policies.active<CachePolicy>('caching');
-  return active ? { version: active.version, document: normalizePolicy(active.document) } : { version: 0, document: DEFAULT_CACHE_POLICY };
+  return active ? { version: active.version, document: normalizePolicy(active.document, statsFallback) } : { version: 0, document: DEFAULT_CACHE_POLICY };
 }
 
 export async function observeAndPlan(
@@ -75,6 +81,8 @@ export async function observeAndPlan(
   now: Date,
 ): Promise<{ observation: CacheObservation; plan: CachingPlan }> {
   const t = deps.tuning;
+  // The clients write the buckets of the policy in force: read those (the config's layout for a policy without one).
+  const layout = normalizeStatsLayout(current.document.stats, configStatsLayout(t));
   const observation = await observeCache(
     { redis: deps.redis, target: deps.target, namespace: t.keyNamespace, policyKey: t.policyRedisKey, parameters: deps.parameters, cloudwatch: deps.cloudwatch },
     {
@@ -84,8 +92,8 @@ export async function observeAndPlan(
       patterns: Object.keys(current.document.patterns),
       traceSampleRate: current.document.traceSampleRate,
       statsWindowSeconds: t.statsWindowSeconds,
-      statsBucketSeconds: t.statsBucketSeconds,
-      statsRetentionSeconds: t.statsRetentionSeconds,
+      statsBucketSeconds: layout.bucketSeconds,
+      statsRetentionSeconds: layout.retentionSeconds,
     },
     now,
   );
@@ -121,7 +129,7 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
     area: 'caching',
 
     async plan(ctx) {
-      const current = await activePolicy(deps.policies);
+      const current = await activePolicy(deps.policies, configStatsLayout(t));
       const { plan } = await observeAndPlan(deps, current, ctx.now);
       logger.info('caching plan', { changes: plan.changes.length, eviction: plan.eviction.reason, notes: plan.notes });
       return plan.changes;
@@ -141,7 +149,7 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
     async apply(change: Change): Promise<CapturedState> {
       const before = change.before as CapturedState | undefined;
       if (change.kind === SET_POLICY) {
-        const document = normalizePolicy(change.params.document);
+        const document = normalizePolicy(change.params.document, configStatsLayout(t));
         const policy = await applyCachePolicy(publication, document, before?.policy ?? { version: 0, document: null }, new Date(), `${change.changeId}: ${change.reason}`.slice(0, 1_000));
         return { policy, ...(await recentTotals()) };
       }

@@ -30,6 +30,7 @@ import {
   type CachePolicy,
   type Compression,
   type PatternPolicy,
+  type StatsLayout,
 } from './policy.ts';
 import { DEFAULT_STATS_BUCKET_SECONDS, DEFAULT_STATS_RETENTION_SECONDS, StatsRecorder, type StatCounter } from './stats.ts';
 
@@ -51,9 +52,13 @@ export interface CacheClientOptions {
   readonly lockPollMs?: number;
   readonly statsFlushIntervalMs?: number;
   readonly statsFlushOps?: number;
-  /** Counters are kept per time bucket of this width (default 300 s); set it to the tuner's `cachingTuner.statsBucketSeconds`. */
+  /**
+   * Width of the counter buckets (default 300 s) until a policy is in force: the
+   * published policy's `stats.bucketSeconds` (the tuner's config) overrides it, so
+   * clients and tuner cannot disagree. Also used for policies published before that field.
+   */
   readonly statsBucketSeconds?: number;
-  /** A bucket expires this long after its last write (default 48 h, the tuner's `cachingTuner.statsRetentionSeconds`). */
+  /** A bucket expires this long after its last write (default 48 h); overridden like `statsBucketSeconds`. */
   readonly statsRetentionSeconds?: number;
   readonly traceMaxEntries?: number;
   /** One stored value in this many (of patterns with compression off) is trial-compressed to measure what it would save. */
@@ -134,7 +139,9 @@ export class CacheClient {
     >
   >;
   private readonly onWarning: (message: string, error?: unknown) => void;
-  private policyState: { version: number; document: CachePolicy } = { version: 0, document: DEFAULT_CACHE_POLICY };
+  /** The client's own bucket layout: in force only while no policy is (and for policies that carry none). */
+  private readonly localStats: StatsLayout;
+  private policyState: { version: number; document: CachePolicy };
   private policyTimer: NodeJS.Timeout | undefined;
   private warmTimer: NodeJS.Timeout | undefined;
   private readonly policyReady: Promise<void>;
@@ -158,13 +165,17 @@ export class CacheClient {
     };
     // The SDK runs inside the application: it reports through the application's hook, stderr by default.
     this.onWarning = options.onWarning ?? ((message, error) => process.emitWarning(`${message}${error ? `: ${String((error as Error).message ?? error)}` : ''}`, 'PerfpilotCacheWarning'));
+    this.localStats = {
+      bucketSeconds: options.statsBucketSeconds ?? DEFAULT_STATS_BUCKET_SECONDS,
+      retentionSeconds: options.statsRetentionSeconds ?? DEFAULT_STATS_RETENTION_SECONDS,
+    };
+    this.policyState = { version: 0, document: { ...DEFAULT_CACHE_POLICY, stats: this.localStats } };
     this.stats = new StatsRecorder(this.redis, {
       namespace: this.namespace,
       flushIntervalMs: options.statsFlushIntervalMs ?? 1_000,
       flushOps: options.statsFlushOps ?? 1_000,
       traceMaxEntries: options.traceMaxEntries ?? 100_000,
-      bucketSeconds: options.statsBucketSeconds ?? DEFAULT_STATS_BUCKET_SECONDS,
-      retentionSeconds: options.statsRetentionSeconds ?? DEFAULT_STATS_RETENTION_SECONDS,
+      ...this.localStats,
       now: this.o.now,
     });
     this.policyReady = this.untilReady(options.startupWaitMs ?? 1_000).then(() => this.refreshPolicy()).then(() => undefined);
@@ -178,6 +189,11 @@ export class CacheClient {
     return this.policyState;
   }
 
+  /** The bucket layout the next stats flush writes with, and a width change waiting for its boundary. */
+  get statsLayout(): { readonly current: StatsLayout; readonly pending?: { readonly layout: StatsLayout; readonly atMs: number } } {
+    return { current: this.stats.layoutAt(this.o.now()), pending: this.stats.pendingLayout };
+  }
+
   patternOf(key: string): string {
     return this.patterns.match(key);
   }
@@ -188,12 +204,13 @@ export class CacheClient {
     try {
       const text = await this.redis.get(this.policyKey);
       if (text === null) {
-        this.policyState = { version: 0, document: DEFAULT_CACHE_POLICY };
+        if (this.policyState.version !== 0) this.policyState = { version: 0, document: { ...DEFAULT_CACHE_POLICY, stats: this.localStats } };
       } else {
         const published = JSON.parse(text) as { version?: number; document?: unknown };
         const version = Number(published.version ?? 0);
-        if (version !== this.policyState.version) this.policyState = { version, document: normalizePolicy(published.document) };
+        if (version !== this.policyState.version) this.policyState = { version, document: normalizePolicy(published.document, this.localStats) };
       }
+      this.stats.setLayout(this.policyState.document.stats ?? this.localStats, this.o.now());
     } catch (error) {
       this.warn('cannot read the caching policy; keeping the one in force', error);
     }

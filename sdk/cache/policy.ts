@@ -10,6 +10,8 @@
  */
 
 /** The Redis key the active caching policy is mirrored to. */
+import { DEFAULT_STATS_BUCKET_SECONDS, DEFAULT_STATS_RETENTION_SECONDS } from './stats.ts';
+
 export const POLICY_REDIS_KEY = 'perfpilot:policy:caching';
 
 export type Compression = 'none' | 'gzip' | 'brotli';
@@ -47,6 +49,16 @@ export interface PatternPolicy {
   readonly earlyRefreshBeta: number;
 }
 
+/**
+ * How clients bucket their counters (stats.ts). The tuner publishes its config's
+ * `cachingTuner.statsBucketSeconds` / `statsRetentionSeconds` in every policy, so the
+ * buckets clients write are the buckets the tuner reads: there is one source.
+ */
+export interface StatsLayout {
+  readonly bucketSeconds: number;
+  readonly retentionSeconds: number;
+}
+
 export interface CachePolicy {
   /** Keyed by the pattern the application declared, e.g. `vehicle:{id}:position`. */
   readonly patterns: Readonly<Record<string, PatternPolicy>>;
@@ -56,6 +68,11 @@ export interface CachePolicy {
   readonly traceSampleRate: number;
   /** Keys the tuner predicts will be read soon; clients with a registered loader refresh them ahead of expiry. */
   readonly warmKeys: readonly string[];
+  /**
+   * The counter buckets clients write. Optional in the type because policies published
+   * before it existed lack it; `normalizePolicy` always fills it.
+   */
+  readonly stats?: StatsLayout;
 }
 
 export const DEFAULT_PATTERN_POLICY: PatternPolicy = {
@@ -68,11 +85,15 @@ export const DEFAULT_PATTERN_POLICY: PatternPolicy = {
   earlyRefreshBeta: 1,
 };
 
+/** The clients' and the tuner's default layout (config `cachingTuner.statsBucketSeconds`, `statsRetentionSeconds`). */
+export const DEFAULT_STATS_LAYOUT: StatsLayout = { bucketSeconds: DEFAULT_STATS_BUCKET_SECONDS, retentionSeconds: DEFAULT_STATS_RETENTION_SECONDS };
+
 export const DEFAULT_CACHE_POLICY: CachePolicy = {
   patterns: {},
   defaults: DEFAULT_PATTERN_POLICY,
   traceSampleRate: 0.01,
   warmKeys: [],
+  stats: DEFAULT_STATS_LAYOUT,
 };
 
 /** What the Redis mirror holds. */
@@ -81,8 +102,16 @@ export interface PublishedPolicy {
   readonly document: CachePolicy;
 }
 
-/** Fills what an older or partial document lacks, so a client never reads `undefined` for a knob. */
-export function normalizePolicy(raw: unknown): CachePolicy {
+/** A normalized policy: every field present. */
+export type NormalizedCachePolicy = CachePolicy & { readonly stats: StatsLayout };
+
+/**
+ * Fills what an older or partial document lacks, so a client never reads `undefined`
+ * for a knob. A policy published before `stats` existed gets `statsFallback` (the
+ * shared defaults; a client passes its own options, which under the old contract were
+ * set to match the tuner).
+ */
+export function normalizePolicy(raw: unknown, statsFallback: StatsLayout = DEFAULT_STATS_LAYOUT): NormalizedCachePolicy {
   const doc = (raw ?? {}) as Partial<CachePolicy>;
   const defaults = mergePattern(DEFAULT_PATTERN_POLICY, doc.defaults);
   const patterns: Record<string, PatternPolicy> = {};
@@ -92,6 +121,17 @@ export function normalizePolicy(raw: unknown): CachePolicy {
     defaults,
     traceSampleRate: typeof doc.traceSampleRate === 'number' ? doc.traceSampleRate : DEFAULT_CACHE_POLICY.traceSampleRate,
     warmKeys: Array.isArray(doc.warmKeys) ? doc.warmKeys.filter((k): k is string => typeof k === 'string') : [],
+    stats: normalizeStatsLayout(doc.stats, statsFallback),
+  };
+}
+
+/** Each field kept when it is a positive integer, else taken from the fallback. */
+export function normalizeStatsLayout(raw: unknown, fallback: StatsLayout): StatsLayout {
+  const r = (raw ?? {}) as Partial<Record<keyof StatsLayout, unknown>>;
+  const valid = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
+  return {
+    bucketSeconds: valid(r.bucketSeconds) ? r.bucketSeconds : fallback.bucketSeconds,
+    retentionSeconds: valid(r.retentionSeconds) ? r.retentionSeconds : fallback.retentionSeconds,
   };
 }
 

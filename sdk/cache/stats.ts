@@ -6,7 +6,10 @@
  * Counters are windowed: each flush adds its batch to the hash of the time bucket it
  * is flushed in (bucket = `bucketSeconds` of the client's clock) and renews that
  * hash's expiry to `retentionSeconds`, so old behaviour ages out and a reader sums
- * the buckets of the window it cares about (`readStatsWindow`).
+ * the buckets of the window it cares about (`readStatsWindow`). Width and retention
+ * come from the published policy (`CachePolicy.stats`, the tuner's config), the
+ * client's own options only until one is in force; a width change waits for a bucket
+ * boundary (`layoutSwitchAtMs`).
  *
  * Layout (read by the tuner in another process):
  *   <ns>perfpilot:stats:<bucket start, epoch s>   hash, field `<pattern>|<counter>` → count in that bucket; expires
@@ -15,6 +18,7 @@
  * (The former single cumulative hash `<ns>perfpilot:stats` is no longer written or read.)
  */
 import type { Redis } from 'ioredis';
+import type { StatsLayout } from './policy.ts';
 
 export const STAT_COUNTERS = [
   'hits',
@@ -139,14 +143,31 @@ export async function readStatsWindow(redis: Redis, namespace: string, r: StatsW
   };
 }
 
+/**
+ * When a client told to write `toBucketSeconds`-wide buckets at `nowMs` starts doing
+ * so: the first boundary of the new grid at or after `nowMs` (epoch ms).
+ *
+ * Why not at once: the bucket key is its start, so a wider bucket starting before now
+ * may be a key the old layout already wrote (60 s → 300 s at 10:02:10 would add to
+ * `…:10:00`, which holds 10:00–10:01 as a 60 s bucket). Waiting for the new grid's
+ * boundary T keeps the key spaces apart: every key written before T starts before T,
+ * every key written from T on starts at or after T, so no key ever mixes two widths
+ * and every count sits in a bucket whose interval (under the width it was written
+ * with) contains it. The last old bucket just ends early, at T. Until T the client
+ * keeps the old width; the wait is under one new bucket.
+ */
+export function layoutSwitchAtMs(toBucketSeconds: number, nowMs: number): number {
+  return Math.ceil(nowMs / 1_000 / toBucketSeconds) * toBucketSeconds * 1_000;
+}
+
 export interface StatsRecorderOptions {
   readonly namespace: string;
   readonly flushIntervalMs: number;
   readonly flushOps: number;
   readonly traceMaxEntries: number;
-  /** Width of a counter bucket; the tuner must read with the same value (config `cachingTuner.statsBucketSeconds`). */
+  /** Width of a counter bucket until a policy sets one (`setLayout`); the tuner reads with the policy's. */
   readonly bucketSeconds: number;
-  /** Each bucket expires this long after its last flush. */
+  /** Each bucket expires this long after its last flush (until a policy sets it). */
   readonly retentionSeconds: number;
   /** The client's clock (epoch ms): picks the bucket a flush lands in. */
   readonly now: () => number;
@@ -158,13 +179,51 @@ export class StatsRecorder {
   private ops = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  private layout: StatsLayout;
+  /** A width change waiting for its boundary (see `layoutSwitchAtMs`). */
+  private next: { readonly layout: StatsLayout; readonly atMs: number } | undefined;
 
   constructor(
     private readonly redis: Redis,
     private readonly options: StatsRecorderOptions,
   ) {
+    this.layout = { bucketSeconds: options.bucketSeconds, retentionSeconds: options.retentionSeconds };
     this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
     this.timer.unref();
+  }
+
+  /**
+   * Adopts a layout (from the published policy). A new retention applies from the next
+   * flush; a new width from the next boundary of its grid (`layoutSwitchAtMs`). Counts
+   * are never lost or doubled by a switch: a batch is written whole into the one bucket
+   * of the layout in force when it is flushed (as at every bucket boundary, a batch
+   * counted just before the boundary and flushed just after lands in the newer bucket,
+   * at most one flush interval of counts).
+   */
+  setLayout(layout: StatsLayout, nowMs: number): void {
+    const current = this.layoutAt(nowMs);
+    if (layout.bucketSeconds === current.bucketSeconds) {
+      this.layout = layout;
+      this.next = undefined;
+      return;
+    }
+    this.layout = { bucketSeconds: current.bucketSeconds, retentionSeconds: layout.retentionSeconds };
+    const atMs = this.next?.layout.bucketSeconds === layout.bucketSeconds ? this.next.atMs : layoutSwitchAtMs(layout.bucketSeconds, nowMs);
+    this.next = { layout, atMs };
+  }
+
+  /** The layout a flush at `nowMs` writes with (applies a due width change). */
+  layoutAt(nowMs: number): StatsLayout {
+    if (this.next && nowMs >= this.next.atMs) {
+      this.layout = this.next.layout;
+      this.next = undefined;
+    }
+    return this.layout;
+  }
+
+  /** The pending width change, if any. */
+  get pendingLayout(): { readonly layout: StatsLayout; readonly atMs: number } | undefined {
+    return this.next;
   }
 
   add(pattern: string, counter: StatCounter, amount = 1): void {
@@ -195,7 +254,9 @@ export class StatsRecorder {
     this.pending = new Map();
     this.trace = [];
     this.ops = 0;
-    const key = statsBucketKey(this.options.namespace, statsBucketStart(this.options.now(), this.options.bucketSeconds));
+    const nowMs = this.options.now();
+    const layout = this.layoutAt(nowMs);
+    const key = statsBucketKey(this.options.namespace, statsBucketStart(nowMs, layout.bucketSeconds));
     const pipeline = this.redis.pipeline();
     let counted = 0;
     for (const [pattern, counters] of pending) {
@@ -206,7 +267,7 @@ export class StatsRecorder {
         else pipeline.hincrbyfloat(key, `${pattern}|${counter}`, amount);
       }
     }
-    if (counted > 0) pipeline.expire(key, this.options.retentionSeconds);
+    if (counted > 0) pipeline.expire(key, layout.retentionSeconds);
     if (trace.length > 0) {
       const tKey = traceKey(this.options.namespace);
       pipeline.rpush(tKey, ...trace);

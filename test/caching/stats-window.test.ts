@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '#lib/config';
 import { RedisConfigParameters } from '#functions/caching/parameters';
 import { cachingPlugin, observeAndPlan } from '#functions/caching/plugin';
 import { SET_POLICY } from '#functions/caching/plan';
@@ -9,50 +8,28 @@ import { startLocalDynamo } from '#local/dynamo';
 import type { Change } from '#shared/change';
 import { PolicyStore } from '#shared/policy-store';
 import {
-  CacheClient,
-  cacheRedisOptions,
   DEFAULT_PATTERN_POLICY,
   readStatsWindow,
   statsBucketKey,
   statsBucketStart,
   windowBucketStarts,
+  type CacheClientOptions,
   type CachePolicy,
   type PatternPolicy,
 } from '#sdk/cache/index';
+import { ClockClients, REDIS_URL, tuningFor as sharedTuningFor } from './support/clock-clients.ts';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const BUCKET_S = 300;
 const RETENTION_S = 48 * 3_600;
 let redis: Redis;
 let ns: string;
-const clients: CacheClient[] = [];
-const connections: Redis[] = [];
+const clients = new ClockClients();
 
 const board: PatternPolicy = { ...DEFAULT_PATTERN_POLICY, ttlSeconds: 60, jitterPercent: 0, staleSeconds: 30, earlyRefreshBeta: 0 };
 const policy: CachePolicy = { patterns: { 'board:{id}': board }, defaults: DEFAULT_PATTERN_POLICY, traceSampleRate: 0, warmKeys: [] };
 
-function tuningFor(extra: Record<string, number> = {}) {
-  return parseConfig({
-    targets: { caching: { redisUrl: REDIS_URL }, database: { connectionString: 'postgres://127.0.0.1/test' } },
-    cachingTuner: { keyNamespace: ns, policyRedisKey: `${ns}policy`, minReadsPerPattern: 20, minRefreshesPerPattern: 5, ...extra },
-  }).cachingTuner;
-}
-
-function client(clock: { ms: number }, extra: Partial<ConstructorParameters<typeof CacheClient>[0]> = {}) {
-  const conn = new Redis(REDIS_URL, cacheRedisOptions());
-  connections.push(conn);
-  const c = new CacheClient({
-    redis: conn,
-    namespace: ns,
-    patterns: ['board:{id}'],
-    policyKey: `${ns}policy`,
-    statsFlushIntervalMs: 60_000,
-    now: () => clock.ms,
-    ...extra,
-  });
-  clients.push(c);
-  return c;
-}
+const tuningFor = (extra: Record<string, number> = {}) => sharedTuningFor(ns, extra);
+const client = (clock: { ms: number }, extra: Partial<CacheClientOptions> = {}) => clients.open(ns, clock, extra);
 
 beforeAll(async () => {
   redis = new Redis(REDIS_URL);
@@ -65,8 +42,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close();
-  for (const conn of connections.splice(0)) conn.disconnect();
+  await clients.closeAll();
   const keys = await redis.keys(`${ns}*`);
   if (keys.length) await redis.del(...keys);
 });
@@ -76,7 +52,7 @@ afterAll(() => redis.disconnect());
 describe('windowed cache statistics', () => {
   it('lands a flush in the bucket of the client clock, with the retention as expiry', async () => {
     const clock = { ms: Date.UTC(2026, 0, 1, 10, 7, 30) }; // inside the 10:05–10:10 bucket
-    const c = client(clock);
+    const c = await client(clock);
     for (let i = 0; i < 4; i++) await c.wrap(`board:${i % 2}`, async () => ({ i }));
     await c.flushStats();
 
@@ -100,7 +76,7 @@ describe('windowed cache statistics', () => {
 
   it('lets buckets expire after the retention', async () => {
     const clock = { ms: Date.now() };
-    const c = client(clock, { statsRetentionSeconds: 1 });
+    const c = await client(clock, { statsRetentionSeconds: 1 });
     await c.wrap('board:1', async () => 1);
     await c.flushStats();
     const key = statsBucketKey(ns, statsBucketStart(clock.ms, BUCKET_S));
@@ -116,7 +92,7 @@ describe('windowed cache statistics', () => {
   it('sums only the buckets of the window', async () => {
     const now = Date.UTC(2026, 0, 1, 12, 0, 10);
     const clock = { ms: now - 2 * 3_600_000 };
-    const c = client(clock);
+    const c = await client(clock);
     for (let i = 0; i < 5; i++) await c.wrap(`board:${i}`, async () => i); // 5 misses two hours ago
     await c.flushStats();
     clock.ms = now - 10 * 60_000;
@@ -146,7 +122,7 @@ describe('windowed cache statistics', () => {
     const base = Date.UTC(2026, 0, 1, 12, 0, 0);
     await redis.set(`${ns}policy`, JSON.stringify({ version: 1, document: { ...policy, traceSampleRate: 1 } })); // every read traced
     const clock = { ms: 0 };
-    const c = client(clock);
+    const c = await client(clock);
     // Six hours ago: every reload of board:0..4 found a new value (write-heavy).
     let n = 0;
     clock.ms = base - 6 * 3_600_000;
@@ -203,7 +179,7 @@ describe('windowed cache statistics', () => {
     try {
       const applied = Date.UTC(2026, 0, 1, 12, 0, 0);
       const clock = { ms: applied - 3 * BUCKET_S * 1_000 };
-      const c = client(clock);
+      const c = await client(clock);
       // Before the change: 10 distinct keys, all misses.
       for (let k = 0; k < 10; k++) await c.wrap(`board:${k}`, async () => k);
       await c.flushStats();
