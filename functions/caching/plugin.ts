@@ -18,7 +18,7 @@ import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 import type { MetricsSnapshot } from '#shared/metrics';
 import { logger } from '#shared/observability';
 import type { PolicyStore } from '#shared/policy-store';
-import { DEFAULT_CACHE_POLICY, normalizePolicy, normalizeStatsLayout, type CachePolicy, type StatsLayout } from '#sdk/cache/policy';
+import { DEFAULT_CACHE_POLICY, DEFAULT_STATS_LAYOUT, normalizePolicy, normalizeStatsLayout, type CachePolicy, type StatsLayout } from '#sdk/cache/policy';
 import { readStatsWindow } from '#sdk/cache/stats';
 import { CloudWatchCacheMetricsSource, observeCache, type CacheMetricsSource } from './observe.ts';
 import type { CacheObservation } from './observation.ts';
@@ -43,14 +43,24 @@ export interface ClientTotals {
   readonly failures: number;
 }
 
-/** The clients' totals over the buckets overlapping [fromMs, toMs]. */
+/**
+ * The bucket layout clients write now: the mirrored policy's (the config's for a policy
+ * without one), the SDK defaults when no policy is mirrored. One GET.
+ */
+export async function mirroredStatsLayout(redis: Redis, t: CachingTuning): Promise<StatsLayout> {
+  const text = await redis.get(t.policyRedisKey);
+  if (text === null) return DEFAULT_STATS_LAYOUT;
+  try {
+    return normalizeStatsLayout((JSON.parse(text) as { document?: { stats?: unknown } }).document?.stats, configStatsLayout(t));
+  } catch {
+    return configStatsLayout(t);
+  }
+}
+
+/** The clients' totals over the buckets overlapping [fromMs, toMs], read with the layout clients write. */
 export async function readClientTotals(redis: Redis, t: CachingTuning, fromMs: number, toMs: number): Promise<ClientTotals> {
-  const { stats } = await readStatsWindow(redis, t.keyNamespace, {
-    bucketSeconds: t.statsBucketSeconds,
-    retentionSeconds: t.statsRetentionSeconds,
-    fromMs,
-    toMs,
-  });
+  const layout = await mirroredStatsLayout(redis, t);
+  const { stats } = await readStatsWindow(redis, t.keyNamespace, { ...layout, fromMs, toMs });
   let reads = 0;
   let hits = 0;
   let failures = 0;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RedisConfigParameters } from '#functions/caching/parameters';
-import { activePolicy, observeAndPlan } from '#functions/caching/plugin';
+import { activePolicy, observeAndPlan, readClientTotals } from '#functions/caching/plugin';
 import { configStatsLayout, SET_POLICY } from '#functions/caching/plan';
 import { applyCachePolicy, captureCachePolicy, revertCachePolicy } from '#functions/caching/policy-publication';
 import { startLocalDynamo, type LocalDynamo } from '#local/dynamo';
@@ -135,6 +135,9 @@ describe('the published policy carries the stats bucket layout', () => {
     // On the 60 s grid, the window since 12:03 holds exactly the reads made since the switch.
     const since = await readStatsWindow(redis, ns, { bucketSeconds: 60, retentionSeconds: 7_200, fromMs: at(12, 3, 0), toMs: now.getTime() });
     expect(since.stats.get('board:{id}')).toMatchObject({ hits: 5, misses: 0 });
+    // The rollout's measure/snapshot totals read the mirrored policy's layout too, even with a tuner config of 300 s:
+    // from 12:03 that is the two 60 s buckets (5 reads), not the 300 s bucket of 12:00 as well.
+    expect(await readClientTotals(redis, tuningFor(), at(12, 3, 0), now.getTime())).toEqual({ reads: 5, hits: 5, failures: 0 });
     // Published again unchanged, the plan no longer asks for a layout change.
     expect(observed.plan.changes.filter((ch) => ch.kind === SET_POLICY).map((ch) => ch.reason).join()).not.toMatch(/client stats buckets/);
 
