@@ -34,7 +34,14 @@ export class LocalSignals implements MetricsReader, AlarmStateReader {
     const list = this.history.get(area) ?? [];
     return alarmDefinitions(this.config)
       .filter((def) => def.area === area && def.severity === 'critical')
-      .filter((def) => evaluateAlarm(def, list.map((s) => signalValue(def, s))) === 'ALARM')
+      .filter((def) => {
+        const values = list.map((s) => signalValue(def, s));
+        // Locally nothing samples between runs, so the first observations stand for the
+        // periods before them (a steady signal): a hit rate already low when the rollout
+        // starts shows as an alarm already firing at its baseline, as CloudWatch's would.
+        const padded = [...Array(Math.max(0, def.evaluationPeriods - values.length)).fill(values[0]), ...values];
+        return evaluateAlarm(def, padded) === 'ALARM';
+      })
       .map((def) => alarmName(this.config, def));
   }
 }

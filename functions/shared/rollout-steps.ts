@@ -42,7 +42,7 @@ export interface RolloutState {
   readonly trigger?: string;
   readonly rollout?: StartResult;
   readonly plan?: PlanResult;
-  readonly baseline?: MetricsSnapshot;
+  readonly baseline?: BaselineResult;
   /** The stage being rolled out (0 is the canary). */
   readonly stage?: { readonly index: number };
   readonly check?: CheckResult;
@@ -61,6 +61,8 @@ export interface StartResult {
   /** Changes of crashed earlier rollouts found half-applied and reverted. */
   readonly recovered: number;
 }
+/** The health before any change, and the critical alarms already firing then. */
+export type BaselineResult = MetricsSnapshot & { readonly alarmsFiring?: readonly string[] };
 export interface PlanResult {
   readonly changeCount: number;
   readonly stageCount: number;
@@ -244,8 +246,14 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       return { changeCount: changes.length, stageCount, bakeSeconds: config.rollout.bakeSeconds } satisfies PlanResult;
     }
 
-    case 'baseline':
-      return deps.metrics.snapshot(area, deps.clock());
+    case 'baseline': {
+      const now = deps.clock();
+      const snapshot = await deps.metrics.snapshot(area, now);
+      // An alarm already firing before the rollout is not the rollout's doing: a tuner
+      // that could fix a low hit rate must not be reverted for it. Only new alarms count.
+      const alarmsFiring = await deps.alarms.firing(area, now);
+      return { ...snapshot, alarmsFiring } satisfies BaselineResult;
+    }
 
     case 'apply': {
       const stage = requireRolloutState(state, 'stage', 'apply').index;
@@ -264,7 +272,8 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       const stageCount = requireRolloutState(state, 'plan', 'check').stageCount;
       const now = deps.clock();
       const current = await deps.metrics.snapshot(area, now);
-      const firing = await deps.alarms.firing(area, now);
+      const firedBefore = new Set(baseline.alarmsFiring ?? []);
+      const firing = (await deps.alarms.firing(area, now)).filter((name) => !firedBefore.has(name));
       const verdict = checkGuardrails(baseline, current, config.rollbackCriteria, firing);
       await ledger.recordVerdict(rolloutId, {
         stage,

@@ -260,6 +260,38 @@ describe('alarm-driven rollback', () => {
     expect(h.notifications.map((n) => n.subject)).toContain('Perfpilot rolled back caching');
   });
 
+  it('does not revert for a critical alarm that was already firing at its baseline', async () => {
+    const prefix = uniquePrefix('prefiring');
+    h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1')] });
+    await h.health({ cacheHitRatePercent: 60 }); // below the 70% critical threshold before anything changes
+    const result = await run(h);
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.output?.baseline?.alarmsFiring).toEqual([cacheAlarm]);
+    expect(await redis.get(`${prefix}:a`)).toBe('1');
+  });
+
+  it('reverts when a critical alarm starts firing during the stage', async () => {
+    const prefix = uniquePrefix('newalarm');
+    const oneOfOne = testConfig({ alerts: { evaluationPeriods: 1, datapointsToAlarm: 1 } });
+    h = await startHarness(
+      redis,
+      {
+        prefix,
+        area: 'caching',
+        proposals: () => [setKey('a', '1')],
+        afterApply: async () => {
+          await redis.hset(`${prefix}:health`, 'cacheHitRatePercent', '50');
+        },
+      },
+      { config: oneOfOne },
+    );
+    await h.health({ cacheHitRatePercent: 95 });
+    const result = await run(h);
+    expect(result.status).toBe('FAILED');
+    expect(result.cause).toContain(`alarm ${cacheAlarm} is in ALARM`);
+    expect(await redis.get(`${prefix}:a`)).toBeNull();
+  });
+
   it('reverts once when the same alarm event arrives twice', async () => {
     const prefix = uniquePrefix('dup');
     h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1')] });

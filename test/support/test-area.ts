@@ -69,6 +69,7 @@ export function createTestArea(options: TestAreaOptions): AreaPlugin & { applyCo
         latencyMs: num('latencyMs'),
         throughputQps: num('throughputQps'),
         errorRatePercent: num('errorRatePercent'),
+        cacheHitRatePercent: num('cacheHitRatePercent'),
       };
     },
     async measure(change: Change) {
