@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CacheClient, cacheRedisOptions, decodeEntry, DEFAULT_PATTERN_POLICY, readStatsWindow, type CachePolicy, type PatternPolicy } from '#sdk/cache/index';
 import { startPrivateRedis } from './support/redis-server.ts';
+import { deleteKeys } from '../support/services.ts';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 let redis: Redis;
@@ -61,8 +62,7 @@ beforeAll(async () => {
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
   for (const c of connections.splice(0)) c.disconnect();
-  const keys = await redis.keys(`${ns}*`);
-  if (keys.length) await redis.del(...keys);
+  await deleteKeys(redis, `${ns}*`);
 });
 
 afterAll(() => redis.disconnect());

@@ -13,6 +13,7 @@ import { cachingPlugin, createCachingPlugin } from '#functions/caching/plugin';
 import { SET_PARAMETER, SET_POLICY } from '#functions/caching/plan';
 import { CacheClient, cacheRedisOptions, DEFAULT_PATTERN_POLICY, type CachePolicy } from '#sdk/cache/index';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.ts';
+import { deleteKeys } from '../support/services.ts';
 
 const elasticache = mockClient(ElastiCacheClient);
 const REDIS_URL = 'redis://127.0.0.1:6379';
@@ -192,8 +193,7 @@ describe('caching plugin against real Redis and a dynalite ledger', () => {
       await plugin.close?.();
       await app.close();
       appConn.disconnect();
-      const keys = await redis.keys(`${ns}*`);
-      if (keys.length) await redis.del(...keys);
+      await deleteKeys(redis, `${ns}*`);
     }
   });
 
@@ -233,7 +233,6 @@ describe('caching plugin against real Redis and a dynalite ledger', () => {
       name: 'TargetUnavailableError',
       message: expect.stringContaining('redis://127.0.0.1:1'),
     });
-    const keys = await redis.keys(`${ns}*`);
-    if (keys.length) await redis.del(...keys);
+    await deleteKeys(redis, `${ns}*`);
   });
 });

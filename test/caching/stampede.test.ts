@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { deleteKeys } from '../support/services.ts';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const worker = fileURLToPath(new URL('./support/stampede-worker.ts', import.meta.url));
@@ -29,8 +30,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const keys = await redis.keys(`${ns}*`);
-  if (keys.length) await redis.del(...keys);
+  await deleteKeys(redis, `${ns}*`);
   redis.disconnect();
 });
 

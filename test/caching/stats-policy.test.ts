@@ -21,6 +21,7 @@ import {
   type PatternPolicy,
 } from '#sdk/cache/index';
 import { ClockClients, REDIS_URL, tuningFor as sharedTuningFor } from './support/clock-clients.ts';
+import { deleteKeys } from '../support/services.ts';
 
 let redis: Redis;
 let ns: string;
@@ -63,8 +64,7 @@ beforeEach(() => {
 
 afterEach(async () => {
   await clients.closeAll();
-  const keys = await redis.keys(`${ns}*`);
-  if (keys.length) await redis.del(...keys);
+  await deleteKeys(redis, `${ns}*`);
 });
 
 afterAll(async () => {

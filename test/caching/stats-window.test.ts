@@ -18,6 +18,7 @@ import {
   type PatternPolicy,
 } from '#sdk/cache/index';
 import { ClockClients, REDIS_URL, tuningFor as sharedTuningFor } from './support/clock-clients.ts';
+import { deleteKeys } from '../support/services.ts';
 
 const BUCKET_S = 300;
 const RETENTION_S = 48 * 3_600;
@@ -43,8 +44,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await clients.closeAll();
-  const keys = await redis.keys(`${ns}*`);
-  if (keys.length) await redis.del(...keys);
+  await deleteKeys(redis, `${ns}*`);
 });
 
 afterAll(() => redis.disconnect());

@@ -13,7 +13,7 @@ import { parseConfig } from '#lib/config';
 import { runLocalRollout } from '#local/rollout-runner';
 import { LocalRuntime } from '#local/runtime';
 import { rollbackLocally } from '../../bin/cli/rollback.ts';
-import { connectRedis, uniquePrefix } from '../support/services.ts';
+import { connectRedis, deleteKeys, uniquePrefix } from '../support/services.ts';
 import { createTestArea, setKey } from '../support/test-area.ts';
 
 const exec = promisify(execFile);
@@ -53,8 +53,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   // What a failed run may have left of the test area's keys.
-  const keys = await redis.keys(`pptest:cli:${process.pid}:*`);
-  if (keys.length) await redis.del(...keys);
+  await deleteKeys(redis, `pptest:cli:${process.pid}:*`);
   redis.disconnect();
 });
 

@@ -19,7 +19,7 @@ import { FLEET_SCALES, seedFleet } from '#local/demo/fleet-seed';
 import { localDemoTargets, renderDemoSummary, resetDemo, shortQuery, type DemoReport } from '#local/demo/run-demo';
 import { LocalRuntime } from '#local/runtime';
 import { createOwnDatabase, type OwnDatabase } from '../database/own-database.ts';
-import { connectRedis, uniquePrefix } from '../support/services.ts';
+import { connectRedis, deleteKeys, scanKeys, uniquePrefix } from '../support/services.ts';
 
 const exec = promisify(execFile);
 
@@ -44,14 +44,7 @@ function writeConfig(name: string, redisUrl?: string): string {
 }
 
 async function demoCacheKeys(): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}vehicle:*`, 'COUNT', 1000);
-    cursor = next;
-    found.push(...keys);
-  } while (cursor !== '0');
-  return found;
+  return scanKeys(redis, `${namespace}vehicle:*`);
 }
 
 async function demo(configFile: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -87,12 +80,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
   if (redis) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeys(redis, `${namespace}*`);
     redis.disconnect();
   }
   if (dir) rmSync(dir, { recursive: true, force: true });

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
 import { kpiVerdicts, percentiles, renderLoadReport, type LoadReport } from '#local/load/peak-load';
 import { createOwnDatabase, type OwnDatabase } from '../database/own-database.ts';
-import { connectRedis, uniquePrefix } from '../support/services.ts';
+import { connectRedis, deleteKeys, uniquePrefix } from '../support/services.ts';
 
 const exec = promisify(execFile);
 
@@ -60,12 +60,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
   if (redis) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeys(redis, `${namespace}*`);
     redis.disconnect();
   }
   if (dir) rmSync(dir, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import { parseConfig, type PerfpilotConfig } from '#lib/config';
 import { LocalRuntime } from '#local/runtime';
 import type { Area } from '#shared/change';
 import type { RolloutDeps } from '#shared/rollout-steps';
+import { deleteKeys } from './services.ts';
 import { createTestArea, type TestAreaOptions } from './test-area.ts';
 
 export function testConfig(overrides: Record<string, unknown> = {}): PerfpilotConfig {
@@ -58,8 +59,7 @@ export async function startHarness(
       await redis.hset(`${area.prefix}:health`, Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, String(v)])));
     },
     close: async () => {
-      const keys = await redis.keys(`${area.prefix}:*`);
-      if (keys.length) await redis.del(...keys);
+      await deleteKeys(redis, `${area.prefix}:*`);
       await runtime.close();
     },
   };

@@ -33,3 +33,22 @@ export async function connectPostgres(url = PG_URL): Promise<pg.Client> {
 export function uniquePrefix(name: string): string {
   return `pptest:${name}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
 }
+
+/** Keys matching a glob, found with SCAN (KEYS blocks a Redis the other tests share). */
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return found;
+}
+
+/** Deletes a test's own keys (a glob over its prefix); returns how many. */
+export async function deleteKeys(redis: Redis, pattern: string): Promise<number> {
+  const keys = await scanKeys(redis, pattern);
+  for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+  return keys.length;
+}
