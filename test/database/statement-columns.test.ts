@@ -10,7 +10,6 @@ const table = (name: string, columns: string[], schema = 'public'): ObservedTabl
   bytes: 0,
   seqScans: 0,
   indexScans: 0,
-  writtenRows: 0,
   columns: columns.map((c) => ({ name: c, type: c === 'geom' ? 'geometry(Point,4326)' : 'integer', nDistinct: c === 'tenant_id' ? 5 : -1 })),
 });
 const catalog = tableCatalog([
