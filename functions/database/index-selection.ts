@@ -204,6 +204,7 @@ export async function selectIndexes(
   const rejected: { candidate: IndexCandidate; reason: string }[] = [];
   const sizes = new Map<string, number>();
   const pool: IndexCandidate[] = [];
+  const curveOnly: IndexCandidate[] = [];
   // The plan budget is split: half for costing candidates alone, the rest for the search,
   // less a reserve for the final plans of the chosen set (one per statement).
   const reserve = statements.length + 1;
@@ -226,20 +227,21 @@ export async function selectIndexes(
       continue;
     }
     sizes.set(c.key, bytes);
-    if (bytes > settings.maxIndexBytes) {
-      rejected.push({ candidate: c, reason: `estimated ${bytes} bytes exceeds budgets.maxIndexBytes` });
-      continue;
-    }
+    // Too big for the budget: not chosen, but costed for the curve when it is wanted.
+    const oversized = bytes > settings.maxIndexBytes;
+    if (oversized) rejected.push({ candidate: c, reason: `estimated ${bytes} bytes exceeds budgets.maxIndexBytes` });
+    if (oversized && settings.curve === false) continue;
     const value = await model.value([c], model.relevant(c));
-    if (value > 0) pool.push(c);
-    else rejected.push({ candidate: c, reason: value < 0 ? 'writes would cost more than it saves' : 'no statement plan improves' });
+    if (value > 0) (oversized ? curveOnly : pool).push(c);
+    else if (!oversized) rejected.push({ candidate: c, reason: value < 0 ? 'writes would cost more than it saves' : 'no statement plan improves' });
   }
   const byRatio = await greedy(model, coster, pool, sizes, settings, true, searchLimit);
   const byValue = await greedy(model, coster, pool, sizes, settings, false, searchLimit);
   // The curve: the same search with no storage budget, step by step.
   const steps: Move[] = [];
   if (settings.curve !== false) {
-    await greedy(model, coster, pool, sizes, { ...settings, maxIndexBytes: Number.MAX_SAFE_INTEGER, maxIndexes: Math.max(settings.maxIndexes, pool.length) }, true, searchLimit, steps);
+    const all = [...pool, ...curveOnly];
+    await greedy(model, coster, all, sizes, { ...settings, maxIndexBytes: Number.MAX_SAFE_INTEGER, maxIndexes: Math.max(settings.maxIndexes, all.length) }, true, searchLimit, steps);
   }
   const [vr, vv] = [await model.value(byRatio), await model.value(byValue)];
   let chosen = vv > vr ? byValue : byRatio;
@@ -264,7 +266,8 @@ export async function selectIndexes(
     return share;
   };
   let share = await attributed(chosen);
-  const paying = chosen.filter((c) => (share.get(c.key)?.saved ?? 0) - model.writeCostMs(c) >= settings.minSavedMs);
+  const net = (c: IndexCandidate) => (share.get(c.key)?.saved ?? 0) - model.writeCostMs(c);
+  const paying = chosen.filter((c) => net(c) > 0 && net(c) >= settings.minSavedMs);
   for (const c of chosen) if (!paying.includes(c)) rejected.push({ candidate: c, reason: `saves less than ${settings.minSavedMs} ms net` });
   if (paying.length !== chosen.length) {
     chosen = paying;

@@ -161,7 +161,9 @@ export class HypoPgWhatIf implements WhatIfCoster {
   async plan(statement: AnalyzedStatement, indexes: readonly IndexCandidate[]): Promise<WhatIfPlan | undefined> {
     const tables = new Set(statement.columns.tables);
     const relevant = indexes.filter((c) => tables.has(`${c.schema}.${c.table}`));
-    const cacheKey = `${statement.queryId}|${relevant.map((c) => c.key).sort().join(';')}`;
+    // The same statement planned with other constants is another plan.
+    const constants = JSON.stringify((statement.constants?.sets ?? []).map((x) => [[...x.values], x.weight]));
+    const cacheKey = `${statement.queryId}|${constants}|${relevant.map((c) => c.key).sort().join(';')}`;
     if (this.plans.has(cacheKey)) return this.plans.get(cacheKey);
     if (this.used + plansPerStatement(statement) > this.maxPlans) {
       this.spent = true;
