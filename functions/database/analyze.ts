@@ -7,7 +7,7 @@ import type { PerfpilotConfig } from '#lib/config';
 import type { AnalysisReport, ReportSection } from '#shared/report';
 import { connectionPoolReportSection, observeConnectionPool, planConnectionPool } from './connection-pool.ts';
 import { openDatabasePool } from './database-client.ts';
-import { detectNPlusOneFromStatements, nPlusOneReportSections, statementHeuristicOptions } from './n-plus-one.ts';
+import { detectNPlusOneFromStatements, nPlusOneReportSections, statementHeuristicOptions, verifyRewrites } from './n-plus-one.ts';
 import { observeStatementsForNPlusOne } from './n-plus-one-observe.ts';
 import { adviseSpatial, spatialReportSections } from './spatial.ts';
 import { INDEX_COMMENT_MARKER, INDEX_NAME_PREFIX } from './index-identity.ts';
@@ -168,7 +168,16 @@ async function otherSections(pool: pg.Pool, config: PerfpilotConfig): Promise<{ 
   };
   await attempt('N+1', async () => {
     const observed = await observeStatementsForNPlusOne(pool);
-    const findings = detectNPlusOneFromStatements(observed.statements, statementHeuristicOptions(config.nPlusOne, observed.foreignKeys));
+    const detected = detectNPlusOneFromStatements(observed.statements, statementHeuristicOptions(config.nPlusOne, observed.foreignKeys));
+    // Every rewrite is planned by PostgreSQL before it is shown.
+    const client = await pool.connect();
+    client.on('error', () => undefined);
+    let findings: typeof detected;
+    try {
+      findings = await verifyRewrites(client, detected);
+    } finally {
+      client.release();
+    }
     sections.push(...nPlusOneReportSections(findings).slice(1));
     json.nPlusOne = findings;
     if (findings.length > 0 || observed.statements.length > 0) {

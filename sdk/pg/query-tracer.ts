@@ -13,8 +13,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { captureCallSite } from './call-site.ts';
-import { fingerprintOf, paramsHashOf, parserReady } from './fingerprint.ts';
+import { captureCallStack } from './call-site.ts';
+import { fingerprintOf, paramHashesOf, paramsHashOf, parserReady } from './fingerprint.ts';
 import type { QueryEvent, RequestTrace } from './trace.ts';
 
 export interface QueryTracerOptions {
@@ -135,7 +135,7 @@ export class QueryTracer {
     if (!state || submittable) return call(args);
     const sql = typeof first === 'string' ? first : ((first as { text?: string } | null)?.text ?? '');
     const values = Array.isArray(args[1]) ? args[1] : (first as { values?: unknown } | null)?.values;
-    const callSite = captureCallSite();
+    const { callSite, stack } = captureCallStack();
     const started = performance.now();
     const record = (rows: number | null) => {
       if (state.events.length >= this.maxQueries) {
@@ -146,9 +146,11 @@ export class QueryTracer {
         sql,
         fingerprint: fingerprintOf(sql),
         callSite,
+        stack,
         durationMs: performance.now() - started,
         rows,
         paramsHash: paramsHashOf(values),
+        paramHashes: paramHashesOf(values),
         startedAtMs: started - state.startedAtMs,
         failed: rows === null,
       });
