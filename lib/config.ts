@@ -248,8 +248,8 @@ const indexAdvisorSchema = z
   .object({
     /** Only the statements with the most total time are planned; the rest are too cheap to matter. */
     maxStatementsAnalyzed: positiveInt.default(300),
-    /** What-if (HypoPG) plans per run; a run over thousands of statements stays inside the Lambda timeout. */
-    maxWhatIfPlans: positiveInt.default(3_000),
+    /** What-if (HypoPG) plans per run (one per constant set); a run over thousands of statements stays inside the Lambda timeout. */
+    maxWhatIfPlans: positiveInt.default(6_000),
     /** Columns per candidate index (equality → range → order). */
     maxIndexColumns: z.number().int().min(1).max(3).default(3),
     /** Statements with fewer calls than this are not planned for. */

@@ -97,9 +97,16 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     const afterLoad = await adviseIndexes(db, unlimited, new Date());
     log(`reset before the load: ${keysOf(afterLoad.selection.indexes.map((i) => i.candidate)).join(' ')}`);
 
-    // Case 2 (the usual one, measured below): the window starts after the load.
-    await resetStats();
-    await playTickets(db, shapes, 1);
+    // Case 2 (the usual one, measured below): the window starts after the load. The same
+    // executions of the workload, without the load's statements and table counters: only the
+    // bulk load's presence in the window differs between the two cases.
+    const loadStatements = await db.query(
+      `select queryid from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database()) and calls < $1`,
+      [base.minStatementCalls],
+    );
+    for (const r of loadStatements.rows) await db.query(`select pg_stat_statements_reset(0, (select oid from pg_database where datname = current_database()), $1)`, [r.queryid]);
+    await db.query('select pg_stat_reset()');
+    out.reset_before_load_statements_removed_count = loadStatements.rows.length;
     t = performance.now();
     const advice: IndexAdvice = await adviseIndexes(db, unlimited, new Date());
     out.perfpilot_unlimited_advise_ms = Math.round(performance.now() - t);
@@ -145,6 +152,7 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
       return {
         dexter,
         dexter100,
+        dexterBytes: [...sizesOf.values()].reduce((a, b) => a + b, 0),
         ratios: { pp: await ratio(pp), pp100: await ratio(pp100), dexter: await ratio(dexter), dexter100: await ratio(dexter100) },
         exhaustive: {
           statements: sub.length,
@@ -159,12 +167,20 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     out.exhaustive_sets_evaluated_count = estimates.exhaustive.sets;
     out.perfpilot_vs_exhaustive_estimated_time_ratio = round(estimates.exhaustive.ratio, 4);
     log(`dexter-style: ${keysOf(estimates.dexter).join(' ')}`);
+    // Perfpilot at the Dexter-style set's size: the goal compares at the same or smaller index size.
+    const atDexterSize = (await adviseIndexes(db, { ...unlimited, maxIndexBytes: estimates.dexterBytes }, new Date())).selection.indexes.map((i) => i.candidate);
+    log(`perfpilot at the dexter-style size (${(estimates.dexterBytes / MB).toFixed(1)} MB estimated): ${keysOf(atDexterSize).join(' ')}`);
+    const estimatedAtDexterSize = await withCoster(db, async (coster) => {
+      const model = new WorkloadModel(advice.statements, coster, { writeCostMs: new Map() });
+      return (await model.workloadCost(atDexterSize)) / (await model.workloadCost([]));
+    });
 
     // Measured: build each set, time the weighted workload; rounds alternate the order of the sets.
     const sets: Record<string, readonly IndexCandidate[]> = {
       none: [],
       perfpilot_unlimited: pp,
       ...(JSON.stringify(keysOf(pp100)) === JSON.stringify(keysOf(pp)) ? {} : { perfpilot_100mb: pp100 }),
+      ...(JSON.stringify(keysOf(atDexterSize)) === JSON.stringify(keysOf(pp)) ? {} : { perfpilot_at_dexter_size: atDexterSize }),
       dexter_style: estimates.dexter,
       ...(JSON.stringify(keysOf(estimates.dexter100)) === JSON.stringify(keysOf(estimates.dexter)) ? {} : { dexter_style_100mb: estimates.dexter100 }),
     };
@@ -191,7 +207,14 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
     const noneMs = median(measured.none!);
     out.measured_no_index_weighted_ms = round(noneMs, 1);
-    const estimateOf: Record<string, number> = { none: 1, perfpilot_unlimited: estimates.ratios.pp, perfpilot_100mb: estimates.ratios.pp100, dexter_style: estimates.ratios.dexter, dexter_style_100mb: estimates.ratios.dexter100 };
+    const estimateOf: Record<string, number> = {
+      none: 1,
+      perfpilot_unlimited: estimates.ratios.pp,
+      perfpilot_100mb: estimates.ratios.pp100,
+      perfpilot_at_dexter_size: estimatedAtDexterSize,
+      dexter_style: estimates.ratios.dexter,
+      dexter_style_100mb: estimates.ratios.dexter100,
+    };
     for (const label of Object.keys(sets)) {
       if (label === 'none') continue;
       const ratio = median(measured[label]!) / noneMs;
@@ -210,6 +233,9 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     }
     out.perfpilot_vs_dexter_measured_time_ratio = round(Number(out.perfpilot_unlimited_measured_time_ratio) / Number(out.dexter_style_measured_time_ratio), 4);
     out.perfpilot_vs_dexter_index_mb_ratio = round(Number(out.perfpilot_unlimited_index_mb) / Math.max(Number(out.dexter_style_index_mb), 0.001), 4);
+    const atSize = sets.perfpilot_at_dexter_size ? 'perfpilot_at_dexter_size' : 'perfpilot_unlimited';
+    out.perfpilot_at_dexter_size_vs_dexter_measured_time_ratio = round(Number(out[`${atSize}_measured_time_ratio`]) / Number(out.dexter_style_measured_time_ratio), 4);
+    out.perfpilot_at_dexter_size_vs_dexter_index_mb_ratio = round(Number(out[`${atSize}_index_mb`]) / Math.max(Number(out.dexter_style_index_mb), 0.001), 4);
     out.perfpilot_100mb_vs_dexter_100mb_measured_time_ratio = round(Number(out.perfpilot_100mb_measured_time_ratio) / Number(out.dexter_style_100mb_measured_time_ratio), 4);
     for (const shape of shapes) {
       const cells = Object.keys(sets).map((label) => `${label} ${median(perShapeRuns[label]!.map((p) => p[shape.name]!)).toFixed(2)}`);

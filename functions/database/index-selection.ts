@@ -138,6 +138,9 @@ export class WorkloadModel {
   }
 }
 
+/** Relative difference below which two moves (or two sets) count as equally good. */
+const TIE = 0.01;
+
 interface Move {
   readonly add: IndexCandidate;
   readonly remove?: IndexCandidate;
@@ -184,7 +187,9 @@ async function greedy(
         if (gain <= 0) continue;
         const bytes = bytesOf(next) - bytesOf(chosen);
         const score = byRatio ? gain / Math.max(bytes, 8192) : gain;
-        if (!best || score > best.score) best = { move: { add, remove, gain, bytes }, score };
+        // Near-ties (within TIE) go to the first in key order: measured times and write costs carry
+        // noise, and a choice between two equally good sets must not flip with it.
+        if (!best || score > best.score * (1 + TIE)) best = { move: { add, remove, gain, bytes }, score };
       }
     }
     if (!best) return chosen;
@@ -235,6 +240,8 @@ export async function selectIndexes(
     if (value > 0) (oversized ? curveOnly : pool).push(c);
     else if (!oversized) rejected.push({ candidate: c, reason: value < 0 ? 'writes would cost more than it saves' : 'no statement plan improves' });
   }
+  pool.sort((a, b) => a.key.localeCompare(b.key));
+  curveOnly.sort((a, b) => a.key.localeCompare(b.key));
   const byRatio = await greedy(model, coster, pool, sizes, settings, true, searchLimit);
   const byValue = await greedy(model, coster, pool, sizes, settings, false, searchLimit);
   // The curve: the same search with no storage budget, step by step.
@@ -244,7 +251,7 @@ export async function selectIndexes(
     await greedy(model, coster, all, sizes, { ...settings, maxIndexBytes: Number.MAX_SAFE_INTEGER, maxIndexes: Math.max(settings.maxIndexes, all.length) }, true, searchLimit, steps);
   }
   const [vr, vv] = [await model.value(byRatio), await model.value(byValue)];
-  let chosen = vv > vr ? byValue : byRatio;
+  let chosen = vv > vr * (1 + TIE) ? byValue : byRatio;
 
   // Drop members that no plan uses any more, or whose share does not pay (widening can orphan one).
   const attributed = async (set: readonly IndexCandidate[]) => {

@@ -65,6 +65,8 @@ export async function measureMaintenanceCosts(
     const [schema, name] = [list[0]!.schema, list[0]!.table];
     const live = Math.max(tableRows.get(table) ?? 0, 1);
     const percent = Math.min(100, Math.max(0.0001, (100 * 3 * settings.writeCostSampleRows) / live));
+    // The scratch inserts are not the application's statements: untracked where allowed (superuser).
+    await client.query(`set pg_stat_statements.track = 'none'`).catch(() => undefined);
     await client.query('begin');
     try {
       await client.query(`set local statement_timeout = '30s'`);
@@ -99,6 +101,7 @@ export async function measureMaintenanceCosts(
       }
     } finally {
       await client.query('rollback').catch(() => undefined);
+      await client.query('reset pg_stat_statements.track').catch(() => undefined);
     }
   }
   // What the budget left unmeasured takes the nearest measurement.

@@ -128,6 +128,9 @@ export class HypoPgWhatIf implements WhatIfCoster {
   }
 
   async reset(): Promise<void> {
+    // Every EXPLAIN with its constants would be a pg_stat_statements entry of its own (utility
+    // statements keep their constants in PG15): keep the advisor's planning out of it where allowed.
+    await this.client.query('set pg_stat_statements.track_utility = off').catch(() => undefined);
     await this.client.query('select hypopg_reset()');
     this.hypothetical.clear();
   }
