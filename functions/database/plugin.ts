@@ -192,3 +192,6 @@ export const createDatabasePlugin: PluginFactory = async (config, deps) => {
   const pool = await openDatabasePool(config, deps.target);
   return databasePlugin({ pool, config, rds: deps.target === 'aws' ? new RDSClient({}) : undefined });
 };
+
+/** The name the area loader looks for (functions/areas.ts). */
+export { createDatabasePlugin as createPlugin };

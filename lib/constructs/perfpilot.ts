@@ -19,7 +19,8 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import type { AreaName, PerfpilotConfig } from '#lib/config';
+import type { PerfpilotConfig } from '#lib/config';
+import { AREA_REGISTRY, REGISTERED_AREAS, type RegisteredArea } from '#functions/areas';
 import { importFunctionNetwork } from './function-network.ts';
 import { LedgerTable } from './ledger-table.ts';
 import { NotificationTopic } from './notification-topic.ts';
@@ -27,9 +28,9 @@ import { OptimizerFunction, type PowertoolsLogLevel } from './optimizer-function
 import { PerfpilotAlarms } from './perfpilot-alarms.ts';
 import { StagedRollout } from './staged-rollout.ts';
 
-/** The areas that have an implementation (`functions/<area>/handler.ts`) and are deployed. */
-export const DEPLOYED_AREAS = ['caching', 'database'] as const satisfies readonly AreaName[];
-export type DeployedArea = (typeof DEPLOYED_AREAS)[number];
+/** The areas that have an implementation (functions/areas.ts) and are deployed by default. */
+export const DEPLOYED_AREAS: readonly RegisteredArea[] = REGISTERED_AREAS;
+export type DeployedArea = RegisteredArea;
 
 /** The package's `functions/` folder, next to `lib/`. */
 const FUNCTIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'functions');
@@ -112,7 +113,9 @@ export class Perfpilot extends Construct {
       })
         .bindLedger(this.ledgerTable)
         .bindMetricsRead();
-      bindAreaTargets(fn, area, config);
+      const registration = AREA_REGISTRY[area];
+      fn.bindAccess(registration.access(config), `${area}-targets`);
+      for (const [key, value] of Object.entries(registration.environment?.(config) ?? {})) fn.addEnvironment(key, value);
 
       const rollout = new StagedRollout(this, `${area}-rollout`, { area, stepFunction: fn.function, config });
       acknowledgeRolloutRole(rollout, fn);
@@ -185,26 +188,7 @@ export class Perfpilot extends Construct {
       targets: [rollbackTarget],
     });
 
-    this.alarms = new PerfpilotAlarms(this, 'alarms', { config, topic: this.topic });
-  }
-}
-
-/** What an area function may touch in the tuned system, when the AWS targets are set. */
-function bindAreaTargets(fn: OptimizerFunction, area: DeployedArea, config: PerfpilotConfig): void {
-  switch (area) {
-    case 'caching': {
-      const elasticache = config.targets.caching.elasticache;
-      if (elasticache) fn.bindCacheParameterGroup(elasticache.parameterGroupName);
-      return;
-    }
-    case 'database': {
-      const rds = config.targets.database.rds;
-      if (rds) {
-        fn.bindDatabaseSecret(rds.secretArn);
-        if (rds.proxyName) fn.bindDatabaseProxy(rds.proxyName);
-      }
-      return;
-    }
+    this.alarms = new PerfpilotAlarms(this, 'alarms', { config, topic: this.topic, areas });
   }
 }
 
