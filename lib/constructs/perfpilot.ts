@@ -22,6 +22,7 @@ import { Construct } from 'constructs';
 import type { PerfpilotConfig } from '#lib/config';
 import { AREA_REGISTRY, REGISTERED_AREAS, type RegisteredArea } from '#functions/areas';
 import { importFunctionNetwork } from './function-network.ts';
+import { AREA_INFRASTRUCTURE } from './area-infrastructure.ts';
 import { LedgerTable } from './ledger-table.ts';
 import { NotificationTopic } from './notification-topic.ts';
 import { OptimizerFunction, type PowertoolsLogLevel } from './optimizer-function.ts';
@@ -76,6 +77,8 @@ export class Perfpilot extends Construct {
   public readonly rollouts: Readonly<Partial<Record<DeployedArea, StagedRollout>>>;
   public readonly stateMachines: Readonly<Partial<Record<DeployedArea, sfn.StateMachine>>>;
   public readonly scheduleRules: Readonly<Partial<Record<DeployedArea, events.Rule>>>;
+  /** What areas with resources of their own created (lib/constructs/area-infrastructure.ts). */
+  public readonly areaResources: Readonly<Partial<Record<DeployedArea, Readonly<Record<string, unknown>>>>>;
   public readonly rollbackFunction: OptimizerFunction;
   /** Perfpilot's critical alarms going to ALARM → rollback. */
   public readonly alarmRule: events.Rule;
@@ -103,6 +106,7 @@ export class Perfpilot extends Construct {
     const rollouts: Partial<Record<DeployedArea, StagedRollout>> = {};
     const stateMachines: Partial<Record<DeployedArea, sfn.StateMachine>> = {};
     const scheduleRules: Partial<Record<DeployedArea, events.Rule>> = {};
+    const areaResources: Partial<Record<DeployedArea, Readonly<Record<string, unknown>>>> = {};
     for (const area of areas) {
       const fn = new OptimizerFunction(this, `${area}-function`, {
         ...functionDefaults,
@@ -116,6 +120,18 @@ export class Perfpilot extends Construct {
       const registration = AREA_REGISTRY[area];
       fn.bindAccess(registration.access(config), `${area}-targets`);
       for (const [key, value] of Object.entries(registration.environment?.(config) ?? {})) fn.addEnvironment(key, value);
+      const infrastructure = AREA_INFRASTRUCTURE[area];
+      if (infrastructure) {
+        areaResources[area] = infrastructure({
+          scope: this,
+          config,
+          areaFunction: fn,
+          functionDefaults,
+          functionsDir,
+          ledgerTable: this.ledgerTable,
+          topic: this.topic,
+        });
+      }
 
       const rollout = new StagedRollout(this, `${area}-rollout`, { area, stepFunction: fn.function, config });
       acknowledgeRolloutRole(rollout, fn);
@@ -139,6 +155,7 @@ export class Perfpilot extends Construct {
     this.rollouts = rollouts;
     this.stateMachines = stateMachines;
     this.scheduleRules = scheduleRules;
+    this.areaResources = areaResources;
 
     this.rollbackFunction = new OptimizerFunction(this, 'rollback-function', {
       ...functionDefaults,
