@@ -10,7 +10,7 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { AREAS, ConfigError, DEFAULT_CONFIG_FILE, type AreaName } from '#lib/config';
 import type { Area } from '#shared/change';
-import { ANALYZER_LOADERS, PLUGIN_LOADERS } from '#local/plugins';
+import { AREA_REGISTRY, isRegisteredArea, loadAnalyzer } from '#local/plugins';
 import { openLedger, readConfig, type GlobalOptions } from './cli/context.ts';
 import { paint, table } from './cli/format.ts';
 import { collectStatus, renderStatus } from './cli/status.ts';
@@ -198,11 +198,7 @@ program
   .option('--json', 'print JSON')
   .action(async (area: AreaName, opts: { json?: boolean }) => {
     const config = readConfig(globals());
-    const load = ANALYZER_LOADERS[area];
-    if (!load) {
-      throw new Error(`area ${area} has no analyzer yet; available: ${Object.keys(ANALYZER_LOADERS).join(', ') || 'none'}`);
-    }
-    const report = await (await load())(config);
+    const report = await (await loadAnalyzer(area))(config);
     if (opts.json) {
       write(JSON.stringify(report.json, null, 2));
       return;
@@ -290,8 +286,8 @@ program
   .action(() => {
     write(
       table(
-        ['AREA', 'ROLLOUT', 'ANALYZE'],
-        AREAS.map((a) => [a, PLUGIN_LOADERS[a] ? 'yes' : 'not yet', ANALYZER_LOADERS[a] ? 'yes' : 'not yet']),
+        ['AREA', 'ROLLOUT AND ANALYZE', 'TUNES'],
+        AREAS.map((a) => [a, isRegisteredArea(a) ? 'yes' : 'not yet', isRegisteredArea(a) ? AREA_REGISTRY[a].summary : '']),
       ),
     );
   });

@@ -5,7 +5,8 @@
  * stack turns into CloudWatch alarms over that history ("M out of N").
  */
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions, alarmName, evaluateAlarm, signalValue } from '#shared/alarms';
+import { alarmDefinitions } from '#functions/areas';
+import { alarmName, evaluateAlarm, signalValue } from '#shared/alarms';
 import type { AreaPlugin } from '#shared/area';
 import type { Area } from '#shared/change';
 import type { MetricsReader, MetricsSnapshot } from '#shared/metrics';

@@ -5,6 +5,7 @@
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
 import type { PerfpilotConfig } from '#lib/config';
+import type { AreaAnalyzer } from '#shared/area';
 import type { AnalysisReport } from '#shared/report';
 import { DEFAULT_CACHE_POLICY, normalizePolicy, type CachePolicy } from '#sdk/cache/policy';
 import { CloudWatchCacheMetricsSource } from './observe.ts';
@@ -125,3 +126,6 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
     redis.disconnect();
   }
 }
+
+/** `perfpilot analyze caching` (the name the area loader looks for, functions/areas.ts). */
+export const analyze: AreaAnalyzer = (config) => analyzeCaching(config);

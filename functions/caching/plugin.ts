@@ -286,3 +286,6 @@ export const createCachingPlugin: PluginFactory = async (config, deps) => {
     },
   );
 };
+
+/** The name the area loader looks for (functions/areas.ts). */
+export { createCachingPlugin as createPlugin };

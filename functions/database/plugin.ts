@@ -9,7 +9,7 @@
  */
 import type pg from 'pg';
 import { RDSClient } from '@aws-sdk/client-rds';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PerfpilotConfig } from '#lib/config';
 import type { AreaPlugin, PluginFactory } from '#shared/area';
 import type { Change, ChangeEffect } from '#shared/change';
@@ -197,3 +197,6 @@ export const createDatabasePlugin: PluginFactory = async (config, deps) => {
   const pool = await openDatabasePool(config, deps.target);
   return databasePlugin({ pool, config, rds: deps.target === 'aws' ? new RDSClient({}) : undefined });
 };
+
+/** The name the area loader looks for (functions/areas.ts). */
+export { createDatabasePlugin as createPlugin };

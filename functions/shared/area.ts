@@ -51,3 +51,27 @@ export interface PluginDeps {
 
 /** Each area exports one of these from `functions/<area>/plugin.ts`. */
 export type PluginFactory = (config: PerfpilotConfig, deps: PluginDeps) => Promise<AreaPlugin>;
+
+/** `perfpilot analyze <area>`: each area exports one as `analyze` from `functions/<area>/analyze.ts`. */
+export type AreaAnalyzer = (config: PerfpilotConfig) => Promise<import('./report.ts').AnalysisReport>;
+
+/**
+ * An area's registration, exported from `functions/<area>/area.ts` and listed in
+ * `functions/areas.ts`. Pure data and functions of the config: the CDK app, the
+ * Lambdas and the CLI all read it.
+ */
+export interface AreaRegistration {
+  readonly name: Area;
+  /** One line for `perfpilot areas`. */
+  readonly summary: string;
+  /**
+   * The area's alarms (CloudWatch alarms in AWS, evaluated locally over the plugin's
+   * snapshots). Each must watch a metric something produces: AWS, or the area's own
+   * runtime through EMF.
+   */
+  alarms(config: PerfpilotConfig): import('./alarms.ts').AlarmDefinition[];
+  /** The AWS calls the area function makes on the tuned system, granted to it from this declaration. */
+  access(config: PerfpilotConfig): import('./aws-access.ts').AwsAccess[];
+  /** Environment variables the area function reads for its targets (never secrets). */
+  environment?(config: PerfpilotConfig): Record<string, string>;
+}

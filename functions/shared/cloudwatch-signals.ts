@@ -10,7 +10,8 @@ import {
   type MetricDataQuery,
 } from '@aws-sdk/client-cloudwatch';
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions, alarmName, type AlarmDefinition } from './alarms.ts';
+import { alarmDefinitions } from '#functions/areas';
+import { alarmName, type AlarmDefinition } from './alarms.ts';
 import type { Area } from './change.ts';
 import { TargetUnavailableError } from './errors.ts';
 import type { MetricsReader, MetricsSnapshot, Signal } from './metrics.ts';

@@ -8,7 +8,7 @@
  * and the IAM statement it needs together, so the two cannot drift apart.
  */
 import { basename } from 'node:path';
-import { ArnFormat, Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -21,6 +21,7 @@ import { Construct } from 'constructs';
 import type { PerfpilotConfig } from '#lib/config';
 import { appNamespace } from '#shared/alarms';
 import { LEDGER_TABLE } from '#shared/ledger-table';
+import { assertAccessDeclared, hasWildcard, type ArnTemplate, type AwsAccess } from '#shared/aws-access';
 import { lambdaConfigJson } from './function-config.ts';
 import type { FunctionNetwork } from './function-network.ts';
 
@@ -58,6 +59,14 @@ function pseudoArnPrefix(service: string): string {
   return `arn:${Aws.PARTITION}:${service}:${Aws.REGION}:${Aws.ACCOUNT_ID}`;
 }
 
+/** How cdk-nag spells the pseudo parameters in its finding ids. */
+const NAG_PSEUDO = { partition: '<AWS::Partition>', region: '<AWS::Region>', account: '<AWS::AccountId>' };
+
+/** An ArnTemplate with the stack's pseudo parameters (or the given spellings) filled in. */
+function renderArn(template: ArnTemplate, values = { partition: Aws.PARTITION, region: Aws.REGION, account: Aws.ACCOUNT_ID }): string {
+  return template.replaceAll('{partition}', values.partition).replaceAll('{region}', values.region).replaceAll('{account}', values.account);
+}
+
 /**
  * Node's ESM has no `require`, `__filename` or `__dirname`; bundled CommonJS
  * dependencies still use them (aliased imports: minified bundle names cannot clash).
@@ -73,7 +82,8 @@ const ESM_BANNER = [
 
 /**
  * Files that bundled dependencies read at run time from their own folder
- * (`__dirname`, which in the bundle is the bundle's folder), copied next to it.
+ * (`__dirname`, which in the bundle is the bundle's folder), copied next to a bundle
+ * that names them (a function that never loads the SQL parser ships no 1.7 MB of WASM).
  * Paths are relative to the project root.
  */
 export const RUNTIME_FILES: readonly string[] = [
@@ -81,6 +91,14 @@ export const RUNTIME_FILES: readonly string[] = [
   'node_modules/pg-format/lib/reserved.js',
   // libpg-query: the Emscripten loader reads its .wasm from __dirname
   'node_modules/libpg-query/wasm/libpg-query.wasm',
+];
+
+/** Modules only the SDK's default credential chain imports, after `fromEnv` — never reached in Lambda. */
+export const UNREACHABLE_IN_LAMBDA: readonly string[] = [
+  '@aws-sdk/credential-provider-sso',
+  '@aws-sdk/credential-provider-ini',
+  '@aws-sdk/credential-provider-process',
+  '@aws-sdk/credential-provider-web-identity',
 ];
 
 export class OptimizerFunction extends Construct implements iam.IGrantable {
@@ -159,19 +177,28 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
         mainFields: ['module', 'main'],
         banner: ESM_BANNER,
         sourceMap: true,
+        // Stack traces need the mappings, not the sources: a map without them is about
+        // a third of the size, and Node parses it at load (--enable-source-maps).
+        sourcesContent: false,
         minify: true,
         // Typed errors are matched by name in the rollout; keep class names readable in traces too.
         keepNames: true,
         // The AWS SDK is bundled (no '@aws-sdk/*' external): the function runs the
         // client versions the tests ran against, not whatever the runtime ships.
         // pg's optional native binding is never used.
-        externalModules: ['pg-native'],
+        // The credential providers the SDK's default chain reaches only through dynamic
+        // imports after `fromEnv` (SSO, INI files, credential_process, web identity) are
+        // left out: in Lambda the role's credentials are always in the environment, and
+        // bundling them costs ~100 KB of every function's cold start.
+        externalModules: ['pg-native', ...UNREACHABLE_IN_LAMBDA],
         forceDockerBundling: false,
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
           afterBundling: (inputDir: string, outputDir: string) =>
-            RUNTIME_FILES.map((file) => `cp "${inputDir}/${file}" "${outputDir}/${basename(file)}"`),
+            RUNTIME_FILES.map(
+              (file) => `if grep -qF "${basename(file)}" "${outputDir}/index.mjs"; then cp "${inputDir}/${file}" "${outputDir}/${basename(file)}"; fi`,
+            ),
         },
       },
     });
@@ -239,54 +266,27 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
     return this;
   }
 
-  /** The Secrets Manager secret with the database credentials: that one ARN, read only. */
-  bindDatabaseSecret(secretArn: string): this {
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secretArn] }),
-    );
-    return this;
-  }
-
-  /** Read and change one ElastiCache parameter group (eviction policy and friends). */
-  bindCacheParameterGroup(parameterGroupName: string): this {
-    const arn = Stack.of(this).formatArn({
-      service: 'elasticache',
-      resource: 'parametergroup',
-      resourceName: parameterGroupName,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['elasticache:DescribeCacheParameters', 'elasticache:ModifyCacheParameterGroup'],
-        resources: [arn],
-      }),
-    );
-    return this;
-  }
-
   /**
-   * Read and resize the connection pool of an RDS Proxy. RDS Proxy ARNs carry the
-   * generated resource id (prx-…), not the name the config knows, so the statement
-   * is scoped to the account's proxies and target groups in this region, and the
-   * handler names the proxy in every call.
+   * Grants what the code declares it calls (functions/shared/aws-access.ts), as one
+   * inline policy named `id`. A wildcard resource is acknowledged for cdk-nag with
+   * the reason the declaration gives.
    */
-  bindDatabaseProxy(proxyName: string): this {
-    const arn = (resource: string) => `${pseudoArnPrefix('rds')}:${resource}:*`;
-    const policy = new iam.Policy(this, 'DatabaseProxy', {
-      statements: [
-        new iam.PolicyStatement({
-          actions: ['rds:DescribeDBProxies', 'rds:DescribeDBProxyTargetGroups', 'rds:ModifyDBProxyTargetGroup'],
-          resources: [arn('db-proxy'), arn('target-group')],
-        }),
-      ],
+  bindAccess(access: readonly AwsAccess[], id: string): this {
+    assertAccessDeclared(access, `${this.node.path}/${id}`);
+    if (access.length === 0) return this;
+    const policy = new iam.Policy(this, id, {
+      statements: access.map(
+        (a) => new iam.PolicyStatement({ actions: [...a.actions], resources: a.resources.map((r) => renderArn(r)) }),
+      ),
     });
     this.role.attachInlinePolicy(policy);
-    this.addEnvironment('PERFPILOT_DB_PROXY_NAME', proxyName);
-    for (const resource of ['db-proxy', 'target-group']) {
-      Validations.of(policy).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:${resource}:*]`,
-        reason: `RDS Proxy ${resource} ARNs use generated resource ids (prx-...), not the proxy name "${proxyName}" the config gives; scoped to this account and region.`,
-      });
+    for (const a of access) {
+      for (const resource of a.resources.filter(hasWildcard)) {
+        Validations.of(policy).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::${renderArn(resource, NAG_PSEUDO)}]`,
+          reason: a.wildcardReason!,
+        });
+      }
     }
     return this;
   }

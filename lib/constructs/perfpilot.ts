@@ -19,17 +19,19 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import type { AreaName, PerfpilotConfig } from '#lib/config';
+import type { PerfpilotConfig } from '#lib/config';
+import { AREA_REGISTRY, REGISTERED_AREAS, type RegisteredArea } from '#functions/areas';
 import { importFunctionNetwork } from './function-network.ts';
+import { AREA_INFRASTRUCTURE } from './area-infrastructure.ts';
 import { LedgerTable } from './ledger-table.ts';
 import { NotificationTopic } from './notification-topic.ts';
 import { OptimizerFunction, type PowertoolsLogLevel } from './optimizer-function.ts';
 import { PerfpilotAlarms } from './perfpilot-alarms.ts';
 import { StagedRollout } from './staged-rollout.ts';
 
-/** The areas that have an implementation (`functions/<area>/handler.ts`) and are deployed. */
-export const DEPLOYED_AREAS = ['caching', 'database'] as const satisfies readonly AreaName[];
-export type DeployedArea = (typeof DEPLOYED_AREAS)[number];
+/** The areas that have an implementation (functions/areas.ts) and are deployed by default. */
+export const DEPLOYED_AREAS: readonly RegisteredArea[] = REGISTERED_AREAS;
+export type DeployedArea = RegisteredArea;
 
 /** The package's `functions/` folder, next to `lib/`. */
 const FUNCTIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'functions');
@@ -75,6 +77,8 @@ export class Perfpilot extends Construct {
   public readonly rollouts: Readonly<Partial<Record<DeployedArea, StagedRollout>>>;
   public readonly stateMachines: Readonly<Partial<Record<DeployedArea, sfn.StateMachine>>>;
   public readonly scheduleRules: Readonly<Partial<Record<DeployedArea, events.Rule>>>;
+  /** What areas with resources of their own created (lib/constructs/area-infrastructure.ts). */
+  public readonly areaResources: Readonly<Partial<Record<DeployedArea, Readonly<Record<string, unknown>>>>>;
   public readonly rollbackFunction: OptimizerFunction;
   /** Perfpilot's critical alarms going to ALARM → rollback. */
   public readonly alarmRule: events.Rule;
@@ -102,6 +106,7 @@ export class Perfpilot extends Construct {
     const rollouts: Partial<Record<DeployedArea, StagedRollout>> = {};
     const stateMachines: Partial<Record<DeployedArea, sfn.StateMachine>> = {};
     const scheduleRules: Partial<Record<DeployedArea, events.Rule>> = {};
+    const areaResources: Partial<Record<DeployedArea, Readonly<Record<string, unknown>>>> = {};
     for (const area of areas) {
       const fn = new OptimizerFunction(this, `${area}-function`, {
         ...functionDefaults,
@@ -112,7 +117,21 @@ export class Perfpilot extends Construct {
       })
         .bindLedger(this.ledgerTable)
         .bindMetricsRead();
-      bindAreaTargets(fn, area, config);
+      const registration = AREA_REGISTRY[area];
+      fn.bindAccess(registration.access(config), `${area}-targets`);
+      for (const [key, value] of Object.entries(registration.environment?.(config) ?? {})) fn.addEnvironment(key, value);
+      const infrastructure = AREA_INFRASTRUCTURE[area];
+      if (infrastructure) {
+        areaResources[area] = infrastructure({
+          scope: this,
+          config,
+          areaFunction: fn,
+          functionDefaults,
+          functionsDir,
+          ledgerTable: this.ledgerTable,
+          topic: this.topic,
+        });
+      }
 
       const rollout = new StagedRollout(this, `${area}-rollout`, { area, stepFunction: fn.function, config });
       acknowledgeRolloutRole(rollout, fn);
@@ -136,6 +155,7 @@ export class Perfpilot extends Construct {
     this.rollouts = rollouts;
     this.stateMachines = stateMachines;
     this.scheduleRules = scheduleRules;
+    this.areaResources = areaResources;
 
     this.rollbackFunction = new OptimizerFunction(this, 'rollback-function', {
       ...functionDefaults,
@@ -185,26 +205,7 @@ export class Perfpilot extends Construct {
       targets: [rollbackTarget],
     });
 
-    this.alarms = new PerfpilotAlarms(this, 'alarms', { config, topic: this.topic });
-  }
-}
-
-/** What an area function may touch in the tuned system, when the AWS targets are set. */
-function bindAreaTargets(fn: OptimizerFunction, area: DeployedArea, config: PerfpilotConfig): void {
-  switch (area) {
-    case 'caching': {
-      const elasticache = config.targets.caching.elasticache;
-      if (elasticache) fn.bindCacheParameterGroup(elasticache.parameterGroupName);
-      return;
-    }
-    case 'database': {
-      const rds = config.targets.database.rds;
-      if (rds) {
-        fn.bindDatabaseSecret(rds.secretArn);
-        if (rds.proxyName) fn.bindDatabaseProxy(rds.proxyName);
-      }
-      return;
-    }
+    this.alarms = new PerfpilotAlarms(this, 'alarms', { config, topic: this.topic, areas });
   }
 }
 
