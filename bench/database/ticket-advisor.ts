@@ -185,7 +185,7 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
       ...(JSON.stringify(keysOf(estimates.dexter100)) === JSON.stringify(keysOf(estimates.dexter)) ? {} : { dexter_style_100mb: estimates.dexter100 }),
     };
     const rounds = options.full ? 3 : 2;
-    const perShape = options.full ? 9 : 5;
+    const perShape = options.full ? 31 : 21;
     const measured: Record<string, number[]> = {};
     const bytes: Record<string, number> = {};
     const perShapeRuns: Record<string, Record<string, number>[]> = {};

@@ -113,10 +113,17 @@ export async function playTickets(db: pg.Pool, shapes: readonly TicketShape[], s
 }
 
 /**
- * The measured workload: each shape `perShape` times with the same parameters in every
- * replay (after one warm-up); per shape the median client-observed time; weighted by calls.
+ * The measured workload: each shape up to `perShape` times (at least 3, and no more once
+ * `shapeBudgetMs` is spent on it) with the same parameters in every replay, after one
+ * warm-up; per shape the median client-observed time; weighted by calls.
  */
-export async function timeTickets(db: pg.Pool, shapes: readonly TicketShape[], seed: number, perShape: number): Promise<{ weightedMs: number; perShapeMs: Record<string, number> }> {
+export async function timeTickets(
+  db: pg.Pool,
+  shapes: readonly TicketShape[],
+  seed: number,
+  perShape: number,
+  shapeBudgetMs = 1_500,
+): Promise<{ weightedMs: number; perShapeMs: Record<string, number> }> {
   const client = await db.connect();
   const perShapeMs: Record<string, number> = {};
   let weightedMs = 0;
@@ -129,7 +136,9 @@ export async function timeTickets(db: pg.Pool, shapes: readonly TicketShape[], s
       if (write) await client.query('begin');
       await client.query(shape.sql, shape.params(prng(seed + 1000 + i)));
       const times: number[] = [];
+      const began = performance.now();
       for (const a of args) {
+        if (times.length >= 3 && performance.now() - began > shapeBudgetMs) break;
         const started = performance.now();
         await client.query(shape.sql, a);
         times.push(performance.now() - started);

@@ -141,6 +141,8 @@ export class WorkloadModel {
 /** Relative difference below which two moves (or two sets) count as equally good. */
 const TIE = 0.01;
 
+const noiseFloor = (statements: readonly AnalyzedStatement[]) => TIE * statements.reduce((sum, s) => sum + s.totalTimeMs, 0);
+
 interface Move {
   readonly add: IndexCandidate;
   readonly remove?: IndexCandidate;
@@ -184,7 +186,9 @@ async function greedy(
         const over = model.relevant(add);
         const gain = (await model.value(next, over)) - (await model.value(chosen, over));
         if (coster.exhausted || coster.plansUsed >= planLimit) return chosen;
-        if (gain <= 0) continue;
+        // A move must save more than TIE of the time of the statements it touches: below that, the
+        // gain is within the noise of measured times and write costs (an INCLUDE that saves nothing real).
+        if (gain <= noiseFloor(over)) continue;
         const bytes = bytesOf(next) - bytesOf(chosen);
         const score = byRatio ? gain / Math.max(bytes, 8192) : gain;
         // Near-ties (within TIE) go to the first in key order: measured times and write costs carry
@@ -236,8 +240,9 @@ export async function selectIndexes(
     const oversized = bytes > settings.maxIndexBytes;
     if (oversized) rejected.push({ candidate: c, reason: `estimated ${bytes} bytes exceeds budgets.maxIndexBytes` });
     if (oversized && settings.curve === false) continue;
-    const value = await model.value([c], model.relevant(c));
-    if (value > 0) (oversized ? curveOnly : pool).push(c);
+    const over = model.relevant(c);
+    const value = await model.value([c], over);
+    if (value > noiseFloor(over)) (oversized ? curveOnly : pool).push(c);
     else if (!oversized) rejected.push({ candidate: c, reason: value < 0 ? 'writes would cost more than it saves' : 'no statement plan improves' });
   }
   pool.sort((a, b) => a.key.localeCompare(b.key));
