@@ -143,9 +143,11 @@ export async function readStatementTotals(
 
 export async function observeTables(db: Queryable): Promise<ObservedTable[]> {
   const { rows: tables } = await db.query(
-    `select t.relid::int as relid, t.schemaname, t.relname, t.n_live_tup, pg_relation_size(t.relid) as bytes,
+    // Row counts from pg_class.reltuples (kept by VACUUM/ANALYZE), not n_live_tup, which a
+    // pg_stat_reset() zeroes: the advice must not change because statistics were reset.
+    `select t.relid::int as relid, t.schemaname, t.relname, greatest(c.reltuples, 0)::bigint as live_rows, pg_relation_size(t.relid) as bytes,
             t.seq_scan, coalesce(t.idx_scan, 0) as idx_scan
-       from pg_stat_user_tables t`,
+       from pg_stat_user_tables t join pg_class c on c.oid = t.relid`,
   );
   const { rows: columns } = await db.query(
     `select a.attrelid::int as relid, a.attname, format_type(a.atttypid, a.atttypmod) as type, s.n_distinct, s.null_frac, s.correlation
@@ -170,7 +172,7 @@ export async function observeTables(db: Queryable): Promise<ObservedTable[]> {
   return tables.map((t) => ({
     schema: String(t.schemaname),
     name: String(t.relname),
-    liveRows: num(t.n_live_tup),
+    liveRows: num(t.live_rows),
     bytes: num(t.bytes),
     seqScans: num(t.seq_scan),
     indexScans: num(t.idx_scan),
