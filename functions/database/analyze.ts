@@ -190,6 +190,10 @@ async function otherSections(pool: pg.Pool, config: PerfpilotConfig): Promise<{ 
     }
   });
   await attempt('PostGIS', async () => {
+    if ((await pool.query(`select 1 from pg_extension where extname = 'postgis'`)).rowCount !== 1) {
+      notes.push('PostGIS is not installed in this database: no spatial analysis');
+      return;
+    }
     const client = await pool.connect();
     try {
       const findings = await adviseSpatial(client, { config: config.spatialAdvisor, measure: false });
