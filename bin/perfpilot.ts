@@ -18,6 +18,7 @@ import { progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/ro
 import { runAwsRollout } from './cli/aws-rollout.ts';
 import { confirmRollback, plannedReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
 import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
+import { registerLoadTestCommands } from './cli/load-tests.ts';
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -279,6 +280,8 @@ program
     write(opts.json ? JSON.stringify(report, null, 2) : `\n${renderLoadReport(report)}`);
     if (opts.failOnKpi && !report.kpisPassed) process.exitCode = 1;
   });
+
+registerLoadTestCommands(program, globals);
 
 program
   .command('areas')

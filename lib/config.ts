@@ -331,6 +331,18 @@ const cachingTunerSchema = z
   })
   .strict();
 
+/** `npm run test:performance-validation`: a run of the standard mix against a saved baseline (the seed plan's criteria). */
+const performanceValidationSchema = z
+  .object({
+    /** p95 request latency may rise by less than this against the baseline... */
+    p95DegradationPercentMax: z.number().min(0).default(10),
+    /** ...throughput must stay at or above this share of the baseline's... */
+    throughputRatioPercentMin: percent.default(90),
+    /** ...and the error rate may rise by less than this many percentage points. */
+    errorRateIncreasePointsMax: percent.default(2),
+  })
+  .strict();
+
 const vpcSchema = z
   .object({
     vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, { message: 'expected a VPC id such as vpc-0abc123' }),
@@ -373,6 +385,7 @@ export const configSchema = z
     connectionPool: connectionPoolSchema.prefault({}),
     indexAdvisor: indexAdvisorSchema.prefault({}),
     cachingTuner: cachingTunerSchema.prefault({}),
+    performanceValidation: performanceValidationSchema.prefault({}),
     ledger: z
       .object({
         /** Where the local ledger (dynalite) keeps its data between CLI runs. */
