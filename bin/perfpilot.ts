@@ -20,6 +20,7 @@ import { confirmRollback, plannedReverts, renderRollbackReports, rollbackInAws, 
 import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
 import { registerLoadTestCommands } from './cli/load-tests.ts';
 import { DEFAULT_REPORT_FILE, registerReportCommand, writeDemoReport } from './cli/report.ts';
+import { registerMonitoringCommands } from './cli/monitoring-commands.ts';
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -287,6 +288,7 @@ program
 
 registerLoadTestCommands(program, globals);
 registerReportCommand(program, globals);
+registerMonitoringCommands(program, globals);
 
 program
   .command('areas')
