@@ -43,7 +43,7 @@ export interface BarChartSpec {
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
-const MARGIN = { top: 36, right: 16, bottom: 48, left: 60 };
+const MARGIN = { top: 44, right: 16, bottom: 48, left: 60 };
 
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -64,14 +64,25 @@ export function ticks(min: number, max: number, count = 5): number[] {
 }
 
 function frame(title: string, width: number, height: number, body: string, legend: readonly string[]): string {
-  const items = legend
-    .map((name, i) => `<g transform="translate(${MARGIN.left + i * 150},${height - 14})"><rect width="10" height="10" y="-9" fill="${PALETTE[i % PALETTE.length]}"/><text x="14" font-size="11">${escapeXml(name)}</text></g>`)
-    .join('');
+  // Legend entries flow left to right and wrap; the chart grows by the extra rows.
+  let x = MARGIN.left;
+  let row = 0;
+  const items = legend.map((name, i) => {
+    const w = 24 + name.length * 6.2;
+    if (x + w > width - MARGIN.right && x > MARGIN.left) {
+      x = MARGIN.left;
+      row++;
+    }
+    const item = `<g transform="translate(${num(x)},${height - 2 + row * 16})"><rect width="10" height="10" y="-9" fill="${PALETTE[i % PALETTE.length]}"/><text x="14" font-size="11">${escapeXml(name)}</text></g>`;
+    x += w;
+    return item;
+  });
+  const total = height + 8 + row * 16;
   return (
-    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-label="${escapeXml(title)}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">` +
+    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-label="${escapeXml(title)}" width="${width}" height="${total}" viewBox="0 0 ${width} ${total}" font-family="sans-serif">` +
     `<title>${escapeXml(title)}</title><text x="${width / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>` +
     body +
-    items +
+    items.join('') +
     '</svg>'
   );
 }
@@ -106,10 +117,11 @@ export function lineChart(spec: LineChartSpec): string {
     const y = num(scaleY(spec.threshold.y));
     body += `<line class="threshold" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${y}" y2="${y}" stroke="#d62728" stroke-dasharray="6 3"/><text x="${width - MARGIN.right}" y="${num(scaleY(spec.threshold.y) - 4)}" text-anchor="end" font-size="10" fill="#d62728">${escapeXml(spec.threshold.label)}</text>`;
   }
-  for (const m of spec.markers ?? []) {
+  // Marker labels alternate between two lines so neighbours do not overwrite each other.
+  [...(spec.markers ?? [])].sort((a, b) => a.x - b.x).forEach((m, i) => {
     const x = num(scaleX(m.x));
-    body += `<line class="marker" x1="${x}" x2="${x}" y1="${MARGIN.top}" y2="${height - MARGIN.bottom}" stroke="#555" stroke-dasharray="2 3"/><text x="${x}" y="${MARGIN.top - 4}" text-anchor="middle" font-size="10">${escapeXml(m.label)}</text>`;
-  }
+    body += `<line class="marker" x1="${x}" x2="${x}" y1="${MARGIN.top}" y2="${height - MARGIN.bottom}" stroke="#555" stroke-dasharray="2 3"/><text x="${x}" y="${MARGIN.top - (i % 2 ? 12 : 2)}" text-anchor="middle" font-size="10">${escapeXml(m.label)}</text>`;
+  });
   spec.series.forEach((s, i) => {
     const pts = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
     if (pts.length === 0) return;
