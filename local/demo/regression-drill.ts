@@ -73,10 +73,34 @@ export interface DrillReport {
   /** The alarm that fired and what its rollback did. */
   readonly firedAlarm?: string;
   readonly rollback?: RollbackOutcome;
+  /** The events in order, each with its seconds after the injection (what the summary and the report print). */
+  readonly timeline: readonly DrillEvent[];
   /** The hit-rate alarm's datapoints, one a period. */
   readonly datapoints: readonly AlarmDatapoint[];
   /** The demo's own measurement of the hit rate, one window a period. */
   readonly measured: readonly DrillMeasurement[];
+}
+
+export interface DrillEvent {
+  readonly event: 'injected' | 'first breach' | 'alarm' | 'reverted' | 'back to normal';
+  readonly at: string;
+  readonly secondsAfterInjection: number;
+}
+
+/** The timeline of a report's timestamps (pure). */
+export function drillTimeline(d: Pick<DrillReport, 'injectedAt' | 'firstBreachAt' | 'alarmAt' | 'revertedAt' | 'backToNormalAt'>): DrillEvent[] {
+  if (!d.injectedAt) return [];
+  const t0 = Date.parse(d.injectedAt);
+  const events: [DrillEvent['event'], string | undefined][] = [
+    ['injected', d.injectedAt],
+    ['first breach', d.firstBreachAt],
+    ['alarm', d.alarmAt],
+    ['reverted', d.revertedAt],
+    ['back to normal', d.backToNormalAt],
+  ];
+  return events
+    .filter((e): e is [DrillEvent['event'], string] => e[1] !== undefined)
+    .map(([event, at]) => ({ event, at, secondsAfterInjection: Math.round((Date.parse(at) - t0) / 100) / 10 }));
 }
 
 export interface DrillDeps {
@@ -166,11 +190,11 @@ export async function runRegressionDrill(deps: DrillDeps, options: DrillOptions 
     },
   });
   let injectedAt: string | undefined;
-  const finish = async (report: Omit<DrillReport, 'datapoints' | 'measured' | keyof typeof base>): Promise<DrillReport> => {
+  const finish = async (report: Omit<DrillReport, 'datapoints' | 'measured' | 'timeline' | keyof typeof base>): Promise<DrillReport> => {
     await watch.stop();
     measuring = false;
     await measurer;
-    return { ...base, ...report, datapoints: watch.datapoints.filter((d) => d.alarm === hitRateAlarm), measured };
+    return { ...base, ...report, timeline: drillTimeline(report), datapoints: watch.datapoints.filter((d) => d.alarm === hitRateAlarm), measured };
   };
   const waitFor = async (done: () => boolean, periods: number) => {
     const until = performance.now() + periods * periodMs;
@@ -236,12 +260,15 @@ export async function runRegressionDrill(deps: DrillDeps, options: DrillOptions 
 
 /** The timeline in words, every number from the report. */
 export function renderDrillTimeline(d: DrillReport): string[] {
-  const since = (iso: string | undefined) => (iso && d.injectedAt ? `+${((Date.parse(iso) - Date.parse(d.injectedAt)) / 1_000).toFixed(1)} s` : '');
-  const lines = [`Regression drill (${d.outcome}): ${d.detail}`];
-  if (d.injectedAt) lines.push(`  injected at      ${d.injectedAt}  ${d.changeId ?? ''} — ${d.pattern} cached for ${d.harmfulTtlMs} ms`);
-  if (d.firstBreachAt) lines.push(`  first breach at  ${d.firstBreachAt}  ${since(d.firstBreachAt)}`);
-  if (d.alarmAt) lines.push(`  alarm at         ${d.alarmAt}  ${since(d.alarmAt)}  ${d.firedAlarm ?? ''} (${d.alarm.datapointsToAlarm} of ${d.alarm.evaluationPeriods} periods of ${d.alarm.periodSeconds} s)`);
-  if (d.revertedAt) lines.push(`  reverted at      ${d.revertedAt}  ${since(d.revertedAt)}  ${d.rollback?.kind === 'rollback' ? `${d.rollback.reverted} change(s) reverted` : ''}`);
-  if (d.backToNormalAt) lines.push(`  back to normal   ${d.backToNormalAt}  ${since(d.backToNormalAt)}  hit rate above ${d.alarm.threshold}% again`);
-  return lines;
+  const what: Record<DrillEvent['event'], string> = {
+    injected: `${d.changeId ?? ''} — ${d.pattern} cached for ${d.harmfulTtlMs} ms`,
+    'first breach': `${d.alarm.name} below ${d.alarm.threshold}%`,
+    alarm: `${d.firedAlarm ?? ''} (${d.alarm.datapointsToAlarm} of ${d.alarm.evaluationPeriods} periods of ${d.alarm.periodSeconds} s)`,
+    reverted: d.rollback?.kind === 'rollback' ? `${d.rollback.reverted} change(s) reverted by the alarm rollback` : '',
+    'back to normal': `hit rate above ${d.alarm.threshold}% again`,
+  };
+  return [
+    `Regression drill (${d.outcome}): ${d.detail}`,
+    ...d.timeline.map((e) => `  ${`${e.event} at`.padEnd(17)} ${e.at}  +${e.secondsAfterInjection.toFixed(1)} s  ${what[e.event]}`),
+  ];
 }

@@ -106,14 +106,14 @@ function hitRateSection(h: NonNullable<ReportData['hitRate']>): string {
 }
 
 function regressionSection(d: DrillReport): string {
-  const injected = d.injectedAt ? Date.parse(d.injectedAt) : undefined;
-  const rel = (iso: string | undefined) => (iso && injected !== undefined ? `+${((Date.parse(iso) - injected) / 1_000).toFixed(1)} s` : '');
-  const rows: (string | number)[][] = [];
-  if (d.injectedAt) rows.push(['injected', d.injectedAt, '+0.0 s', `${d.changeId ?? ''}: ${d.pattern} cached for ${d.harmfulTtlMs} ms`]);
-  if (d.firstBreachAt) rows.push(['first breaching datapoint', d.firstBreachAt, rel(d.firstBreachAt), `${d.alarm.name} below ${d.alarm.threshold}%`]);
-  if (d.alarmAt) rows.push(['alarm', d.alarmAt, rel(d.alarmAt), `${d.firedAlarm}: ${d.alarm.datapointsToAlarm} of ${d.alarm.evaluationPeriods} periods of ${d.alarm.periodSeconds} s`]);
-  if (d.revertedAt) rows.push(['reverted', d.revertedAt, rel(d.revertedAt), d.rollback?.kind === 'rollback' ? `${d.rollback.reverted} change(s) reverted by the alarm rollback` : '']);
-  if (d.backToNormalAt) rows.push(['back to normal', d.backToNormalAt, rel(d.backToNormalAt), `hit rate above ${d.alarm.threshold}% again`]);
+  const what: Record<string, string> = {
+    injected: `${d.changeId ?? ''}: ${d.pattern} cached for ${d.harmfulTtlMs} ms`,
+    'first breach': `${d.alarm.name} below ${d.alarm.threshold}%`,
+    alarm: `${d.firedAlarm ?? ''}: ${d.alarm.datapointsToAlarm} of ${d.alarm.evaluationPeriods} periods of ${d.alarm.periodSeconds} s`,
+    reverted: d.rollback?.kind === 'rollback' ? `${d.rollback.reverted} change(s) reverted by the alarm rollback` : '',
+    'back to normal': `hit rate above ${d.alarm.threshold}% again`,
+  };
+  const rows = (d.timeline ?? []).map((e) => [e.event, e.at, `+${e.secondsAfterInjection.toFixed(1)} s`, what[e.event] ?? '']);
   const markers = [
     ...(d.injectedAt ? [{ x: Date.parse(d.injectedAt), label: 'injected' }] : []),
     ...(d.alarmAt ? [{ x: Date.parse(d.alarmAt), label: 'alarm' }] : []),

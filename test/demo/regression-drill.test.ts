@@ -88,8 +88,10 @@ describe('regression drill', () => {
     expect(reverted - Date.parse(drill.injectedAt!)).toBeLessThanOrEqual((config.alerts.evaluationPeriods + 1) * period);
     expect(Date.parse(drill.alarmAt!)).toBeLessThanOrEqual(reverted);
     expect(Date.parse(drill.backToNormalAt!)).toBeGreaterThan(reverted);
+    expect(drill.timeline.map((e) => e.event)).toEqual(['injected', 'first breach', 'alarm', 'reverted', 'back to normal']);
+    expect(drill.timeline.find((e) => e.event === 'reverted')!.secondsAfterInjection).toBeCloseTo((reverted - Date.parse(drill.injectedAt!)) / 1_000, 1);
     const timeline = renderDrillTimeline(drill).join('\n');
-    for (const label of ['injected at', 'alarm at', 'reverted at', 'back to normal']) expect(timeline).toContain(label);
+    for (const label of ['injected at', 'alarm at', 'reverted at', 'back to normal at']) expect(timeline).toContain(label);
     expect(workload.counts.errors, workload.counts.lastError).toBe(0);
   }, 150_000);
 });

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
 import type { LevelReport } from '#local/load/fleet-load';
 import type { DemoReport } from '#local/demo/run-demo';
-import type { DrillReport } from '#local/demo/regression-drill';
+import { drillTimeline, type DrillReport } from '#local/demo/regression-drill';
 import { renderHtmlReport } from '#local/report/html-report';
 import { escapeXml, lineChart, ticks } from '#local/report/svg-chart';
 import { LocalRuntime } from '#local/runtime';
@@ -31,7 +31,10 @@ const level = (loops: number, p95: number): LevelReport =>
 
 const t0 = Date.parse('2026-11-29T10:00:00.000Z');
 const at = (s: number) => new Date(t0 + s * 1_000).toISOString();
+const times = { injectedAt: at(20), firstBreachAt: at(30), alarmAt: at(40), revertedAt: at(41), backToNormalAt: at(60) };
 const drill: DrillReport = {
+  ...times,
+  timeline: drillTimeline(times),
   outcome: 'reverted',
   detail: 'injected, caught by the alarm, reverted by the rollback, back to normal',
   pattern: 'vehicle:{id}:position',
@@ -40,11 +43,6 @@ const drill: DrillReport = {
   rolloutId: 'caching-drill-1',
   changeId: 'caching-drill-1#0000',
   startedAt: at(0),
-  injectedAt: at(20),
-  firstBreachAt: at(30),
-  alarmAt: at(40),
-  revertedAt: at(41),
-  backToNormalAt: at(60),
   firedAlarm: 'perfpilot-critical-cache-hit-rate',
   datapoints: [0, 10, 20, 30, 40].map((s, i) => ({ at: at(s), area: 'caching', alarm: 'perfpilot-critical-cache-hit-rate', signal: 'cacheHitRatePercent', value: [85, 84, 86, 45, 38][i]!, threshold: 70, state: i < 4 ? 'OK' : 'ALARM' }) as const),
   measured: [10, 20, 30, 40, 50, 60].map((s, i) => ({ at: at(s), seconds: 10, reads: 800, hitRatePercent: [84, 85, 50, 40, 60, 82][i]! })),
@@ -147,6 +145,7 @@ describe('perfpilot report', () => {
     expect(text).toContain('fleet_demo.positions(vehicle_id)');
     expect(text).toContain('meanTimeMs 12.5 → 0.4 (-97%)');
     for (const event of ['injected', 'alarm', 'reverted', 'back to normal']) expect(text).toContain(event);
+    expect(text).toContain('+21.0 s'); // reverted, 21 s after the injection
     expect(text).toContain('Not in this run (they appear when their area has data): Realtime: WebSocket posts and bytes per update; Vector search: recall against latency.');
     expect(problems).toEqual([]);
     expect(requests).toEqual([]);
