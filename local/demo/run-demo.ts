@@ -4,7 +4,10 @@
  *   2. a fleet-tracking app is seeded in `fleet_demo` (reused if there);
  *   3. its workload runs in the background, through the sdk's traced pg pool and cache client;
  *   4. after a warm-up, the database rollout, then the caching rollout, exactly as `perfpilot rollout`;
- *   5. the workload stops; the summary shows what the ledger recorded and what the demo measured itself.
+ *   5. it measures a while with the changes in place;
+ *   6. the regression drill (regression-drill.ts): a harmful caching change, the local alarm, the alarm rollback;
+ *   7. the workload stops; the summary shows what the ledger recorded and what the demo measured itself
+ *      (the CLI then writes the HTML report from the demo's report and the ledger).
  * The rollout itself and the service probe come in as functions (the CLI's own), so
  * what runs here is what `perfpilot rollout <area>` runs.
  */
