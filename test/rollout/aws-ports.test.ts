@@ -32,7 +32,7 @@ const sns = mockClient(SNSClient);
 const config = parseConfig({
   name: 'shop',
   targets: {
-    caching: { elasticache: { replicationGroupId: 'shop-cache', parameterGroupName: 'shop-params', endpoint: 'master.shop.example' } },
+    caching: { elasticache: { replicationGroupId: 'shop-cache', parameterGroupName: 'shop-params' } },
     database: {
       rds: {
         instanceIdentifier: 'shop-db',
