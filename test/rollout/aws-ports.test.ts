@@ -157,7 +157,7 @@ describe('CloudWatch signals for the guardrails', () => {
       MetricStat: { Metric: { MetricName: 'DatabaseConnections', Dimensions: [{ Name: 'DBInstanceIdentifier', Value: 'shop-db' }] }, Period: 60, Stat: 'Maximum' },
     });
     const latency = input.MetricDataQueries!.find((q) => q.MetricStat?.Metric?.MetricName === 'Latency');
-    expect(latency?.MetricStat).toMatchObject({ Metric: { Namespace: 'Perfpilot/shop', Dimensions: [{ Name: 'Area', Value: 'database' }] }, Stat: 'p95' });
+    expect(latency?.MetricStat).toMatchObject({ Metric: { Namespace: 'Perfpilot/shop', Dimensions: [{ Name: 'service', Value: 'application' }, { Name: 'Area', Value: 'database' }] }, Stat: 'p95' });
     expect(snapshot.at).toBe(now.toISOString());
     expect(Object.keys(snapshot).sort()).toEqual(['at', 'connectionUtilizationPercent', 'errorRatePercent', 'latencyMs', 'throughputQps']);
   });
