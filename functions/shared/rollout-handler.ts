@@ -7,7 +7,8 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { configFromEnv } from '#lib/config';
-import type { PluginFactory } from './area.ts';
+import type { AreaPlugin, PluginFactory } from './area.ts';
+import type { MetricsReader } from './metrics.ts';
 import { AreaLock } from './area-lock.ts';
 import { CloudWatchSignals } from './cloudwatch-signals.ts';
 import { InvalidRequestError } from './errors.ts';
@@ -16,6 +17,16 @@ import { ChangeLedger, documentClient } from './ledger.ts';
 import { PolicyStore } from './policy-store.ts';
 import { runRolloutStep, type RolloutDeps, type StepEvent } from './rollout-steps.ts';
 import { logger } from './observability.ts';
+
+/** The area's own snapshot over CloudWatch's: both, the area's value where both have one. */
+export function combinedSignals(plugin: Pick<AreaPlugin, 'snapshot'>, cloudwatch: MetricsReader): MetricsReader {
+  return {
+    async snapshot(area, now) {
+      const [own, published] = await Promise.all([plugin.snapshot(now), cloudwatch.snapshot(area, now)]);
+      return { ...published, ...own, at: now.toISOString() };
+    },
+  };
+}
 
 export function rolloutStepHandler(factory: PluginFactory) {
   let deps: Promise<RolloutDeps> | undefined;
@@ -30,7 +41,10 @@ export function rolloutStepHandler(factory: PluginFactory) {
       ledger: new ChangeLedger(doc, tableName),
       lock: new AreaLock(doc, tableName),
       plugin,
-      metrics: signals,
+      // What the area measures itself from inside the VPC (pg_stat_statements, Redis INFO,
+      // the clients' counters), completed by what CloudWatch has (AWS metrics, the
+      // application's EMF): the guardrails see both, as they do locally.
+      metrics: combinedSignals(plugin, signals),
       alarms: signals,
       clock: () => new Date(),
     };
@@ -45,6 +59,6 @@ export function rolloutStepHandler(factory: PluginFactory) {
       throw error;
     });
     logger.appendKeys({ area: event.area, step: event.step });
-    return runRolloutStep(await deps, event);
+    return runRolloutStep({ ...(await deps), remainingMs: () => _context.getRemainingTimeInMillis() }, event);
   });
 }

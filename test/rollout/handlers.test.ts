@@ -55,7 +55,7 @@ describe('area function handler', () => {
     const handler = rolloutStepHandler(async () => plugin);
     const base = { area: 'caching' as const, rolloutId: 'exec-1' };
     expect(await handler({ ...base, step: 'start', state: { trigger: 'schedule' } }, context)).toEqual({ rolloutId: 'exec-1', lockOwner: 'exec-1', recovered: 0 });
-    expect(await handler({ ...base, step: 'plan', state: {} }, context)).toEqual({ changeCount: 1, stageCount: 1, bakeSeconds: 300 });
+    expect(await handler({ ...base, step: 'plan', state: {} }, context)).toEqual({ changeCount: 1, stageCount: 1, bakeSeconds: 300, pollSeconds: 30 });
     const baseline = await handler({ ...base, step: 'baseline', state: {} }, context);
     expect(baseline).toMatchObject({ at: expect.any(String) });
     expect(cloudwatch.commandCalls(GetMetricDataCommand)).toHaveLength(1);
