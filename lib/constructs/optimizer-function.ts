@@ -88,6 +88,9 @@ export const RUNTIME_FILES: readonly string[] = [
   'node_modules/libpg-query/wasm/libpg-query.wasm',
 ];
 
+/** The CA bundle Lambda's Node.js runtimes ship (with the RDS certificate authorities). */
+export const LAMBDA_CA_BUNDLE = '/var/runtime/ca-cert.pem';
+
 export class OptimizerFunction extends Construct implements iam.IGrantable {
   public readonly function: nodejs.NodejsFunction;
   public readonly role: iam.Role;
@@ -153,6 +156,9 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
       securityGroups: network?.securityGroups,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
+        // The Lambda runtime's CA bundle includes the Amazon RDS CAs, which are not in
+        // Node's own trust store; Node loads it only when told (TLS to RDS verifies).
+        NODE_EXTRA_CA_CERTS: LAMBDA_CA_BUNDLE,
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: appNamespace(props.config),
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',

@@ -87,21 +87,28 @@ describe('perfpilot rollout --target aws', () => {
 });
 
 describe('rollback in AWS', () => {
-  it('the CLI asks the rollback function, by its fixed name, for a manual rollback', async () => {
-    lambda.on(InvokeCommand).resolves({
-      StatusCode: 200,
-      Payload: new TextEncoder().encode(JSON.stringify({ kind: 'manual', reports: [{ area: 'caching', reverted: 2 }] })) as never,
+  it('the CLI fans the emergency rollback out: one invocation of the rollback function (by its fixed name) per area', async () => {
+    lambda.on(InvokeCommand).callsFake((input: { Payload: Uint8Array }) => {
+      const area = (JSON.parse(new TextDecoder().decode(input.Payload)) as { detail: { areas: string[] } }).detail.areas[0];
+      return { StatusCode: 200, Payload: new TextEncoder().encode(JSON.stringify({ kind: 'manual', reports: [{ area, reverted: 2 }] })) };
     });
     const reports = await rollbackInAws(new LambdaClient(region), config, ['caching', 'database'], 'drill');
-    expect(reports).toEqual([{ area: 'caching', reverted: 2 }]);
-    const input = lambda.commandCalls(InvokeCommand)[0]!.args[0].input;
-    expect(input.FunctionName).toBe('shop-rollback');
-    expect(input.InvocationType).toBe('RequestResponse');
-    expect(JSON.parse(new TextDecoder().decode(input.Payload as Uint8Array))).toEqual({
-      source: 'perfpilot.cli',
-      'detail-type': 'Manual Rollback',
-      detail: { areas: ['caching', 'database'], all: true, reason: 'drill' },
+    expect(reports).toEqual([{ area: 'caching', reverted: 2 }, { area: 'database', reverted: 2 }]);
+    const inputs = lambda.commandCalls(InvokeCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => [i.FunctionName, i.InvocationType])).toEqual([['shop-rollback', 'RequestResponse'], ['shop-rollback', 'RequestResponse']]);
+    expect(inputs.map((i) => JSON.parse(new TextDecoder().decode(i.Payload as Uint8Array)))).toEqual(
+      ['caching', 'database'].map((area) => ({ source: 'perfpilot.cli', 'detail-type': 'Manual Rollback', detail: { areas: [area], all: true, reason: 'drill' } })),
+    );
+  });
+
+  it('one area failing does not stop the others; the command fails naming it', async () => {
+    lambda.on(InvokeCommand).callsFake((input: { Payload: Uint8Array }) => {
+      const area = (JSON.parse(new TextDecoder().decode(input.Payload)) as { detail: { areas: string[] } }).detail.areas[0];
+      if (area === 'caching') return { StatusCode: 200, FunctionError: 'Unhandled', Payload: new TextEncoder().encode('{"errorMessage":"boom"}') };
+      return { StatusCode: 200, Payload: new TextEncoder().encode(JSON.stringify({ kind: 'manual', reports: [{ area, reverted: 1 }] })) };
     });
+    await expect(rollbackInAws(new LambdaClient(region), config, ['caching', 'database'], 'drill')).rejects.toThrow(/failed for caching: \{"errorMessage":"boom"\}/);
+    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(2);
   });
 
   it('stops every running execution of the area, page by page', async () => {
