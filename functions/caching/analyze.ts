@@ -130,4 +130,4 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
 }
 
 /** `perfpilot analyze caching` (the name the area loader looks for, functions/areas.ts). */
-export const analyze: AreaAnalyzer = (config) => analyzeCaching(config);
+export const analyze: AreaAnalyzer = (config, options) => analyzeCaching(config, options);

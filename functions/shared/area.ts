@@ -88,8 +88,12 @@ export interface PluginDeps {
 /** Each area exports one of these from `functions/<area>/plugin.ts`. */
 export type PluginFactory = (config: PerfpilotConfig, deps: PluginDeps) => Promise<AreaPlugin>;
 
-/** `perfpilot analyze <area>`: each area exports one as `analyze` from `functions/<area>/analyze.ts`. */
-export type AreaAnalyzer = (config: PerfpilotConfig) => Promise<import('./report.ts').AnalysisReport>;
+/**
+ * `perfpilot analyze <area>`: each area exports one as `analyze` from
+ * `functions/<area>/analyze.ts`. With `target: 'aws'` it runs inside the area function
+ * (`perfpilot analyze <area> --target aws` invokes it there: it reaches the VPC).
+ */
+export type AreaAnalyzer = (config: PerfpilotConfig, options?: { readonly target?: 'local' | 'aws' }) => Promise<import('./report.ts').AnalysisReport>;
 
 /**
  * An area's registration, exported from `functions/<area>/area.ts` and listed in

@@ -7,7 +7,7 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { configFromEnv } from '#lib/config';
-import type { AreaPlugin, PluginFactory } from './area.ts';
+import type { AreaAnalyzer, AreaPlugin, PluginFactory } from './area.ts';
 import type { MetricsReader } from './metrics.ts';
 import { AreaLock } from './area-lock.ts';
 import { CloudWatchSignals } from './cloudwatch-signals.ts';
@@ -28,7 +28,13 @@ export function combinedSignals(plugin: Pick<AreaPlugin, 'snapshot'>, cloudwatch
   };
 }
 
-export function rolloutStepHandler(factory: PluginFactory) {
+/** `{ step: 'analyze', area }`: what `perfpilot analyze <area> --target aws` sends. */
+export interface AnalyzeEvent {
+  readonly step: 'analyze';
+  readonly area: string;
+}
+
+export function rolloutStepHandler(factory: PluginFactory, analyzer?: AreaAnalyzer) {
   let deps: Promise<RolloutDeps> | undefined;
   const build = async (): Promise<RolloutDeps> => {
     const config = configFromEnv();
@@ -53,6 +59,11 @@ export function rolloutStepHandler(factory: PluginFactory) {
   return withObservability(async (event: StepEvent, _context: Context) => {
     if (!event || typeof event !== 'object' || typeof (event as { step?: unknown }).step !== 'string') {
       throw new InvalidRequestError(`expected a rollout step event, got ${JSON.stringify(event)?.slice(0, 200)}`);
+    }
+    if ((event as unknown as AnalyzeEvent).step === 'analyze') {
+      if (!analyzer) throw new InvalidRequestError('this function has no analysis');
+      // Read-only, and independent of the rollout's dependencies (no lock, no ledger).
+      return analyzer(configFromEnv(), { target: 'aws' });
     }
     deps ??= build().catch((error) => {
       deps = undefined;

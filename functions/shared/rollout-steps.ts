@@ -6,7 +6,7 @@
  * Every step is safe to retry: ledger writes are conditional, area `apply`/`revert`
  * are idempotent, and a step that finds its work done returns the same answer.
  */
-import type { PerfpilotConfig } from '#lib/config';
+import { ROLLOUT_STAGES_MAX, ROLLOUT_STEPS_SECONDS, type PerfpilotConfig } from '#lib/config';
 import { isPendingApply, type AreaPlugin, type StepContext } from './area.ts';
 import {
   LIVE_STATUSES,
@@ -49,6 +49,8 @@ function stepContext(deps: Pick<RolloutDeps, 'remainingMs'>): StepContext {
 /** The execution state as the state machine passes it (`state.$: "$"`). */
 export interface RolloutState {
   readonly trigger?: string;
+  /** A bake for this execution instead of rollout.bakeSeconds (`perfpilot rollout --bake-seconds`); it must fit the lock. */
+  readonly bakeSeconds?: number;
   readonly rollout?: StartResult;
   readonly plan?: PlanResult;
   readonly baseline?: BaselineResult;
@@ -169,6 +171,17 @@ function describeError(error: RolloutState['error']): string {
   return `${error.Error ?? 'Error'}: ${message}`;
 }
 
+/** The execution's bake: the input's override when it fits the lock (the execution timeout), else the config's. */
+export function bakeSecondsOf(state: RolloutState, config: PerfpilotConfig): number {
+  const bake = state.bakeSeconds;
+  if (bake === undefined) return config.rollout.bakeSeconds;
+  const max = Math.floor((config.rollout.lockTtlSeconds - ROLLOUT_STEPS_SECONDS) / ROLLOUT_STAGES_MAX) - config.rollout.pendingMaxSeconds;
+  if (!Number.isInteger(bake) || bake < 0 || bake > max) {
+    throw new InvalidRequestError(`bakeSeconds ${bake} does not fit the rollout: it must be a whole number from 0 to ${max} (rollout.lockTtlSeconds is the execution timeout)`);
+  }
+  return bake;
+}
+
 function requireRolloutState<K extends keyof RolloutState>(state: RolloutState, key: K, step: string): NonNullable<RolloutState[K]> {
   const value = state[key];
   if (value === undefined || value === null) {
@@ -278,7 +291,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       return {
         changeCount: changes.length,
         stageCount,
-        bakeSeconds: config.rollout.bakeSeconds,
+        bakeSeconds: bakeSecondsOf(state, config),
         pollSeconds: config.rollout.pollSeconds,
         ...(notes.length ? { notes } : {}),
       } satisfies PlanResult;

@@ -126,7 +126,9 @@ export class Perfpilot extends Construct {
         ...functionDefaults,
         entry: join(functionsDir, area, 'handler.ts'),
         serviceName: `${config.name}-${area}`,
-        description: `Perfpilot ${area}: the steps of its staged rollout`,
+        // Fixed: `perfpilot analyze <area> --target aws` invokes it by name.
+        functionName: `${config.name}-${area}`,
+        description: `Perfpilot ${area}: the steps of its staged rollout, and its analysis`,
         environment: { PERFPILOT_AREA: area },
       }).bindLedger(this.ledgerTable);
       const registration = AREA_REGISTRY[area];

@@ -20,7 +20,8 @@ import { parseConfig } from '#lib/config';
 import { CloudWatchSignals } from '#shared/cloudwatch-signals';
 import type { Change } from '#shared/change';
 import { AreaFunctionReverter, SnsNotifier, StepFunctionsExecutions } from '#functions/rollback/aws-ports';
-import { runAwsRollout } from '../../bin/cli/aws-rollout.ts';
+import { analyzeInAws, runAwsRollout } from '../../bin/cli/aws-rollout.ts';
+import { bakeSecondsOf } from '#shared/rollout-steps';
 import { rollbackInAws } from '../../bin/cli/rollback.ts';
 import type { RolloutProgress } from '#local/rollout-runner';
 
@@ -76,6 +77,37 @@ describe('perfpilot rollout --target aws', () => {
       'state-entered:Plan',
       'state-succeeded:Plan',
     ]);
+  });
+
+  it('honours --bake-seconds (the execution input) and refuses an area the circuit breaker disabled unless --force', async () => {
+    sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [{ name: 'shop-caching-rollout', stateMachineArn: machineArn, type: 'STANDARD', creationDate: new Date() }] });
+    sfn.on(StartExecutionCommand).resolves({ executionArn: `${machineArn.replace('stateMachine', 'execution')}:e2`, startDate: new Date() });
+    sfn.on(DescribeExecutionCommand).resolves({ status: 'SUCCEEDED' } as never);
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: [] });
+    const circuit = { disabled: true, reason: '4 failed rollouts' };
+    await expect(runAwsRollout(new SFNClient(region), config, 'caching', () => undefined, 0, { circuit })).rejects.toThrow(
+      'the caching area is disabled by the circuit breaker (4 failed rollouts)',
+    );
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+    await runAwsRollout(new SFNClient(region), config, 'caching', () => undefined, 0, { circuit, force: true, bakeSeconds: 30 });
+    expect(JSON.parse(sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input.input!)).toEqual({ trigger: 'cli', bakeSeconds: 30 });
+  });
+
+  it('the plan step takes the execution\'s bake only when both stages still fit the lock (the execution timeout)', () => {
+    expect(bakeSecondsOf({}, config)).toBe(300);
+    expect(bakeSecondsOf({ bakeSeconds: 60 }, config)).toBe(60);
+    // lockTtl 10,800 s − 300 s of steps, over 2 stages, less 3,600 s pending: 1,650 s at most.
+    expect(bakeSecondsOf({ bakeSeconds: 1_650 }, config)).toBe(1_650);
+    expect(() => bakeSecondsOf({ bakeSeconds: 1_651 }, config)).toThrow('bakeSeconds 1651 does not fit the rollout: it must be a whole number from 0 to 1650');
+  });
+
+  it('analyze --target aws runs the analysis in the area function, invoked by its fixed name', async () => {
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: new TextEncoder().encode(JSON.stringify({ title: 't', sections: [], notes: ['n'], json: {} })) as never });
+    const report = await analyzeInAws(new LambdaClient(region), config, 'database');
+    expect(report.notes).toEqual(['n']);
+    const input = lambda.commandCalls(InvokeCommand)[0]!.args[0].input;
+    expect(input.FunctionName).toBe('shop-database');
+    expect(JSON.parse(new TextDecoder().decode(input.Payload as Uint8Array))).toEqual({ step: 'analyze', area: 'database' });
   });
 
   it('says clearly when the stack is not deployed', async () => {

@@ -476,6 +476,16 @@ describe('names the CLI relies on', () => {
       Environment: { Variables: Match.objectLike({ PERFPILOT_STATE_MACHINES: Match.anyValue() }) },
     });
     awsT.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineName: `${name}-caching-rollout` });
+    // `perfpilot analyze <area> --target aws` invokes the area function by name.
+    for (const area of DEPLOYED_AREAS) awsT.hasResourceProperties('AWS::Lambda::Function', { FunctionName: `${name}-${area}`, Environment: { Variables: Match.objectLike({ PERFPILOT_AREA: area }) } });
+  });
+
+  it('the rollout state machine times out with the lock, which config validation makes cover both stages\' pending time and bake', () => {
+    for (const area of DEPLOYED_AREAS) {
+      const [sm] = Object.values(awsT.findResources('AWS::StepFunctions::StateMachine', { Properties: { StateMachineName: `perfpilot-${area}-rollout` } }) as Resources);
+      const definition = render(sm!.Properties.DefinitionString);
+      expect(JSON.parse(definition.replace(/<[^>]+>/g, 'X')).TimeoutSeconds).toBe(aws.config.rollout.lockTtlSeconds);
+    }
   });
 });
 
