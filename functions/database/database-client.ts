@@ -104,7 +104,7 @@ export async function poolConfigFor(
  * (the secret was rotated since it was read) and then retry, in place: code that holds
  * the pool keeps working.
  */
-function reauthenticating(pool: pg.Pool, credentials: SecretCredentials): pg.Pool {
+export function reauthenticating(pool: pg.Pool, credentials: SecretCredentials): pg.Pool {
   const connect = pool.connect.bind(pool) as () => Promise<pg.PoolClient>;
   const attempt = async (retry: boolean): Promise<pg.PoolClient> => {
     try {
