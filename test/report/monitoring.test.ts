@@ -10,6 +10,7 @@ import { CloudWatchClient, DescribeAlarmsCommand, GetMetricDataCommand, ListMetr
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
+import { alarmDefinitions } from '#functions/areas';
 import type { Change, Rollout } from '#shared/change';
 import { LocalRuntime } from '#local/runtime';
 import { analyze, type AnalyticsReport } from '../../bin/cli/analytics.ts';
@@ -22,10 +23,14 @@ const cw = mockClient(CloudWatchClient);
 const awsConfig = parseConfig({
   name: 'fleet',
   targets: {
-    caching: { elasticache: { replicationGroupId: 'fleet-cache', parameterGroupName: 'fleet-params', endpoint: 'fleet-cache.example' } },
+    caching: { elasticache: { replicationGroupId: 'fleet-cache', parameterGroupName: 'fleet-params' } },
     database: { rds: { instanceIdentifier: 'fleet-db', host: 'db.example', database: 'app', secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db', maxConnections: 200 } },
   },
 });
+
+/** The CloudWatch dimensions of one of the config's alarm definitions, as the API takes them. */
+const dimensionsOf = (id: string) =>
+  Object.entries(alarmDefinitions(awsConfig).find((d) => d.id === id)!.cloudwatch.dimensions).map(([Name, Value]) => ({ Name, Value }));
 
 let dir: string;
 
@@ -57,7 +62,8 @@ describe('perfpilot metrics --target aws', () => {
       MetricStat: { Metric: { Namespace: 'AWS/ElastiCache', MetricName: 'CacheHitRate', Dimensions: [{ Name: 'CacheClusterId', Value: 'fleet-cache-001' }] }, Period: 60, Stat: 'Average' },
       ReturnData: true,
     });
-    expect(byId.kpi1).toMatchObject({ MetricStat: { Metric: { Namespace: 'Perfpilot/fleet', MetricName: 'Latency', Dimensions: [{ Name: 'Area', Value: 'caching' }] }, Stat: 'p95' } });
+    expect(byId.kpi1).toMatchObject({ MetricStat: { Metric: { Namespace: 'Perfpilot/fleet', MetricName: 'Latency', Dimensions: dimensionsOf('caching-latency') }, Stat: 'p95' } });
+    expect(dimensionsOf('caching-latency')).toContainEqual({ Name: 'Area', Value: 'caching' });
     // Connection utilization is metric math over RDS DatabaseConnections.
     expect(byId.kpi4m1).toMatchObject({ ReturnData: false, MetricStat: { Metric: { Namespace: 'AWS/RDS', MetricName: 'DatabaseConnections', Dimensions: [{ Name: 'DBInstanceIdentifier', Value: 'fleet-db' }] }, Stat: 'Maximum' } });
     expect(byId.kpi4).toEqual({ Id: 'kpi4', Expression: '100 * kpi4m1 / 200', ReturnData: true });
@@ -113,7 +119,7 @@ describe('perfpilot monitoring --target aws', () => {
     expect(byName['fleet-critical-caching-latency']).toMatchObject({
       Namespace: 'Perfpilot/fleet',
       MetricName: 'Latency',
-      Dimensions: [{ Name: 'Area', Value: 'caching' }],
+      Dimensions: dimensionsOf('caching-latency'),
       ExtendedStatistic: 'p95',
       Period: 60,
       ComparisonOperator: 'GreaterThanThreshold',

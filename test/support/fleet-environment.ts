@@ -26,6 +26,9 @@ export async function openFleetEnvironment(name: string): Promise<FleetEnvironme
   const redis = await connectRedis();
   const namespace = `${uniquePrefix(name)}:`;
   const db = await createOwnDatabase('perfpilot_demo_t', ['postgis', 'hypopg', 'pg_stat_statements']);
+  // An idle connection the server ends (a restart of the shared PostgreSQL) must not crash the run;
+  // a query on a dead connection still fails its test.
+  db.pool.on('error', () => undefined);
   const dir = mkdtempSync(join(tmpdir(), `perfpilot-${name}-`));
   const base = () => ({
     targets: { caching: { redisUrl: 'redis://127.0.0.1:6379/0' }, database: { connectionString: db.url } },
