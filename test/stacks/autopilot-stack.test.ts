@@ -528,6 +528,9 @@ describe('network', () => {
 
 /** Minified bundle and source map, per function, in KiB. */
 const BUNDLE_BUDGET_KIB = 1_024;
+/** The database function carries the RDS client (≈ 205 KiB) for resizing an RDS Proxy's pool. */
+const BUNDLE_BUDGET_KIB_BY_FUNCTION: Readonly<Record<string, number>> = { database: 1_152 };
+const SOURCE_MAP_BUDGET_KIB_BY_FUNCTION: Readonly<Record<string, number>> = { database: 1_792 };
 const SOURCE_MAP_BUDGET_KIB = 1_536;
 /** What must never be bundled into a Lambda: build tools, the CLI's own pieces, the local stand-ins. */
 const MUST_STAY_OUT = ['aws-cdk-lib', 'constructs', 'cdk-nag', 'dynalite', 'commander', 'tsx', 'vitest', 'esbuild', 'aws-local-stepfunctions'];
@@ -550,8 +553,10 @@ describe('deployed bundles (issue 12: lean, and still failing loudly on a bad co
   it('each stays within its size budget, with a source map that maps without carrying the sources', () => {
     expect(bundles.length).toBeGreaterThanOrEqual(3);
     for (const b of bundles) {
-      expect(kib(join(b.dir, 'index.mjs')), `${b.service} bundle KiB`).toBeLessThanOrEqual(BUNDLE_BUDGET_KIB);
-      expect(kib(join(b.dir, 'index.mjs.map')), `${b.service} map KiB`).toBeLessThanOrEqual(SOURCE_MAP_BUDGET_KIB);
+      const role = b.service.replace(/^[^-]+-/, '');
+      const budget = BUNDLE_BUDGET_KIB_BY_FUNCTION[role] ?? BUNDLE_BUDGET_KIB;
+      expect(kib(join(b.dir, 'index.mjs')), `${b.service} bundle KiB`).toBeLessThanOrEqual(budget);
+      expect(kib(join(b.dir, 'index.mjs.map')), `${b.service} map KiB`).toBeLessThanOrEqual(SOURCE_MAP_BUDGET_KIB_BY_FUNCTION[role] ?? SOURCE_MAP_BUDGET_KIB);
       const map = JSON.parse(readFileSync(join(b.dir, 'index.mjs.map'), 'utf8')) as { sources: string[]; mappings: string; sourcesContent?: unknown };
       expect(map.sourcesContent, b.service).toBeUndefined();
       expect(map.mappings.length, b.service).toBeGreaterThan(1000);
@@ -565,7 +570,7 @@ describe('deployed bundles (issue 12: lean, and still failing loudly on a bad co
       const packages = new Set(sources.map((s) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(s)?.[1]).filter(Boolean));
       for (const name of MUST_STAY_OUT) expect(packages.has(name), `${b.service} bundles ${name}`).toBe(false);
       // zod's classic namespace import drags every locale in (~260 KB); the config needs only English.
-      expect(sources.filter((s) => /zod\/v4\/locales\/(?!en\.)/.test(s)), `${b.service} bundles zod locales`).toEqual([]);
+      expect(sources.filter((s) => /zod\/v4\/locales\/(?!en\.|index\.)/.test(s)), `${b.service} bundles zod locales`).toEqual([]);
     }
   });
 
