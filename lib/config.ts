@@ -360,6 +360,11 @@ const realtimeTunerSchema = z
     policyRefreshSeconds: positiveInt.default(5),
     /** Timeout of each Redis command the runtime and the tuner send. */
     commandTimeoutMs: positiveInt.default(2_000),
+    /**
+     * How events of each type fold into a topic's state (event type → latest | merge | sum);
+     * a type not named is `latest`. Published with every realtime policy.
+     */
+    coalesceRules: z.record(z.string().min(1).max(64), z.enum(['latest', 'merge', 'sum'])).default({}),
     /** The batching window of a topic without a policy, and the bounds the tuner keeps to. */
     windowMsDefault: z.number().int().min(0).default(25),
     windowMsMin: z.number().int().min(0).default(10),

@@ -40,7 +40,9 @@ export class PolicyMirror {
       const text = await this.redis.get(this.o.policyRedisKey);
       if (text !== null) {
         const parsed = JSON.parse(text) as { version?: number; document?: unknown };
-        next = { version: parsed.version ?? 0, document: normalizeRealtimePolicy(parsed.document, this.fallback), readAtMs: now };
+        const document = normalizeRealtimePolicy(parsed.document, this.fallback);
+        // The config's rules hold for types the policy does not name.
+        next = { version: parsed.version ?? 0, document: { ...document, coalesce: { ...this.fallback.coalesce, ...document.coalesce } }, readAtMs: now };
       }
     } catch (error) {
       this.onError?.(error as Error);

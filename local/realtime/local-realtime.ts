@@ -11,6 +11,7 @@ import { ConnectionRegistry } from '#functions/realtime/registry';
 import { ManagementApiPoster, managementClient } from '#functions/realtime/connection-poster';
 import { Dispatcher, type DispatchRunSummary } from '#functions/realtime/dispatcher';
 import { PolicyMirror } from '#functions/realtime/policy-mirror';
+import { realtimeRedisUrl } from '#functions/realtime/redis';
 import { handleConnect, handleDefault, handleDisconnect, type RouteDeps } from '#functions/realtime/routes';
 import { RealtimePublisher, type DispatchTrigger } from '#sdk/realtime/publisher';
 import { DeliveryStatsRecorder } from '#sdk/realtime/stats';
@@ -23,12 +24,6 @@ export interface LocalRealtimeOptions {
   readonly onError?: (error: Error) => void;
   /** Each dispatcher run's summary. */
   readonly onRun?: (summary: DispatchRunSummary) => void;
-}
-
-export function realtimeRedisUrl(config: PerfpilotConfig): string {
-  const url = config.targets.realtime.redisUrl ?? config.targets.caching.redisUrl;
-  if (!url) throw new Error('targets.realtime.redisUrl (or targets.caching.redisUrl) is needed for local realtime delivery');
-  return url;
 }
 
 /** Starts dispatchers in this process: at most one run at a time per trigger, as the lease allows one anyway. */
@@ -84,7 +79,7 @@ export class LocalRealtime {
     this.routeDeps = routeDeps;
     this.registry = routeDeps.registry;
     this.stats = routeDeps.stats;
-    this.policy = new PolicyMirror(redis, t, Date.now, {}, options.onError);
+    this.policy = new PolicyMirror(redis, t, Date.now, t.coalesceRules, options.onError);
     this.trigger = new InProcessDispatchTrigger(
       () =>
         new Dispatcher({
