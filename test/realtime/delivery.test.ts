@@ -165,7 +165,7 @@ describe('delivery rules', () => {
 
   it('backs off and retries when @connections answers 429, losing and reordering nothing', async () => {
     const config = realtimeTestConfig({ windowMsDefault: 20, retryBaseDelayMs: 20, retryMaxDelayMs: 200, postRetriesMax: 30, postConcurrencyMax: 8 });
-    const rt = await LocalRealtime.start(config, { gateway: { postsPerSecondMax: 40 } });
+    const rt = await LocalRealtime.start(config, { gateway: { postsPerSecondMax: 20 } });
     const prefix = config.realtimeTuner.keyPrefix;
     try {
       const clients = await Promise.all(Array.from({ length: 8 }, () => openClient(rt.gateway.url)));
