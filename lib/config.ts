@@ -398,6 +398,11 @@ const realtimeTunerSchema = z
     postRetriesMax: z.number().int().min(0).default(8),
     retryBaseDelayMs: positiveInt.default(50),
     retryMaxDelayMs: positiveInt.default(2_000),
+    /**
+     * The tuner keeps the dispatcher posting at most this share of the time, at the post rate it
+     * measured: a window so short that posts queue up makes every delivery late.
+     */
+    dispatcherUtilizationPercentMax: percent.default(70),
     /** Deliveries of one flush that ask their client for an acknowledgement (the latency samples), at most. */
     ackSamplesPerFlush: z.number().int().min(0).default(4),
     /** A dispatcher holds its lease this long without renewing it before another may take over. */

@@ -372,7 +372,9 @@ export class Dispatcher {
       connectionId,
       messages: buildMessages(updates, t, cache, updates.map(idOf).join(',')),
     }));
+    const postingStarted = performance.now();
     const outcome = await deliver(items, t, { poster: this.deps.poster, sleep: this.sleep });
+    this.deps.stats.count('*', 'busyMs', Math.round(performance.now() - postingStarted));
     for (const [topic, bytes] of outcome.topicBytes) this.deps.stats.count(topic, 'bytes', Math.round(bytes));
     this.deps.stats.count('*', 'posts', outcome.posts);
     this.deps.stats.count('*', 'bytes', outcome.bytes);

@@ -33,7 +33,7 @@ export function observationFrom(window: DeliveryStatsWindow, connections: number
   return {
     seconds,
     topics,
-    totals: { posts: all.counters.posts, bytes: all.counters.bytes, units: all.counters.units, gone: all.counters.gone, throttled: all.counters.throttled, failed: all.counters.failed },
+    totals: { posts: all.counters.posts, bytes: all.counters.bytes, units: all.counters.units, gone: all.counters.gone, throttled: all.counters.throttled, failed: all.counters.failed, busyMs: all.counters.busyMs },
     connections,
   };
 }

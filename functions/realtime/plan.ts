@@ -13,6 +13,15 @@
  * `windowStepFactorMax` per run, and only on topics with `minAcksPerTopic` samples.
  * `batchMaxEvents` is four windows' worth of events at the observed rate, so a burst
  * is flushed early instead of growing one message without bound.
+ *
+ * Capacity. A flush posts to every subscriber, and the dispatcher posts at a rate it
+ * measures (posts per second while posting). A window so short that the flushes
+ * demand more than `dispatcherUtilizationPercentMax` of that rate makes posts queue and
+ * every delivery late — and the late deliveries would make a latency-only rule shorten
+ * the window further. So each topic's window is at least the one whose flushes, times
+ * its subscribers, fit its share of the capacity (shared out by deliveries); when that
+ * floor is above the latency budget the target cannot be met with this capacity, and
+ * the plan says so.
  */
 import type { ProposedChange } from '#shared/change';
 import { topicPolicyOf, type RealtimePolicy, type TopicPolicy } from '#sdk/realtime/policy';
@@ -41,7 +50,7 @@ export interface RealtimeObservation {
   /** Seconds of traffic the rates are over. */
   readonly seconds: number;
   readonly topics: readonly TopicObservation[];
-  readonly totals: { readonly posts: number; readonly bytes: number; readonly units: number; readonly gone: number; readonly throttled: number; readonly failed: number };
+  readonly totals: { readonly posts: number; readonly bytes: number; readonly units: number; readonly gone: number; readonly throttled: number; readonly failed: number; readonly busyMs?: number };
   readonly connections: number;
 }
 
@@ -81,13 +90,25 @@ export function windowForFewestPosts(r: number, wMaxMs: number, slackPercent: nu
   return clamp(w, 0, wMaxMs);
 }
 
-export function planTopic(o: TopicObservation, before: TopicPolicy, t: RealtimeTuning, targetMs: number): TopicDecision {
+/** This topic's share of the dispatcher's post capacity, in flushes per second. */
+export interface TopicCapacity {
+  /** Flushes per second the topic may have at the utilization limit. */
+  readonly flushesPerSecondMax: number;
+  readonly postsPerSecond: number;
+}
+
+/** The smallest window whose flush rate stays within `fMax` flushes/s. */
+export const windowForFlushRate = (r: number, fMax: number) => (r <= fMax || fMax <= 0 ? 0 : ((r / fMax - 1) / r) * 1_000);
+
+export function planTopic(o: TopicObservation, before: TopicPolicy, t: RealtimeTuning, targetMs: number, capacity?: TopicCapacity): TopicDecision {
   const keep = (reason: string): TopicDecision => ({ topic: o.topic, before, after: before, changed: false, reason });
   if (o.acks < t.minAcksPerTopic) return keep(`${o.acks} acknowledged deliveries, ${t.minAcksPerTopic} needed before its window is changed`);
   const overhead = o.overheadP95Ms ?? Math.max(0, (o.latencyP95Ms ?? 0) - before.windowMs);
   const budget = targetMs * (1 - t.latencyHeadroomPercent / 100) - overhead;
   const wMax = clamp(budget, t.windowMsMin, t.windowMsMax);
-  const ideal = clamp(windowForFewestPosts(o.eventsPerSecond, wMax, t.postsSlackPercent), t.windowMsMin, wMax);
+  const wCap = capacity ? clamp(windowForFlushRate(o.eventsPerSecond, capacity.flushesPerSecondMax), 0, t.windowMsMax) : 0;
+  const capacityBound = wCap > wMax;
+  const ideal = capacityBound ? wCap : Math.max(wCap, clamp(windowForFewestPosts(o.eventsPerSecond, wMax, t.postsSlackPercent), t.windowMsMin, wMax));
   const from = Math.max(before.windowMs, t.windowMsMin, 1);
   const stepped = Math.round(clamp(ideal, from / t.windowStepFactorMax, from * t.windowStepFactorMax));
   const windowMs = clamp(stepped, t.windowMsMin, t.windowMsMax);
@@ -100,8 +121,11 @@ export function planTopic(o: TopicObservation, before: TopicPolicy, t: RealtimeT
     `${o.eventsPerSecond.toFixed(1)} events/s, ${o.flushes > 0 ? (o.events / o.flushes).toFixed(1) : '0'} events per flush`;
   const expected = flushesPerSecond(o.eventsPerSecond, windowMs);
   if (!windowMoves && !batchMoves) return { ...keep(`${seen}: the window is where the model puts it (${Math.round(ideal)} ms)`), expectedFlushesPerSecond: expected };
-  const why =
-    budget < t.windowMsMin
+  const why = capacityBound
+    ? `posting to ${o.flushes > 0 ? Math.round(o.deliveries / o.flushes) : '?'} subscribers per flush at the measured ${Math.round(capacity!.postsPerSecond)} posts/s allows at most ${capacity!.flushesPerSecondMax.toFixed(1)} flushes/s (${t.dispatcherUtilizationPercentMax}% busy), which needs ${Math.round(wCap)} ms, more than the ${Math.round(wMax)} ms the latency target leaves: the target cannot be met with this post capacity`
+    : wCap >= ideal - 0.5 && wCap > 0
+      ? `the dispatcher's measured post capacity needs at least ${Math.round(wCap)} ms to keep up`
+      : budget < t.windowMsMin
       ? `the target ${targetMs} ms less ${t.latencyHeadroomPercent}% headroom leaves no room for batching after ${fmt(overhead)} ms of delivery: smallest window`
       : ideal >= wMax - 0.5
         ? `the widest window that keeps p95 under ${targetMs} ms with ${t.latencyHeadroomPercent}% headroom is ${Math.round(wMax)} ms`
@@ -120,10 +144,20 @@ export function planTopic(o: TopicObservation, before: TopicPolicy, t: RealtimeT
 export function planRealtime(input: PlanRealtimeInput): RealtimePlan {
   const { observation: obs, current, tuning: t, targetMs } = input;
   const notes: string[] = [];
-  const decisions = obs.topics
-    .filter((o) => o.topic !== '*')
+  const topics = obs.topics.filter((o) => o.topic !== '*');
+  // The dispatcher's post rate while posting, shared out by each topic's deliveries.
+  const busySeconds = (obs.totals.busyMs ?? 0) / 1_000;
+  const postsPerSecond = busySeconds > 0 && obs.totals.posts >= 100 ? obs.totals.posts / busySeconds : undefined;
+  const allDeliveries = topics.reduce((n, o) => n + o.deliveries, 0);
+  const capacityOf = (o: TopicObservation): TopicCapacity | undefined => {
+    if (postsPerSecond === undefined || o.flushes === 0 || o.deliveries === 0 || allDeliveries === 0) return undefined;
+    const perFlush = o.deliveries / o.flushes;
+    return { postsPerSecond, flushesPerSecondMax: ((t.dispatcherUtilizationPercentMax / 100) * postsPerSecond * (o.deliveries / allDeliveries)) / perFlush };
+  };
+  if (postsPerSecond !== undefined) notes.push(`the dispatcher posted ${Math.round(postsPerSecond)} messages/s while posting (${obs.totals.posts} posts in ${busySeconds.toFixed(1)} s busy); windows keep it at most ${t.dispatcherUtilizationPercentMax}% busy`);
+  const decisions = topics
     .sort((a, b) => b.events - a.events)
-    .map((o) => planTopic(o, topicPolicyOf(current, o.topic), t, targetMs));
+    .map((o) => planTopic(o, topicPolicyOf(current, o.topic), t, targetMs, capacityOf(o)));
   if (obs.topics.length === 0) notes.push('no delivery statistics in the window: no application publishes through the realtime runtime yet');
   if (obs.totals.throttled > 0) notes.push(`${obs.totals.throttled} posts were throttled (429) and retried; wider windows mean fewer posts`);
   if (obs.totals.gone > 0) notes.push(`${obs.totals.gone} posts found their connection gone (410); those connections were removed from every topic`);

@@ -28,6 +28,8 @@ export const DELIVERY_COUNTERS = [
   'patches',
   'resyncs',
   'acks',
+  /** Milliseconds the dispatcher spent posting (with `posts`: what it can post per second when busy). */
+  'busyMs',
 ] as const;
 export type DeliveryCounter = (typeof DELIVERY_COUNTERS)[number];
 export type HistogramKind = 'lat' | 'ovh';

@@ -82,3 +82,22 @@ describe('planRealtime', () => {
     expect(planRealtime({ observation: obs([]), current: defaultRealtimePolicy(t), tuning: t, targetMs: target }).notes[0]).toMatch(/no delivery statistics/);
   });
 });
+
+describe('capacity', () => {
+  it('keeps a window long enough for the dispatcher to keep up, even when late deliveries ask for a shorter one', () => {
+    // 50 subscribers per flush, the dispatcher posts 330/s while busy: at 70% that is 4.6 flushes/s for this topic.
+    const saturated = topic({ eventsPerSecond: 20, flushes: 600, deliveries: 30_000, latencyP95Ms: 2_000, overheadP95Ms: 1_500 });
+    const plan = planRealtime({
+      observation: { ...obs([saturated]), totals: { posts: 30_000, bytes: 0, units: 0, gone: 0, throttled: 0, failed: 0, busyMs: (30_000 / 330) * 1_000 } },
+      current: { ...defaultRealtimePolicy(t), defaults: { windowMs: 100, batchMaxEvents: 16 } },
+      tuning: t,
+      targetMs: target,
+    });
+    const d = plan.topics[0]!;
+    const fMax = (0.7 * 330) / 50;
+    expect(d.after.windowMs).toBe(Math.round(((20 / fMax - 1) / 20) * 1_000));
+    expect(d.after.windowMs).toBeGreaterThan(100);
+    expect(d.reason).toMatch(/the target cannot be met with this post capacity/);
+    expect(plan.notes.join(' ')).toMatch(/posted 330 messages\/s while posting/);
+  });
+});
