@@ -369,6 +369,8 @@ const realtimeTunerSchema = z
     windowMsDefault: z.number().int().min(0).default(25),
     windowMsMin: z.number().int().min(0).default(10),
     windowMsMax: positiveInt.default(1_000),
+    /** A window is changed only when the plan moves it by at least this share (and 5 ms): measurements are noisy. */
+    windowChangePercentMin: percent.default(20),
     /** One run moves a window by at most this factor, up or down. */
     windowStepFactorMax: z.number().min(1).default(4),
     /** A flush also happens early once this many events are buffered on a topic (the policy's default). */

@@ -89,6 +89,8 @@ export async function benchDelivery(o: DeliveryBenchOptions) {
       await waitAll(
         'every client to reach the final sequence numbers',
         async () => {
+          // The end markers must have been flushed (nothing pending) before the sequence numbers are final.
+          if ((await redis.zcard(keys.pending)) > 0) return false;
           const [ps, ds] = [await finalSeq(POSITIONS), await finalSeq(DASHBOARD)];
           return pos.every((c) => c.client.seq(POSITIONS) === ps) && dash.every((c) => c.client.seq(DASHBOARD) === ds);
         },

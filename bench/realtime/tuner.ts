@@ -22,8 +22,8 @@ import { FleetFeed, POSITIONS } from './workload.ts';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchTuner(o: { full: boolean; log: (line: string) => void; redisUrl: string }) {
-  const phaseSeconds = o.full ? 40 : 16;
-  const everySeconds = 2;
+  const phaseSeconds = o.full ? 40 : 18;
+  const everySeconds = 3;
   const connections = 50;
   const prefix = `ppbench:rt:${randomUUID().slice(0, 8)}:`;
   const config = parseConfig({

@@ -102,6 +102,8 @@ export interface DispatcherDeps {
   readonly sleep?: (ms: number) => Promise<void>;
   /** Told what each run did (the Lambda publishes it as EMF metrics). */
   readonly onRun?: (summary: DispatchRunSummary) => void;
+  /** Told what each flush did. */
+  readonly onFlush?: (summary: FlushSummary) => void;
   readonly onError?: (error: Error) => void;
   readonly id?: string;
 }
@@ -347,6 +349,7 @@ export class Dispatcher {
     summary.throttled += outcome.throttled;
     summary.failed += outcome.failed.length;
     await this.deps.stats.flush().catch((error: Error) => this.deps.onError?.(error));
+    this.deps.onFlush?.(summary);
     return summary;
   }
 

@@ -113,7 +113,7 @@ export function planTopic(o: TopicObservation, before: TopicPolicy, t: RealtimeT
   const stepped = Math.round(clamp(ideal, from / t.windowStepFactorMax, from * t.windowStepFactorMax));
   const windowMs = clamp(stepped, t.windowMsMin, t.windowMsMax);
   const batchMaxEvents = Math.round(clamp(Math.ceil((o.eventsPerSecond * Math.max(windowMs, 1) * 4) / 1_000), t.batchMaxEventsMin, t.batchMaxEventsMax));
-  const windowMoves = Math.abs(windowMs - before.windowMs) >= Math.max(5, before.windowMs * 0.1);
+  const windowMoves = Math.abs(windowMs - before.windowMs) >= Math.max(5, (before.windowMs * t.windowChangePercentMin) / 100);
   const batchMoves = batchMaxEvents > before.batchMaxEvents * 2 || batchMaxEvents < before.batchMaxEvents / 2;
   const fmt = (n: number | undefined) => (n === undefined ? '?' : n.toFixed(0));
   const seen =

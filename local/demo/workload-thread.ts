@@ -3,14 +3,37 @@
  * event loop, so the tuner's latency probes measure the services, not the app's
  * request loops (in production they are different processes altogether).
  * Messages: it posts `{ type: 'counts' }` once started and every second after, and
- * `{ type: 'stopped' }` once stopped; it obeys `{ type: 'stop' }`.
+ * `{ type: 'stopped' }` once stopped; it obeys `{ type: 'stop' }`. With `liveMap`, it
+ * publishes each GPS fix to the realtime topic (sdk/realtime's publisher) and posts
+ * `{ type: 'dispatch' }` when a dispatcher must be started (in AWS: a Lambda invocation).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { Redis } from 'ioredis';
+import { RealtimePublisher } from '#sdk/realtime/publisher';
 import { FleetWorkload, type FleetWorkloadOptions } from './fleet-workload.ts';
+import type { LiveMapOptions } from './live-positions.ts';
 
 if (!parentPort) throw new Error('workload-thread runs as a worker thread');
 const port = parentPort;
-const workload = new FleetWorkload(workerData as FleetWorkloadOptions);
+const { liveMap, ...options } = workerData as FleetWorkloadOptions & { liveMap?: LiveMapOptions };
+let publisherRedis: Redis | undefined;
+let publisher: RealtimePublisher | undefined;
+if (liveMap) {
+  publisherRedis = new Redis(liveMap.redisUrl, { maxRetriesPerRequest: 1 });
+  publisherRedis.on('error', () => undefined);
+  publisher = new RealtimePublisher({
+    redis: publisherRedis,
+    keyPrefix: liveMap.keyPrefix,
+    dispatcherLeaseSeconds: liveMap.dispatcherLeaseSeconds,
+    trigger: { start: async () => port.postMessage({ type: 'dispatch' }) },
+  });
+}
+const workload = new FleetWorkload({
+  ...options,
+  ...(publisher && liveMap
+    ? { onGpsFix: (fix) => publisher.publish(liveMap.topic, { type: 'position', key: `vehicle-${fix.vehicleId}`, data: { lon: fix.lon, lat: fix.lat, speedKmh: Math.round(fix.speedKmh), at: Date.now() } }) }
+    : {}),
+});
 workload.start();
 port.postMessage({ type: 'counts', counts: workload.counts });
 const ticker = setInterval(() => port.postMessage({ type: 'counts', counts: workload.counts }), 1_000);
@@ -18,7 +41,13 @@ const ticker = setInterval(() => port.postMessage({ type: 'counts', counts: work
 port.on('message', (message: { type?: string }) => {
   if (message.type !== 'stop') return;
   clearInterval(ticker);
-  void workload.stop().then(
+  void workload
+    .stop()
+    .then(async () => {
+      await publisher?.flush();
+      publisherRedis?.disconnect();
+    })
+    .then(
     () => {
       port.postMessage({ type: 'stopped', counts: workload.counts, warnings: workload.cacheWarnings });
       port.close();

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import type { PerfpilotConfig } from '#lib/config';
 import { ConnectionRegistry } from '#functions/realtime/registry';
 import { ManagementApiPoster, managementClient } from '#functions/realtime/connection-poster';
-import { Dispatcher, type DispatchRunSummary } from '#functions/realtime/dispatcher';
+import { Dispatcher, type DispatchRunSummary, type FlushSummary } from '#functions/realtime/dispatcher';
 import { PolicyMirror } from '#functions/realtime/policy-mirror';
 import { realtimeRedisUrl } from '#functions/realtime/redis';
 import { handleConnect, handleDefault, handleDisconnect, type RouteDeps } from '#functions/realtime/routes';
@@ -66,6 +66,8 @@ export class LocalRealtime {
   readonly policy: PolicyMirror;
   readonly trigger: InProcessDispatchTrigger;
   readonly routeDeps: RouteDeps;
+  /** What every flush of this process's dispatchers did, added up. */
+  readonly totals: FlushSummary = { events: 0, flushes: 0, deliveries: 0, posts: 0, bytes: 0, units: 0, gone: 0, throttled: 0, failed: 0, conflicts: 0 };
   private readonly publishers: RealtimePublisher[] = [];
 
   private constructor(
@@ -91,6 +93,9 @@ export class LocalRealtime {
           stats: new DeliveryStatsRecorder(redis, { keyPrefix: t.keyPrefix, bucketSeconds: t.statsBucketSeconds, retentionSeconds: t.statsRetentionSeconds }),
           trigger: this.trigger,
           onRun: options.onRun,
+          onFlush: (s) => {
+            for (const k of Object.keys(this.totals) as (keyof FlushSummary)[]) this.totals[k] += s[k];
+          },
           onError: options.onError,
         }),
       options.onError,

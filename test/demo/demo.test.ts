@@ -122,7 +122,7 @@ describe('perfpilot demo', () => {
     expect(seeded.rows[0]).toEqual({ v: 1_000, t: 8_000 });
     expect(report.workload.requests).toBeGreaterThan(0);
     expect(report.workload.errors, report.workload.lastError).toBe(0);
-    expect(report.rollouts.map((r) => r.area)).toEqual(['database', 'caching']);
+    expect(report.rollouts.map((r) => r.area)).toEqual(['database', 'caching', 'realtime']);
 
     // The ledger (the subprocess's, on disk) has both rollouts, finished, with the changes the report shows.
     const dynamo = await startLocalDynamo({ dataDir: join(dir, 'ledger') });
@@ -160,6 +160,11 @@ describe('perfpilot demo', () => {
     expect(m.cache.before.reads).toBeGreaterThan(0);
     expect(m.cache.before.reads).toBe(m.cache.before.patterns.reduce((n, p) => n + p.reads, 0));
     expect(m.cache.before.patterns.map((p) => p.pattern).sort()).toEqual(['vehicle:{id}:position', 'vehicle:{id}:profile']);
+    // The live map: the workload's GPS fixes reached the WebSocket viewers, in fewer posts than one per fix per viewer.
+    expect(m.realtime.before.events).toBeGreaterThan(0);
+    expect(m.realtime.before.posts).toBeGreaterThan(0);
+    expect(m.realtime.before.posts).toBeLessThanOrEqual(m.realtime.before.naivePosts);
+    expect(m.realtime.before.latencyP95Ms).toBeGreaterThan(0);
 
     // The workload's connections are gone with the process.
     const open = await db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and application_name like 'perfpilot-demo%'`, [db.name]);
