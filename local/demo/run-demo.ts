@@ -91,7 +91,14 @@ export interface DemoReport {
     /** Before: the warm-up; after: from the end of the caching rollout to the end. */
     readonly cache: { readonly before: CacheWindow; readonly after: CacheWindow };
     /** The live map (GPS fixes over WebSocket). Before: the warm-up; after: from the end of the realtime rollout to the end. */
-    readonly realtime: { readonly viewers: number; readonly topic: string; readonly before: LiveMapWindow; readonly after: LiveMapWindow };
+    readonly realtime: {
+      readonly viewers: number;
+      readonly topic: string;
+      /** The percentile the latencies are (p95, as the realtime alarm and the tuner use). */
+      readonly latencyPercentile: 95;
+      readonly before: LiveMapWindow;
+      readonly after: LiveMapWindow;
+    };
   };
 }
 
@@ -288,7 +295,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       measured: {
         database: { before: databaseWindow(r0.db, r1.db), after: databaseWindow(r2.db, r4.db) },
         cache: { before: cacheWindow(r0.cache, r1.cache), after: cacheWindow(r3.cache, r4.cache) },
-        realtime: { viewers: liveMap.viewers, topic: LIVE_MAP_TOPIC, before: liveMap.window(m0, m1), after: liveMap.window(m2, m3) },
+        realtime: { viewers: liveMap.viewers, topic: LIVE_MAP_TOPIC, latencyPercentile: 95, before: liveMap.window(m0, m1), after: liveMap.window(m2, m3) },
       },
     };
   } finally {
