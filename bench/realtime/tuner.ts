@@ -71,11 +71,11 @@ export async function benchTuner(o: { full: boolean; log: (line: string) => void
     }
     feed.stop();
     await publisher.flush();
-    // Re-convergence: from each change of rate to the last window move within that phase (0: it needed none).
+    // Re-convergence: from each change of rate to the last move of the window within that phase (0: it needed none).
     const reconverge = (phase: number) => {
       const from = phaseStarts[phase]!;
       const to = phaseStarts[phase + 1] ?? Infinity;
-      const moves = trajectory.filter((p) => p.changed && p.atSeconds >= from && p.atSeconds < to);
+      const moves = trajectory.filter((p, i) => p.windowMs !== (i === 0 ? t.windowMsDefault : trajectory[i - 1]!.windowMs) && p.atSeconds >= from && p.atSeconds < to);
       return moves.length === 0 ? 0 : Math.round((moves.at(-1)!.atSeconds - from) * 10) / 10;
     };
     const windowAt = (phase: number) => trajectory.filter((p) => p.atSeconds < (phaseStarts[phase + 1] ?? Infinity)).at(-1)?.windowMs ?? null;

@@ -34,6 +34,7 @@ const configJson = (redisUrl = 'redis://127.0.0.1:6379/0') => ({
   targets: { caching: { redisUrl }, database: { connectionString: db.url } },
   rollout: { canaryFraction: 0.25, bakeSeconds: 2 },
   cachingTuner: { keyNamespace: namespace, policyRedisKey: `${namespace}perfpilot:policy:caching` },
+  realtimeTuner: { keyPrefix: `${namespace}perfpilot:rt:`, policyRedisKey: `${namespace}perfpilot:policy:realtime` },
   ledger: { localDataDir: join(dir, 'ledger') },
 });
 

@@ -120,7 +120,7 @@ describe('the local API Gateway', () => {
     const disconnected: number[] = [];
     gateway = await LocalGateway.start({
       routes: { $disconnect: async (e) => void disconnected.push(e.requestContext.disconnectStatusCode ?? 0) },
-      limits: { idleTimeoutMs: 150, connectionDurationMsMax: 400 },
+      limits: { idleTimeoutMs: 400, connectionDurationMsMax: 1_200 },
     });
     const idle = await open(gateway.url);
     const chatty = await open(gateway.url);
