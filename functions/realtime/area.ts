@@ -6,9 +6,12 @@
  * (lib/constructs/realtime-api.ts, listed in lib/constructs/area-infrastructure.ts).
  *
  * Its alarms watch what the delivery runtime itself publishes (EMF, namespace
- * `Perfpilot/<name>`, `Area=realtime`): `Latency` (each acknowledged delivery, publish
- * → acknowledgement, from the `$default` function), `ErrorRate` and `Throughput`
- * (each dispatcher run); locally the same signals come from the plugin's snapshot.
+ * `Perfpilot/<name>`, `Area=realtime`): `Latency` (each acknowledged delivery, flush →
+ * acknowledgement: the delivery path after the batching window, from the `$default`
+ * function), `ErrorRate` and `Throughput` (each dispatcher run); locally the same
+ * signals come from the plugin's snapshot. The window's own wait is a policy choice the
+ * tuner holds under `kpis.messageLatencyMsMax` (end-to-end `DeliveryLatency`), checked
+ * by its verdict; alarms and guardrails watch what a change must not make worse.
  */
 import type { PerfpilotConfig } from '#lib/config';
 import { applicationAlarms, type AlarmDefinition } from '#shared/alarms';

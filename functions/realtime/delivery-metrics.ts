@@ -16,9 +16,16 @@ export function createDeliveryMetrics(namespace = process.env.POWERTOOLS_METRICS
   return metrics;
 }
 
-/** One acknowledged delivery: publish of its oldest event → the acknowledgement. The alarm reads p95. */
-export function recordDeliveryLatency(metrics: Metrics, ms: number): void {
-  metrics.addMetric('Latency', MetricUnit.Milliseconds, ms);
+/**
+ * One acknowledged delivery. `Latency` (the alarm and the guardrails read its p95) is the
+ * delivery path after the batching window — flush → acknowledgement: posting, throttling,
+ * the network, the client — what a change must not make worse. `DeliveryLatency` is
+ * publish → acknowledgement, window included: the tuner holds its p95 under
+ * `kpis.messageLatencyMsMax`, and its verdict reverts a window that does not.
+ */
+export function recordDeliveryLatency(metrics: Metrics, sample: { readonly afterFlushMs: number; readonly endToEndMs?: number }): void {
+  metrics.addMetric('Latency', MetricUnit.Milliseconds, sample.afterFlushMs);
+  if (sample.endToEndMs !== undefined) metrics.addMetric('DeliveryLatency', MetricUnit.Milliseconds, sample.endToEndMs);
 }
 
 /** One dispatcher run: failed deliveries of all attempted posts, and events delivered per second. */

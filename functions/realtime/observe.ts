@@ -44,9 +44,9 @@ export async function observeRealtime(redis: Redis, t: RealtimeTuning, now: Date
   return { observation: observationFrom(window, connections), window };
 }
 
-/** Every topic's latency histogram merged: the area's p95 delivery for the guardrails. */
-export function mergedLatency(window: DeliveryStatsWindow): Histogram {
+/** Every topic's histogram merged: publish → ack (`latency`) or flush → ack (`overhead`). */
+export function mergedLatency(window: DeliveryStatsWindow, kind: 'latency' | 'overhead' = 'latency'): Histogram {
   const h: Histogram = new Map();
-  for (const [topic, s] of window.topics) if (topic !== '*') mergeHistogram(h, s.latency);
+  for (const [topic, s] of window.topics) if (topic !== '*') mergeHistogram(h, s[kind]);
   return h;
 }

@@ -131,7 +131,9 @@ export function realtimePlugin(deps: RealtimeDeps, onClose?: () => Promise<void>
         for (const [topic, s] of w.topics) if (topic !== '*') events += s.counters.events;
         const all = w.topics.get('*') ?? emptyTopicStats();
         const attempts = all.counters.posts + all.counters.failed;
-        const p95 = percentileMs(mergedLatency(w), 0.95);
+        // The delivery path after the batching window (flush → ack): the window's own wait is the
+        // policy's choice, held under the target by the plan and the verdict, not a regression.
+        const p95 = percentileMs(mergedLatency(w, 'overhead'), 0.95);
         return {
           at: now.toISOString(),
           ...(p95 !== undefined ? { latencyMs: p95 } : {}),

@@ -17,7 +17,7 @@ function routeHandler(core: (deps: RouteDeps, event: RouteEvent) => Promise<Rout
   return withObservability(async (event: APIGatewayProxyWebsocketEventV2, _context: Context): Promise<RouteResponse> => {
     if (!event?.requestContext?.connectionId) throw new InvalidRequestError(`expected an API Gateway WebSocket event, got ${JSON.stringify(event)?.slice(0, 200)}`);
     const d = await deliveryDeps();
-    return core({ ...d, tuning: d.config.realtimeTuner, onLatency: (ms) => recordDeliveryLatency(metrics, ms) }, event);
+    return core({ ...d, tuning: d.config.realtimeTuner, onLatency: (sample) => recordDeliveryLatency(metrics, sample) }, event);
   }).use(logMetrics(metrics));
 }
 

@@ -23,8 +23,8 @@ export interface RouteDeps {
   readonly stats: DeliveryStatsRecorder;
   readonly tuning: RealtimeTuning;
   readonly now?: () => number;
-  /** Each acknowledged delivery's latency (publish → ack), for the Latency metric in AWS. */
-  readonly onLatency?: (ms: number) => void;
+  /** Each acknowledged delivery's latencies, for the EMF metrics in AWS (delivery-metrics.ts). */
+  readonly onLatency?: (sample: { readonly afterFlushMs: number; readonly endToEndMs?: number }) => void;
 }
 
 /** The part of an API Gateway WebSocket event the routes read. */
@@ -158,12 +158,11 @@ export async function handleDefault(deps: RouteDeps, event: RouteEvent): Promise
       case 'ack': {
         const now = (deps.now ?? Date.now)();
         deps.stats.count(message.t, 'acks');
-        deps.stats.observe(message.t, 'ovh', Math.max(0, now - message.f));
-        if (message.p !== undefined) {
-          const latency = Math.max(0, now - message.p);
-          deps.stats.observe(message.t, 'lat', latency);
-          deps.onLatency?.(latency);
-        }
+        const afterFlushMs = Math.max(0, now - message.f);
+        deps.stats.observe(message.t, 'ovh', afterFlushMs);
+        const endToEndMs = message.p !== undefined ? Math.max(0, now - message.p) : undefined;
+        if (endToEndMs !== undefined) deps.stats.observe(message.t, 'lat', endToEndMs);
+        deps.onLatency?.({ afterFlushMs, ...(endToEndMs !== undefined ? { endToEndMs } : {}) });
         return { statusCode: 200 };
       }
     }

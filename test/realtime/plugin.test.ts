@@ -45,7 +45,7 @@ describe('the realtime plugin in the staged rollout', () => {
 
       const deps = await runtime.rolloutDeps('realtime');
       const result = await runLocalRollout({ area: 'realtime', config, deps, bakeMs: 1_200, retryMs: 0 });
-      expect(result.status).toBe('SUCCEEDED');
+      expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
       const changes = await runtime.ledger.listChanges(result.rolloutId);
       expect(changes).toHaveLength(1);
       const [change] = changes;
@@ -86,18 +86,19 @@ describe('the realtime plugin in the staged rollout', () => {
 });
 
 describe('delivery metrics (EMF)', () => {
-  it('publishes Latency, ErrorRate and Throughput in the app namespace with exactly the dimension the alarms name', () => {
+  it('publishes Latency (after the window), DeliveryLatency (end to end), ErrorRate and Throughput in the app namespace with exactly the dimension the alarms name', () => {
     const metrics = createDeliveryMetrics('Perfpilot/perfpilot');
-    recordDeliveryLatency(metrics, 120);
-    recordDeliveryLatency(metrics, 80);
+    recordDeliveryLatency(metrics, { afterFlushMs: 20, endToEndMs: 120 });
+    recordDeliveryLatency(metrics, { afterFlushMs: 30, endToEndMs: 80 });
     recordDispatchRun(metrics, { events: 600, flushes: 30, deliveries: 300, posts: 95, bytes: 1, units: 95, gone: 1, throttled: 3, failed: 5, conflicts: 0, ended: 'idle', seconds: 3 });
-    const emf = metrics.serializeMetrics() as unknown as { _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] }; Area: string; Latency: number[]; ErrorRate: number; Throughput: number };
+    const emf = metrics.serializeMetrics() as unknown as { _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] }; Area: string; Latency: number[]; DeliveryLatency: number[]; ErrorRate: number; Throughput: number };
     const [directive] = emf._aws.CloudWatchMetrics;
     expect(directive!.Namespace).toBe('Perfpilot/perfpilot');
     expect(directive!.Dimensions).toEqual([['Area']]);
     expect(emf.Area).toBe('realtime');
-    expect(directive!.Metrics.map((m) => `${m.Name}:${m.Unit}`).sort()).toEqual(['ErrorRate:Percent', 'Latency:Milliseconds', 'Throughput:Count/Second']);
-    expect(emf.Latency).toEqual([120, 80]);
+    expect(directive!.Metrics.map((m) => `${m.Name}:${m.Unit}`).sort()).toEqual(['DeliveryLatency:Milliseconds', 'ErrorRate:Percent', 'Latency:Milliseconds', 'Throughput:Count/Second']);
+    expect(emf.Latency).toEqual([20, 30]);
+    expect(emf.DeliveryLatency).toEqual([120, 80]);
     expect(emf.ErrorRate).toBe(5);
     expect(emf.Throughput).toBe(200);
   });
