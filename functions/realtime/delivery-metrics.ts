@@ -1,17 +1,17 @@
 /**
  * The metrics the realtime alarms read (functions/realtime/area.ts), published as EMF
  * by the delivery functions through Powertools: namespace `Perfpilot/<name>`
- * (POWERTOOLS_METRICS_NAMESPACE), one dimension `Area=realtime` and nothing else — an
- * alarm matches a metric by its exact dimensions, so Powertools' default `service`
- * dimension is dropped. Kept behind these few functions so a shared publisher
- * (sdk/metrics) can replace them.
+ * (POWERTOOLS_METRICS_NAMESPACE), the application metrics' names and exactly their
+ * dimensions `{ service: "application", Area: "realtime" }` (sdk/metrics) — an alarm
+ * matches a metric by its exact dimensions. Kept behind these few functions so the
+ * shared publisher (sdk/metrics) can replace them.
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
 import type { DispatchRunSummary } from './dispatcher.ts';
 
 export function createDeliveryMetrics(namespace = process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Perfpilot'): Metrics {
-  const metrics = new Metrics({ namespace, serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'perfpilot-realtime' });
-  metrics.clearDefaultDimensions();
+  const metrics = new Metrics({ namespace, serviceName: APPLICATION_SERVICE });
   metrics.setDefaultDimensions({ Area: 'realtime' });
   return metrics;
 }
@@ -24,13 +24,13 @@ export function createDeliveryMetrics(namespace = process.env.POWERTOOLS_METRICS
  * `kpis.messageLatencyMsMax`, and its verdict reverts a window that does not.
  */
 export function recordDeliveryLatency(metrics: Metrics, sample: { readonly afterFlushMs: number; readonly endToEndMs?: number }): void {
-  metrics.addMetric('Latency', MetricUnit.Milliseconds, sample.afterFlushMs);
+  metrics.addMetric(APPLICATION_METRICS.latency, MetricUnit.Milliseconds, sample.afterFlushMs);
   if (sample.endToEndMs !== undefined) metrics.addMetric('DeliveryLatency', MetricUnit.Milliseconds, sample.endToEndMs);
 }
 
 /** One dispatcher run: failed deliveries of all attempted posts, and events delivered per second. */
 export function recordDispatchRun(metrics: Metrics, run: DispatchRunSummary): void {
   const attempts = run.posts + run.failed;
-  if (attempts > 0) metrics.addMetric('ErrorRate', MetricUnit.Percent, (run.failed / attempts) * 100);
-  if (run.seconds > 0 && run.events > 0) metrics.addMetric('Throughput', MetricUnit.CountPerSecond, run.events / run.seconds);
+  if (attempts > 0) metrics.addMetric(APPLICATION_METRICS.errorRate, MetricUnit.Percent, (run.failed / attempts) * 100);
+  if (run.seconds > 0 && run.events > 0) metrics.addMetric(APPLICATION_METRICS.throughput, MetricUnit.CountPerSecond, run.events / run.seconds);
 }

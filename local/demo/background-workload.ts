@@ -5,12 +5,14 @@
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import type { Percentiles } from '#local/load/latency-histogram';
 import type { FleetWorkloadOptions, WorkloadCounts } from './fleet-workload.ts';
 import type { LiveMapOptions } from './live-positions.ts';
 
 type ThreadMessage =
   | { readonly type: 'dispatch' }
   | { readonly type: 'counts'; readonly counts: WorkloadCounts }
+  | { readonly type: 'phase'; readonly counts: WorkloadCounts; readonly latency: Percentiles | null }
   | { readonly type: 'stopped'; readonly counts: WorkloadCounts; readonly warnings: readonly string[] };
 
 export class BackgroundWorkload {
@@ -20,6 +22,7 @@ export class BackgroundWorkload {
   private readonly exited: Promise<unknown>;
   private failure: Error | undefined;
   private stopping: Promise<WorkloadCounts> | undefined;
+  private phaseWaiters: ((latency: Percentiles | null) => void)[] = [];
   /** Resolves when the thread has started its request loops (loading TypeScript in a thread takes a few seconds). */
   readonly started: Promise<void>;
 
@@ -38,6 +41,7 @@ export class BackgroundWorkload {
       markStarted();
       this.latest = message.counts;
       if (message.type === 'stopped') this.warnings = message.warnings;
+      if (message.type === 'phase') this.phaseWaiters.shift()?.(message.latency);
     });
     this.worker.on('error', (error) => {
       this.failure = error;
@@ -52,6 +56,16 @@ export class BackgroundWorkload {
 
   get cacheWarnings(): readonly string[] {
     return this.warnings;
+  }
+
+  /** Request latency percentiles since the previous call (or the start); null when none finished. */
+  phase(): Promise<Percentiles | null> {
+    return new Promise((resolve) => {
+      this.phaseWaiters.push(resolve);
+      this.worker.postMessage({ type: 'phase' });
+      // A thread that has exited answers nothing.
+      void this.exited.then(() => resolve(null));
+    });
   }
 
   /** Asks the thread to stop, waits for it to exit (at most `timeoutMs`, then terminates it). Idempotent. */

@@ -12,6 +12,7 @@ import { revertChanges } from '#shared/rollout-steps';
 import { analyzeRealtime } from '#functions/realtime/analyze';
 import { createDeliveryMetrics, recordDeliveryLatency, recordDispatchRun } from '#functions/realtime/delivery-metrics';
 import { SET_TOPIC_WINDOW } from '#functions/realtime/plan';
+import { realtimeArea } from '#functions/realtime/area';
 import type { RealtimePolicy } from '#sdk/realtime/policy';
 import { connectRedis, deleteKeys } from '../support/services.ts';
 import { openClient, realtimeTestConfig, waitFor, type TestClient } from './support.ts';
@@ -94,8 +95,11 @@ describe('delivery metrics (EMF)', () => {
     const emf = metrics.serializeMetrics() as unknown as { _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] }; Area: string; Latency: number[]; DeliveryLatency: number[]; ErrorRate: number; Throughput: number };
     const [directive] = emf._aws.CloudWatchMetrics;
     expect(directive!.Namespace).toBe('Perfpilot/perfpilot');
-    expect(directive!.Dimensions).toEqual([['Area']]);
+    // Exactly the dimensions the realtime alarms name.
+    const alarm = realtimeArea.alarms(realtimeTestConfig()).find((a) => a.id === 'realtime-latency')!;
+    expect([...directive!.Dimensions[0]!].sort()).toEqual(Object.keys(alarm.cloudwatch.dimensions).sort());
     expect(emf.Area).toBe('realtime');
+    expect((emf as unknown as { service: string }).service).toBe(alarm.cloudwatch.dimensions.service);
     expect(directive!.Metrics.map((m) => `${m.Name}:${m.Unit}`).sort()).toEqual(['DeliveryLatency:Milliseconds', 'ErrorRate:Percent', 'Latency:Milliseconds', 'Throughput:Count/Second']);
     expect(emf.Latency).toEqual([20, 30]);
     expect(emf.DeliveryLatency).toEqual([120, 80]);

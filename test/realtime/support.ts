@@ -16,7 +16,7 @@ export function realtimeTestConfig(tuner: Record<string, unknown> = {}, realtime
       database: { connectionString: 'postgres://postgres@127.0.0.1:5432/test' },
       realtime: { redisUrl: REDIS_URL, ...realtime },
     },
-    rollout: { canaryFraction: 0.5, bakeSeconds: 0, lockTtlSeconds: 600 },
+    rollout: { canaryFraction: 0.5, bakeSeconds: 0, pendingMaxSeconds: 60, lockTtlSeconds: 600 },
     realtimeTuner: { keyPrefix: prefix, policyRedisKey: `${prefix}policy`, dispatcherIdleMs: 300, ...tuner },
   });
 }
