@@ -34,3 +34,10 @@ export function recordDispatchRun(metrics: Metrics, run: DispatchRunSummary): vo
   if (attempts > 0) metrics.addMetric(APPLICATION_METRICS.errorRate, MetricUnit.Percent, (run.failed / attempts) * 100);
   if (run.seconds > 0 && run.events > 0) metrics.addMetric(APPLICATION_METRICS.throughput, MetricUnit.CountPerSecond, run.events / run.seconds);
 }
+
+/** Writes what was recorded as one EMF line to `sink` (outside Lambda, where no middleware flushes). */
+export function flushDeliveryMetrics(metrics: Metrics, sink: (line: string) => void): void {
+  if (!metrics.hasStoredMetrics()) return;
+  sink(JSON.stringify(metrics.serializeMetrics()));
+  metrics.clearMetrics();
+}

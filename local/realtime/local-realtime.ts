@@ -13,6 +13,7 @@ import { Dispatcher, type DispatchRunSummary, type FlushSummary } from '#functio
 import { PolicyMirror } from '#functions/realtime/policy-mirror';
 import { realtimeRedisUrl } from '#functions/realtime/redis';
 import { handleConnect, handleDefault, handleDisconnect, type RouteDeps } from '#functions/realtime/routes';
+import { createDeliveryMetrics, flushDeliveryMetrics, recordDeliveryLatency, recordDispatchRun } from '#functions/realtime/delivery-metrics';
 import { RealtimePublisher, type DispatchTrigger } from '#sdk/realtime/publisher';
 import { DeliveryStatsRecorder } from '#sdk/realtime/stats';
 import { LocalGateway, type LocalGatewayOptions } from './gateway.ts';
@@ -24,6 +25,8 @@ export interface LocalRealtimeOptions {
   readonly onError?: (error: Error) => void;
   /** Each dispatcher run's summary. */
   readonly onRun?: (summary: DispatchRunSummary) => void;
+  /** Publish the delivery metrics (the realtime alarms' signals) as EMF lines, as the Lambdas do. */
+  readonly emf?: { readonly namespace: string; readonly sink: (line: string) => void };
 }
 
 /** Starts dispatchers in this process: at most one run at a time per trigger, as the lease allows one anyway. */
@@ -74,10 +77,11 @@ export class LocalRealtime {
     readonly config: PerfpilotConfig,
     readonly redis: Redis,
     readonly gateway: LocalGateway,
-    routeDeps: RouteDeps,
+    routeDeps: RouteDeps & { emf?: { metrics: ReturnType<typeof createDeliveryMetrics>; sink: (line: string) => void } },
     private readonly options: LocalRealtimeOptions,
   ) {
     const t = config.realtimeTuner;
+    const emf = routeDeps.emf;
     this.routeDeps = routeDeps;
     this.registry = routeDeps.registry;
     this.stats = routeDeps.stats;
@@ -92,7 +96,13 @@ export class LocalRealtime {
           policy: this.policy,
           stats: new DeliveryStatsRecorder(redis, { keyPrefix: t.keyPrefix, bucketSeconds: t.statsBucketSeconds, retentionSeconds: t.statsRetentionSeconds }),
           trigger: this.trigger,
-          onRun: options.onRun,
+          onRun: (run) => {
+            options.onRun?.(run);
+            if (emf) {
+              recordDispatchRun(emf.metrics, run);
+              flushDeliveryMetrics(emf.metrics, emf.sink);
+            }
+          },
           onFlush: (s) => {
             for (const k of Object.keys(this.totals) as (keyof FlushSummary)[]) this.totals[k] += s[k];
           },
@@ -110,12 +120,22 @@ export class LocalRealtime {
     const registry = new ConnectionRegistry(redis, t.keyPrefix, t.connectionTtlSeconds);
     // The poster needs the gateway's endpoint, the gateway needs the routes: bind late.
     let poster: ManagementApiPoster | undefined;
-    const routeDeps: RouteDeps = {
+    const emf = options.emf ? { metrics: createDeliveryMetrics(options.emf.namespace), sink: options.emf.sink } : undefined;
+    const routeDeps: RouteDeps & { emf?: typeof emf } = {
       redis,
       registry,
       stats,
       tuning: t,
       poster: { post: (id, data) => poster!.post(id, data) },
+      ...(emf
+        ? {
+            emf,
+            onLatency: (sample) => {
+              recordDeliveryLatency(emf.metrics, sample);
+              flushDeliveryMetrics(emf.metrics, emf.sink);
+            },
+          }
+        : {}),
     };
     const gateway = await LocalGateway.start({
       port: config.targets.realtime.localPort,
