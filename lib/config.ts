@@ -393,6 +393,8 @@ const vectorTunerSchema = z
     /** Stats buckets the search runtime writes (latency histogram, errors, count), and the window `snapshot` reads. */
     statsBucketSeconds: positiveInt.default(60),
     statsRetentionSeconds: positiveInt.default(86_400),
+    /** A re-tuned index replaces one that still meets the target only if it is at least this much faster (mean latency, same probe). */
+    latencyImprovementPercentMin: percent.default(10),
     /** The guardrail probe after the canary: this many recent queries against the new version. */
     guardProbeQueries: positiveInt.default(100),
     /** Seed of every random choice (builds, samples). */

@@ -1,5 +1,5 @@
 /** The Perfpilot vector runtime: what applications and the search function import. */
-export { VectorSearch, NoActiveIndexError, querySampleKey, statsLayoutOf } from './search.ts';
+export { VectorSearch, NoActiveIndexError, querySampleKey, policyMirrorKey, mirroredPolicy, statsLayoutOf } from './search.ts';
 export type { SearchAnswer, SearchMetricsSink, VectorSearchDeps, VectorSearchOptions } from './search.ts';
 export { buildIndex, fromSnapshot, toSnapshot, readSnapshotHeader, SnapshotFormatError } from './snapshot.ts';
 export { FileSnapshotStore, SnapshotNotFoundError, type SnapshotStore } from './snapshot-store.ts';

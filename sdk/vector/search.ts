@@ -58,6 +58,16 @@ export class NoActiveIndexError extends Error {
 }
 
 export const querySampleKey = (prefix: string) => `${prefix}queries`;
+/** Where the vector area mirrors the policy in force for search runtimes (the PolicyStore is the record). */
+export const policyMirrorKey = (prefix: string) => `${prefix}policy`;
+
+/** Reads the policy mirror: what a search runtime follows. */
+export function mirroredPolicy(redis: Redis, prefix: string): () => Promise<PublishedVectorPolicy | undefined> {
+  return async () => {
+    const text = await redis.get(policyMirrorKey(prefix));
+    return text === null ? undefined : (JSON.parse(text) as PublishedVectorPolicy);
+  };
+}
 
 export function statsLayoutOf(o: VectorSearchOptions): StatsLayout {
   return { prefix: o.keyPrefix, bucketSeconds: o.statsBucketSeconds, retentionSeconds: o.statsRetentionSeconds };
@@ -122,11 +132,12 @@ export class VectorSearch {
     let cacheHit = false;
     try {
       const policy = (await this.currentPolicy())?.document;
-      if (!policy?.active) throw new NoActiveIndexError('no vector index version is active yet: run the vector rollout');
+      if (!policy?.active && !policy?.canary) throw new NoActiveIndexError('no vector index version is active yet: run the vector rollout');
       const o = this.deps.options;
       const queryHash = quantizedQueryHash(query, o.queryQuantizationStep);
-      const canary = policy.canary !== undefined && routesToCanary(queryHash, policy.canary.fraction);
-      const version = canary ? policy.canary!.version : policy.active;
+      // With no active version yet (the first rollout's canary), the canary serves everything.
+      const canary = policy.canary !== undefined && (!policy.active || routesToCanary(queryHash, policy.canary.fraction));
+      const version = canary ? policy.canary!.version : policy.active!;
       const key = { version: version.key, efSearch: version.efSearch, k, filter: options.filter, queryHash };
       let hits = this.cache ? await this.cache.get(key).catch(() => undefined) : undefined;
       cacheHit = hits !== undefined;

@@ -1,0 +1,52 @@
+/**
+ * The vector area's registration (listed in `functions/areas.ts`): its alarms and the
+ * AWS calls its function makes. Pure data: Lambda code reads it too. The plugin is
+ * `./plugin.ts`, the analysis `./analyze.ts`; the search function and the snapshot
+ * bucket are its CDK part (lib/constructs/vector-search.ts, in AREA_INFRASTRUCTURE).
+ */
+import type { PerfpilotConfig } from '#lib/config';
+import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } from '#shared/alarms';
+import type { AwsAccess } from '#shared/aws-access';
+import type { AreaRegistration } from '#shared/area';
+import { snapshotWriteAccess } from './s3-snapshot-store.ts';
+
+/**
+ * The search path publishes Latency, ErrorRate and Throughput with `Area=vector`
+ * (functions/vector/search-metrics.ts in the search function; locally the plugin's
+ * snapshot reads the same signals from the runtime's stats). Besides the generic
+ * application alarms, p95 search latency against its own KPI.
+ */
+function vectorAlarms(config: PerfpilotConfig): AlarmDefinition[] {
+  const kpi = config.kpis.vectorSearchLatencyMsMax;
+  return [
+    ...applicationAlarms('vector', config),
+    {
+      id: 'vector-search-latency',
+      area: 'vector',
+      severity: 'critical',
+      signal: 'latencyMs',
+      comparison: 'GreaterThanThreshold',
+      threshold: kpi,
+      ...alarmTiming(config),
+      description: `vector: p95 search latency above the ${kpi} ms target`,
+      cloudwatch: { kind: 'metric', namespace: appNamespace(config), metricName: 'Latency', statistic: 'p95', dimensions: { Area: 'vector' } },
+    },
+  ];
+}
+
+/**
+ * An existing bucket named in the config is granted here; the bucket the stack creates
+ * is granted by its construct from the same declaration (its ARN is only known there).
+ */
+function vectorAccess(config: PerfpilotConfig): AwsAccess[] {
+  const bucket = config.targets.vector.s3Bucket;
+  return bucket ? snapshotWriteAccess(`arn:{partition}:s3:::${bucket}`) : [];
+}
+
+export const vectorArea: AreaRegistration = {
+  name: 'vector',
+  summary: 'HNSW M / efConstruction / efSearch against a recall target, PQ with re-ranking when memory demands it, versioned snapshots, result caches',
+  alarms: vectorAlarms,
+  access: vectorAccess,
+  environment: (config): Record<string, string> => (config.targets.vector.s3Bucket ? { VECTOR_SNAPSHOT_BUCKET: config.targets.vector.s3Bucket } : {}),
+};
