@@ -77,19 +77,21 @@ describe('functions', () => {
   it('every function runs nodejs22.x on arm64 with tracing, source maps and the Powertools env', () => {
     for (const t of [localT, awsT]) {
       const fns = functionsOf(t);
-      expect(Object.keys(fns)).toHaveLength(DEPLOYED_AREAS.length + 1);
+      // Area runtimes (the vector search function) serve the application and never touch the ledger.
+      const ledgerBound = Object.values(fns).filter((fn) => !('PERFPILOT_AREA_RUNTIME' in envOf(fn)));
+      expect(ledgerBound).toHaveLength(DEPLOYED_AREAS.length + 1);
       for (const fn of Object.values(fns)) {
         expect(fn.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' } });
         expect(envOf(fn)).toMatchObject({
           NODE_OPTIONS: '--enable-source-maps',
-          POWERTOOLS_SERVICE_NAME: expect.stringMatching(/^perfpilot-(caching|database|rollback)$/),
+          POWERTOOLS_SERVICE_NAME: expect.stringMatching(/^perfpilot-(caching|database|vector|vector-search|rollback)$/),
           POWERTOOLS_METRICS_NAMESPACE: 'Perfpilot/perfpilot',
           POWERTOOLS_LOG_LEVEL: 'INFO',
           PERFPILOT_CONFIG: expect.any(String),
-          LEDGER_TABLE_NAME: expect.anything(),
         });
         expect(fn.Properties.Handler).toBe('index.handler');
       }
+      for (const fn of ledgerBound) expect(envOf(fn)).toMatchObject({ LEDGER_TABLE_NAME: expect.anything() });
     }
   });
 
@@ -444,7 +446,8 @@ describe('the Perfpilot construct in a team\'s own app', () => {
     t.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Retain' });
     const tableId = stack.getLogicalId(perfpilot.ledgerTable.node.defaultChild as CfnElement);
     for (const fn of Object.values(functionsOf(t))) {
-      expect(envOf(fn)).toMatchObject({ LEDGER_TABLE_NAME: { Ref: tableId }, POWERTOOLS_LOG_LEVEL: 'DEBUG' });
+      expect(envOf(fn)).toMatchObject({ POWERTOOLS_LOG_LEVEL: 'DEBUG' });
+      if (!('PERFPILOT_AREA_RUNTIME' in envOf(fn))) expect(envOf(fn)).toMatchObject({ LEDGER_TABLE_NAME: { Ref: tableId } });
     }
     expect(Object.keys(perfpilot.stateMachines).sort()).toEqual([...DEPLOYED_AREAS].sort());
     expect(new AwsSolutionsChecks().validateScope(app).violations.map((v) => v.ruleName)).toEqual([]);

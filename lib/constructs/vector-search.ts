@@ -1,0 +1,103 @@
+/**
+ * The vector area's own AWS resources (its AREA_INFRASTRUCTURE entry): the snapshot
+ * bucket and the search function.
+ *
+ * - Bucket: S3-managed encryption, versioning (an overwritten or deleted snapshot can
+ *   be recovered; keys are never reused anyway), all public access blocked, TLS only,
+ *   server access logs to a log bucket of its own. Retained on stack deletion: it
+ *   holds the index versions the ledger refers to.
+ * - Search function: the same house function as the area functions, sized by
+ *   `vectorTuner.searchFunctionMemoryMiB` (what the tuner's memory check assumes),
+ *   reading snapshots only.
+ * - Grants come from the declarations beside the S3 adapter
+ *   (functions/vector/s3-snapshot-store.ts): the area function reads the dataset and
+ *   writes new versions, the search function reads.
+ */
+import { join } from 'node:path';
+import { type CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { snapshotReadAccess, snapshotWriteAccess } from '#functions/vector/s3-snapshot-store';
+import { assertAccessDeclared, hasWildcard, type AwsAccess } from '#shared/aws-access';
+import type { AreaInfrastructureContext } from './area-infrastructure.ts';
+import { OptimizerFunction } from './optimizer-function.ts';
+
+export class VectorSearchInfrastructure extends Construct {
+  public readonly bucket: s3.IBucket;
+  public readonly logBucket?: s3.Bucket;
+  public readonly searchFunction: OptimizerFunction;
+
+  constructor(scope: Construct, id: string, ctx: AreaInfrastructureContext) {
+    super(scope, id);
+    const { config } = ctx;
+    const existing = config.targets.vector.s3Bucket;
+    if (existing) {
+      // A bucket the team manages: its settings are theirs; the grants below still scope to it.
+      this.bucket = s3.Bucket.fromBucketName(this, 'Snapshots', existing);
+    } else {
+      this.logBucket = new s3.Bucket(this, 'SnapshotAccessLogs', {
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        enforceSSL: true,
+        removalPolicy: RemovalPolicy.RETAIN,
+        lifecycleRules: [{ expiration: Duration.days(90) }],
+      });
+      Validations.of(this.logBucket).acknowledge({
+        id: 'AwsSolutions-S1',
+        reason: 'This is the access-log bucket of the snapshot bucket; logging it to itself would loop.',
+      });
+      this.bucket = new s3.Bucket(this, 'Snapshots', {
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        versioned: true,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        enforceSSL: true,
+        serverAccessLogsBucket: this.logBucket,
+        serverAccessLogsPrefix: 'snapshots/',
+        removalPolicy: RemovalPolicy.RETAIN,
+        // Old object versions (a rewritten dataset) are kept a while, then expire.
+        lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(30) }],
+      });
+    }
+
+    ctx.areaFunction.addEnvironment('VECTOR_SNAPSHOT_BUCKET', this.bucket.bucketName);
+    // An existing bucket is granted from the area's registration (functions/vector/area.ts).
+    if (!existing) this.grantOnBucket(ctx.areaFunction, snapshotWriteAccess(this.bucket.bucketArn), 'VectorSnapshots');
+
+    this.searchFunction = new OptimizerFunction(this, 'search-function', {
+      ...ctx.functionDefaults,
+      entry: join(ctx.functionsDir, 'vector', 'search-handler.ts'),
+      serviceName: `${config.name}-vector-search`,
+      description: 'Perfpilot vector search: serves the active index version (and its canary) from the snapshot bucket',
+      memorySize: config.vectorTuner.searchFunctionMemoryMiB,
+      timeout: Duration.seconds(30),
+      environment: { PERFPILOT_AREA_RUNTIME: 'vector-search', VECTOR_SNAPSHOT_BUCKET: this.bucket.bucketName },
+    });
+    if (existing) this.searchFunction.bindAccess(snapshotReadAccess(`arn:{partition}:s3:::${existing}`), 'vector-snapshots-read');
+    else this.grantOnBucket(this.searchFunction, snapshotReadAccess(this.bucket.bucketArn), 'VectorSnapshotsRead');
+  }
+
+  /**
+   * `bindAccess` for declarations naming the bucket this construct creates: its ARN is a
+   * token, which cdk-nag spells `<LogicalId.Arn>` in its finding ids.
+   */
+  private grantOnBucket(fn: OptimizerFunction, access: readonly AwsAccess[], id: string): void {
+    assertAccessDeclared(access, `${fn.node.path}/${id}`);
+    const bucket = this.bucket as s3.Bucket;
+    const nagArn = `<${Stack.of(this).getLogicalId(bucket.node.defaultChild as CfnElement)}.Arn>`;
+    const policy = new iam.Policy(fn, id, {
+      statements: access.map((a) => new iam.PolicyStatement({ actions: [...a.actions], resources: [...a.resources] })),
+    });
+    fn.role.attachInlinePolicy(policy);
+    for (const a of access) {
+      for (const resource of a.resources.filter(hasWildcard)) {
+        Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::${resource.replace(bucket.bucketArn, nagArn)}]`, reason: a.wildcardReason! });
+      }
+    }
+  }
+}
+
+export function vectorInfrastructure(ctx: AreaInfrastructureContext): Readonly<Record<string, unknown>> {
+  const infra = new VectorSearchInfrastructure(ctx.scope, 'vector-search', ctx);
+  return { bucket: infra.bucket, searchFunction: infra.searchFunction, logBucket: infra.logBucket };
+}
