@@ -343,6 +343,8 @@ const vectorTunerSchema = z
   .object({
     /** Recall@k the active index must reach on held-out and recent queries. */
     recallTarget: z.number().gt(0).max(1).default(0.95),
+    /** The tuner aims this far above the target, so its choice still meets the target on queries it never saw. */
+    recallMargin: z.number().min(0).max(0.5).default(0.02),
     /** The k of recall@k, and of the probe searches. */
     recallK: positiveInt.default(10),
     /** ann-benchmarks style recall counts a result within the k-th true distance × (1 + this). */

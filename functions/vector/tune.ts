@@ -7,7 +7,9 @@
  *   efSearch that reaches the target; the better fraction goes on to a subset twice as
  *   large, until one remains, judged on the whole dataset.
  * - efSearch by bisection per build: recall grows with efSearch, so the smallest one
- *   on the ladder that reaches the target takes about log2(ladder) evaluations.
+ *   on the ladder that reaches the target takes about log2(ladder) evaluations. The
+ *   tuner aims `recallMargin` above the target: the point must hold on fresh queries
+ *   (the promotion's probe), not just on the ones it was chosen on.
  * - Memory: configurations the search function could not hold are never built; if
  *   none fits, PQ with re-ranking is tried and chosen only if it meets the target.
  * - Time: the tuner stops promoting when its step budget (tuneSecondsMax) is spent
@@ -147,6 +149,7 @@ function bisectEf(
   counter: { evaluations: number },
 ): { efSearch: number; evaluation: Evaluation } | undefined {
   const t = input.tuning;
+  const aim = Math.min(1, t.recallTarget + t.recallMargin);
   const ladder = efLadder(t);
   const cache = new Map<number, Evaluation>();
   const at = (i: number) => {
@@ -161,11 +164,11 @@ function bisectEf(
     return e;
   };
   let hi = ladder.length - 1;
-  if (at(hi).byId < t.recallTarget) return undefined;
-  let lo = -1; // invariant: ladder[hi] reaches the target, ladder[lo] (if any) does not
+  if (at(hi).byId < aim) return undefined;
+  let lo = -1; // invariant: ladder[hi] reaches the aim, ladder[lo] (if any) does not
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
-    if (at(mid).byId >= t.recallTarget) hi = mid;
+    if (at(mid).byId >= aim) hi = mid;
     else lo = mid;
   }
   return { efSearch: ladder[hi]!, evaluation: at(hi) };
