@@ -7,7 +7,9 @@
  *   efSearch that reaches the target; the better fraction goes on to a subset twice as
  *   large, until one remains, judged on the whole dataset.
  * - efSearch by bisection per build: recall grows with efSearch, so the smallest one
- *   on the ladder that reaches the target takes about log2(ladder) evaluations. The
+ *   on the ladder that reaches the target is found by galloping from the previous
+ *   round's choice for that build, then bisecting (one or two evaluations when the
+ *   choice carries over). The
  *   tuner aims `recallMargin` above the target: the point must hold on fresh queries
  *   (the promotion's probe), not just on the ones it was chosen on.
  * - Memory: configurations the search function could not hold are never built; if
@@ -138,7 +140,13 @@ export interface TuneInput {
   readonly keepIndex?: boolean;
 }
 
-/** Finds the smallest ladder efSearch reaching the target on `index`, by bisection. */
+/**
+ * Finds the smallest ladder efSearch reaching the aim on `index`: a galloping search
+ * from `hint` (the previous round's choice for this build, else the bottom), then
+ * bisection between the last miss and the first hit. Recall grows with efSearch, so
+ * this takes about 2·log2(distance from the hint) evaluations, one or two when the
+ * hint is right.
+ */
 function bisectEf(
   index: VectorIndex,
   input: TuneInput,
@@ -147,10 +155,12 @@ function bisectEf(
   params: { m: number; efConstruction: number },
   curve: CurvePoint[],
   counter: { evaluations: number },
+  hint?: number,
 ): { efSearch: number; evaluation: Evaluation } | undefined {
   const t = input.tuning;
   const aim = Math.min(1, t.recallTarget + t.recallMargin);
   const ladder = efLadder(t);
+  const last = ladder.length - 1;
   const cache = new Map<number, Evaluation>();
   const at = (i: number) => {
     const ef = ladder[i]!;
@@ -163,12 +173,33 @@ function bisectEf(
     }
     return e;
   };
-  let hi = ladder.length - 1;
-  if (at(hi).byId < aim) return undefined;
-  let lo = -1; // invariant: ladder[hi] reaches the aim, ladder[lo] (if any) does not
+  const meets = (i: number) => at(i).byId >= aim;
+  const start = Math.max(0, Math.min(last, hint === undefined ? 0 : ladder.indexOf(hint) >= 0 ? ladder.indexOf(hint) : 0));
+  // Invariant for the bisection: ladder[lo] misses (or lo = -1), ladder[hi] meets.
+  let lo: number;
+  let hi: number;
+  if (meets(start)) {
+    hi = start;
+    if (start === 0 || !meets(start - 1)) return { efSearch: ladder[start]!, evaluation: at(start) };
+    hi = start - 1;
+    lo = -1;
+  } else {
+    lo = start;
+    let step = 1;
+    for (;;) {
+      const j = Math.min(last, start + step);
+      if (meets(j)) {
+        hi = j;
+        break;
+      }
+      if (j === last) return undefined;
+      lo = j;
+      step *= 2;
+    }
+  }
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
-    if (at(mid).byId >= aim) hi = mid;
+    if (meets(mid)) hi = mid;
     else lo = mid;
   }
   return { efSearch: ladder[hi]!, evaluation: at(hi) };
@@ -221,7 +252,7 @@ export async function tune(input: TuneInput): Promise<TuneResult> {
       const index = await buildIndex(items, { kind: 'hnsw', space: input.space, m: c.m, efConstruction: c.efConstruction, seed: t.seed }, input.dimensions);
       builds++;
       try {
-        c.score = bisectEf(index, input, truth, size, c, curve, counter);
+        c.score = bisectEf(index, input, truth, size, c, curve, counter, c.score?.efSearch);
       } finally {
         index.close();
       }
@@ -250,7 +281,7 @@ export async function tune(input: TuneInput): Promise<TuneResult> {
   builds++;
   let kept = false;
   try {
-    const score = finalSize === n && winner.score ? winner.score : bisectEf(index, input, truth, n, winner, curve, counter);
+    const score = finalSize === n && winner.score ? winner.score : bisectEf(index, input, truth, n, winner, curve, counter, winner.score?.efSearch);
     if (!score) throw new IndexMemoryError(`no configuration that fits reached recall@${t.recallK} ≥ ${t.recallTarget} (best tried: M=${winner.m}, efConstruction=${winner.efConstruction}, efSearch ≤ ${t.efSearchMax})`);
     return {
       chosen: {
