@@ -3,7 +3,8 @@
  *   1. the services answer (or: run `npm run services`);
  *   2. a fleet-tracking app is seeded in `fleet_demo` (reused if there);
  *   3. its workload runs in the background, through the sdk's traced pg pool and cache client;
- *   4. after a warm-up, the database rollout, then the caching rollout, exactly as `perfpilot rollout`;
+ *   4. after a warm-up, the database rollout, then the caching rollout, then the vector rollout (a search
+ *      over the fleet's maintenance notes, local/demo/vector-demo.ts), exactly as `perfpilot rollout`;
  *   5. the workload stops; the summary shows what the ledger recorded and what the demo measured itself.
  * The rollout itself and the service probe come in as functions (the CLI's own), so
  * what runs here is what `perfpilot rollout <area>` runs.
@@ -31,8 +32,9 @@ import {
 import { DEMO_SCHEMA, FLEET_SCALES, dropFleet, seedFleet, type FleetScale, type SeedResult } from './fleet-seed.ts';
 import type { WorkloadCounts } from './fleet-workload.ts';
 import { BackgroundWorkload } from './background-workload.ts';
+import { DEMO_NOTES, VECTOR_DATA_NOTE, VectorDemo, type VectorWindow } from './vector-demo.ts';
 
-export const DEMO_AREAS = ['database', 'caching'] as const satisfies readonly Area[];
+export const DEMO_AREAS = ['database', 'caching', 'vector'] as const satisfies readonly Area[];
 
 export interface DemoOptions {
   readonly warmupSeconds: number;
@@ -86,6 +88,16 @@ export interface DemoReport {
     readonly database: { readonly before: DatabaseWindow; readonly after: DatabaseWindow };
     /** Before: the warm-up; after: from the end of the caching rollout to the end. */
     readonly cache: { readonly before: CacheWindow; readonly after: CacheWindow };
+    /** The maintenance-note search, measured by the demo right before and right after the vector rollout. */
+    readonly vector: {
+      readonly notes: number;
+      readonly data: string;
+      /** recall@k against exact search, and which latency percentile. */
+      readonly k: number;
+      readonly latencyPercentile: number;
+      readonly before: VectorWindow;
+      readonly after: VectorWindow;
+    };
   };
 }
 
@@ -192,6 +204,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
   redis.on('error', () => undefined);
   let workload: BackgroundWorkload | undefined;
+  let vectorDemo: VectorDemo | undefined;
   try {
     const database = (await pool.query<{ db: string }>('select current_database() as db')).rows[0]?.db ?? '?';
     if (options.reset) {
@@ -209,6 +222,9 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
         ? `   reusing the existing seed (${seed.size.vehicles} vehicles, ${seed.size.positions} positions, ${seed.size.trips} trips); --reset recreates it`
         : `   seeded in ${seed.seconds.toFixed(1)} s`,
     );
+
+    vectorDemo = await VectorDemo.prepare(config);
+    write(`   ${DEMO_NOTES} maintenance notes for the vector search (${VECTOR_DATA_NOTE})`);
 
     const workloadOptions = {
       databaseUrl,
@@ -247,22 +263,28 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
     await take();
 
     const rollouts: DemoRollout[] = [];
+    const vectorWindows: VectorWindow[] = [];
     for (const [i, area] of DEMO_AREAS.entries()) {
       write('');
       write(`${4 + i}. The ${area} rollout, as \`perfpilot rollout ${area}\` runs it (the workload keeps running)`);
+      if (area === 'vector') vectorWindows.push(await vectorDemo.measure(1));
       const { result, changes } = await deps.rollout(area);
       rollouts.push(toDemoRollout(area, await runtime.ledger.getRollout(result.rolloutId), result, changes));
+      if (area === 'vector') vectorWindows.push(await vectorDemo.measure(2));
       await take();
     }
 
     write('');
-    write(`6. Measuring ${options.measureSeconds} s more with the changes in place, then stopping the workload`);
+    write(`${4 + DEMO_AREAS.length}. Measuring ${options.measureSeconds} s more with the changes in place, then stopping the workload`);
     await sleep(options.measureSeconds * 1000);
     await take();
     const counts = await workload.stop();
     write(`   workload stopped: ${counts.requests} requests, ${counts.errors} errors${counts.lastError ? ` (last: ${counts.lastError})` : ''}`);
 
-    const [r0, r1, r2, r3, r4] = readings as [typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number]];
+    // Readings: start, end of warm-up, after each rollout (database, caching, vector), end.
+    const [r0, r1, r2, r3] = readings as [typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number]];
+    const r4 = readings[readings.length - 1]!;
+    const [vectorBefore, vectorAfter] = vectorWindows as [VectorWindow, VectorWindow];
     return {
       database,
       schema: DEMO_SCHEMA,
@@ -272,9 +294,11 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       measured: {
         database: { before: databaseWindow(r0.db, r1.db), after: databaseWindow(r2.db, r4.db) },
         cache: { before: cacheWindow(r0.cache, r1.cache), after: cacheWindow(r3.cache, r4.cache) },
+        vector: { notes: DEMO_NOTES, data: VECTOR_DATA_NOTE, k: 10, latencyPercentile: 95, before: vectorBefore, after: vectorAfter },
       },
     };
   } finally {
+    vectorDemo?.close();
     await workload?.stop();
     redis.disconnect();
     await pool.end();
@@ -345,6 +369,12 @@ export function renderDemoSummary(report: DemoReport): string {
   lines.push(
     '  (a hit rate that rises after the warm-up is mostly the cache filling up, not a Perfpilot change)',
   );
+  const v = report.measured.vector;
+  const vectorText = (w: VectorWindow) =>
+    `${w.version ?? 'no index yet: exact search'}: recall@${v.k} ${w.recallAt10}, p${v.latencyPercentile} ${w.p95LatencyMs} ms over ${w.queries} searches, ${w.memoryBytes} bytes in memory`;
+  lines.push(`  vector:   search over ${v.notes} maintenance notes (${v.data})`);
+  lines.push(`            before the vector rollout: ${vectorText(v.before)}`);
+  lines.push(`            after the vector rollout:  ${vectorText(v.after)}`);
   lines.push('', `Workload: ${report.workload.requests} requests, ${report.workload.errors} errors.`);
   lines.push('', 'Next: `npx perfpilot status` shows the ledger; `npx perfpilot rollback --all` undoes everything Perfpilot applied.');
   return lines.join('\n');

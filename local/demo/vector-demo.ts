@@ -23,7 +23,7 @@ import { clusteredData } from '../../bench/vector/clustered-data.ts';
 
 const COMPONENTS = ['brakes', 'tyres', 'battery', 'engine', 'transmission', 'suspension', 'lights', 'cooling', 'telematics', 'body'] as const;
 const SYMPTOMS = ['noise when braking', 'pressure warning', 'slow crank', 'overheating', 'rough shifting', 'vibration at speed', 'intermittent fault', 'leak under vehicle', 'no GPS fix', 'dent after loading'];
-export const DEMO_NOTES = 3_000;
+export const DEMO_NOTES = 2_000;
 const SEED = 4_242;
 
 export interface VectorWindow {
