@@ -41,15 +41,16 @@ const DATASETS: DatasetSpec[] = full
       { name: 'clustered-30k-384d-cosine', count: 30_000, dimensions: 384, clusters: 32, queries: 400, seed: 102, space: 'cosine', separation: 0.8 },
     ]
   : [
-      { name: 'clustered-6k-64d-l2', count: 6_000, dimensions: 64, clusters: 24, queries: 300, seed: 11, space: 'l2', separation: 0.8 },
-      { name: 'clustered-2k-384d-cosine', count: 2_000, dimensions: 384, clusters: 12, queries: 300, seed: 12, space: 'cosine', separation: 0.8 },
+      { name: 'clustered-4k-64d-l2', count: 4_000, dimensions: 64, clusters: 16, queries: 300, seed: 11, space: 'l2', separation: 0.8 },
+      { name: 'clustered-1500-384d-cosine', count: 1_500, dimensions: 384, clusters: 8, queries: 300, seed: 12, space: 'cosine', separation: 0.8 },
     ];
 
 const tuning: VectorTuning = parseConfig({
   targets: { caching: { redisUrl: 'redis://127.0.0.1:6379' }, database: { connectionString: 'postgres://x@127.0.0.1/x' } },
   vectorTuner: full
     ? { probeQueries: 200, latencyPasses: 3, firstRoundVectors: 10_000 }
-    : { probeQueries: 150, latencyPasses: 3, firstRoundVectors: 1_000 },
+    : // Quick: the default grid without its two most expensive columns (M=48, efConstruction=400), so the full-grid baseline fits a few minutes.
+      { mValues: [8, 12, 16, 24, 32], efConstructionValues: [64, 128, 200], probeQueries: 150, latencyPasses: 3, firstRoundVectors: 1_000 },
 }).vectorTuner;
 
 /** QPS of two configurations measured interleaved (median of passes), so machine noise hits both. */

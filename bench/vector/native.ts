@@ -30,7 +30,8 @@ export async function benchNative(o: {
   let mod: { HierarchicalNSW: new (space: string, dim: number) => NativeIndex };
   try {
     const name = 'hnswlib-node';
-    mod = (await import(name)) as typeof mod;
+    const loaded = (await import(name)) as typeof mod & { default?: typeof mod };
+    mod = loaded.default ?? loaded; // a CommonJS addon: its exports are the default export
   } catch (error) {
     const reason = `hnswlib-node is not installed (${(error as Error).message.split('\n')[0]}); run \`npm install --no-save hnswlib-node@3.0.0\``;
     o.log(`  native: ${reason}`);

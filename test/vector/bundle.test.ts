@@ -1,0 +1,33 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'pp-vector-bundle-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('hnswlib-wasm in a Lambda-style bundle', () => {
+  it('loads (twice at once), builds, searches and round-trips a snapshot from one esbuild ESM file in a clean Node process', async () => {
+    const outfile = join(dir, 'index.mjs');
+    // The options OptimizerFunction bundles with (lib/constructs/optimizer-function.ts).
+    await build({
+      entryPoints: [new URL('./support/bundle-entry.ts', import.meta.url).pathname],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      mainFields: ['module', 'main'],
+      minify: true,
+      keepNames: true,
+      outfile,
+      banner: {
+        js: "import { createRequire as __ppCreateRequire } from 'node:module'; const require = __ppCreateRequire(import.meta.url);",
+      },
+      logLevel: 'silent',
+    });
+    const out = execFileSync(process.execPath, [outfile], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    expect(JSON.parse(out)).toEqual({ same: true, top: 7, cosineCount: 300 });
+  });
+});
