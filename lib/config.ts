@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const AREAS = ['caching', 'realtime', 'database', 'vector'] as const;
 export type AreaName = (typeof AREAS)[number];

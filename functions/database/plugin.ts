@@ -9,7 +9,7 @@
  */
 import type pg from 'pg';
 import { RDSClient } from '@aws-sdk/client-rds';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PerfpilotConfig } from '#lib/config';
 import type { AreaPlugin, PluginFactory } from '#shared/area';
 import type { Change, ChangeEffect } from '#shared/change';

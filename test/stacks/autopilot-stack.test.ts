@@ -3,8 +3,8 @@
  * AWS-shaped one (ElastiCache + RDS + VPC + e-mail), with the real handlers bundled.
  * Every synth here also runs cdk-nag (a validation plugin): a finding fails it.
  */
-import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -94,21 +94,6 @@ describe('functions', () => {
       for (const fn of ledgerBound) expect(envOf(fn)).toMatchObject({ LEDGER_TABLE_NAME: expect.anything() });
     }
   });
-
-  it('every bundle is ESM that loads in a clean Node process, with the files its dependencies read at run time', () => {
-    for (const fn of Object.values(functionsOf(awsT))) {
-      const s3Key = (fn.Properties.Code as { S3Key: string }).S3Key;
-      const dir = join(aws.app.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`);
-      expect(readdirSync(dir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'libpg-query.wasm', 'reserved.js']);
-      // A clean process outside the project: nothing may resolve from our node_modules.
-      const out = execFileSync(process.execPath, ['--enable-source-maps', '--input-type=module', '-e', `const m = await import(${JSON.stringify(pathToFileURL(join(dir, 'index.mjs')).href)}); console.log(typeof m.handler);`], {
-        cwd: tmpdir(),
-        encoding: 'utf8',
-        env: { PATH: process.env.PATH ?? '' },
-      });
-      expect(out.trim()).toBe('function');
-    }
-  }, 60_000);
 
   it('each area function knows its area; each writes to its own log group with a retention', () => {
     for (const area of DEPLOYED_AREAS) {
@@ -464,4 +449,85 @@ describe('names the CLI relies on', () => {
     });
     awsT.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineName: `${name}-caching-rollout` });
   });
+});
+
+/** Minified bundle and source map, per function, in KiB. */
+const BUNDLE_BUDGET_KIB = 1_024;
+const SOURCE_MAP_BUDGET_KIB = 1_536;
+/** What must never be bundled into a Lambda: build tools, the CLI's own pieces, the local stand-ins. */
+const MUST_STAY_OUT = ['aws-cdk-lib', 'constructs', 'cdk-nag', 'dynalite', 'commander', 'tsx', 'vitest', 'esbuild', 'aws-local-stepfunctions'];
+
+const kib = (file: string) => statSync(file).size / 1024;
+
+describe('deployed bundles (issue 12: lean, and still failing loudly on a bad config)', () => {
+  /** The AWS-shaped app's functions, each with its asset folder. */
+  const bundlesOf = () =>
+    Object.values(functionsOf(awsT)).map((fn) => {
+      const environment = envOf(fn);
+      const s3Key = (fn.Properties.Code as { S3Key: string }).S3Key;
+      return { service: String(environment.POWERTOOLS_SERVICE_NAME), dir: join(aws.app.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`), environment };
+    });
+  let bundles: ReturnType<typeof bundlesOf>;
+  beforeAll(() => {
+    bundles = bundlesOf();
+  });
+
+  it('each stays within its size budget, with a source map that maps without carrying the sources', () => {
+    expect(bundles.length).toBeGreaterThanOrEqual(3);
+    for (const b of bundles) {
+      expect(kib(join(b.dir, 'index.mjs')), `${b.service} bundle KiB`).toBeLessThanOrEqual(BUNDLE_BUDGET_KIB);
+      expect(kib(join(b.dir, 'index.mjs.map')), `${b.service} map KiB`).toBeLessThanOrEqual(SOURCE_MAP_BUDGET_KIB);
+      const map = JSON.parse(readFileSync(join(b.dir, 'index.mjs.map'), 'utf8')) as { sources: string[]; mappings: string; sourcesContent?: unknown };
+      expect(map.sourcesContent, b.service).toBeUndefined();
+      expect(map.mappings.length, b.service).toBeGreaterThan(1000);
+      expect(map.sources.some((s) => s.includes('functions/')), b.service).toBe(true);
+    }
+  });
+
+  it('none pulls in a build-time, CLI-only or local stand-in module', () => {
+    for (const b of bundles) {
+      const { sources } = JSON.parse(readFileSync(join(b.dir, 'index.mjs.map'), 'utf8')) as { sources: string[] };
+      const packages = new Set(sources.map((s) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(s)?.[1]).filter(Boolean));
+      for (const name of MUST_STAY_OUT) expect(packages.has(name), `${b.service} bundles ${name}`).toBe(false);
+      // zod's classic namespace import drags every locale in (~260 KB); the config needs only English.
+      expect(sources.filter((s) => /zod\/v4\/locales\/(?!en\.)/.test(s)), `${b.service} bundles zod locales`).toEqual([]);
+    }
+  });
+
+  it('ships beside each bundle only the files that bundle reads at run time', () => {
+    for (const b of bundles) {
+      const code = readFileSync(join(b.dir, 'index.mjs'), 'utf8');
+      const extra = readdirSync(b.dir).filter((f) => f !== 'index.mjs' && f !== 'index.mjs.map');
+      for (const file of extra) expect(code.includes(file), `${b.service} ships ${file} it never names`).toBe(true);
+      // The SQL parser is the database area's alone.
+      expect(extra.includes('libpg-query.wasm'), b.service).toBe(b.service.endsWith('-database'));
+    }
+  });
+
+  it('loads in a clean Node process outside the project, and a bad PERFPILOT_CONFIG fails the cold start naming the field', () => {
+    for (const b of bundles) {
+      const url = pathToFileURL(join(b.dir, 'index.mjs')).href;
+      const loaded = execFileSync(process.execPath, ['--enable-source-maps', '--input-type=module', '-e', `const m = await import(${JSON.stringify(url)}); console.log(typeof m.handler);`], {
+        cwd: tmpdir(),
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '' },
+      });
+      expect(loaded.trim(), b.service).toBe('function');
+    }
+    const area = bundles.find((b) => b.service.endsWith('-caching'))!;
+    const bad = JSON.stringify({ ...JSON.parse(String(area.environment.PERFPILOT_CONFIG)), rollout: { bakeSeconds: -5 } });
+    const run = spawnSync(
+      process.execPath,
+      [
+        '--enable-source-maps',
+        '--input-type=module',
+        '-e',
+        `const { handler } = await import(${JSON.stringify(pathToFileURL(join(area.dir, 'index.mjs')).href)});
+         try { await handler({ step: 'start', area: 'caching', rolloutId: 'r1', state: {} }, { functionName: 'f', awsRequestId: 'a' }); console.log('no error'); }
+         catch (e) { console.log(e.name + ': ' + e.message); }`,
+      ],
+      { cwd: tmpdir(), encoding: 'utf8', env: { PATH: process.env.PATH ?? '', PERFPILOT_CONFIG: bad, LEDGER_TABLE_NAME: 't', AWS_REGION: 'us-east-1', POWERTOOLS_LOG_LEVEL: 'SILENT' } },
+    );
+    expect(run.stdout).toMatch(/ConfigError: PERFPILOT_CONFIG is invalid:\n {2}- rollout.bakeSeconds/);
+  }, 60_000);
 });
