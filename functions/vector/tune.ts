@@ -110,6 +110,29 @@ export function evaluate(index: VectorIndex, queries: readonly Float32Array[], t
   return { ...recall, meanLatencyMs: mean, p95LatencyMs: last[Math.min(last.length - 1, Math.floor(last.length * 0.95))]!, qps: 1_000 / mean };
 }
 
+/**
+ * Mean latency (ms a query) of several indexes at their efSearch, measured side by side:
+ * each query runs on every index in an order that rotates, over `passes` passes; each
+ * index's figure is its median pass.
+ */
+export function sideBySideLatencyMs(configs: readonly { index: VectorIndex; efSearch: number }[], queries: readonly Float32Array[], k: number, passes: number): number[] {
+  const perPass = configs.map(() => [] as number[]);
+  for (let p = 0; p < Math.max(1, passes); p++) {
+    const sums = configs.map(() => 0);
+    queries.forEach((q, qi) => {
+      for (let r = 0; r < configs.length; r++) {
+        const i = (r + qi + p) % configs.length;
+        const c = configs[i]!;
+        const started = performance.now();
+        c.index.searchLabels(q, k, { efSearch: c.efSearch });
+        sums[i]! += performance.now() - started;
+      }
+    });
+    sums.forEach((sum, i) => perPass[i]!.push(sum / queries.length));
+  }
+  return perPass.map((xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!);
+}
+
 interface Candidate {
   readonly m: number;
   readonly efConstruction: number;
@@ -248,14 +271,25 @@ export async function tune(input: TuneInput): Promise<TuneResult> {
   let finalSize = size;
   for (;;) {
     const { items, truth } = subset(size);
-    for (const c of candidates) {
-      const index = await buildIndex(items, { kind: 'hnsw', space: input.space, m: c.m, efConstruction: c.efConstruction, seed: t.seed }, input.dimensions);
-      builds++;
-      try {
+    const open: { c: Candidate; index: VectorIndex }[] = [];
+    try {
+      for (const c of candidates) {
+        const index = await buildIndex(items, { kind: 'hnsw', space: input.space, m: c.m, efConstruction: c.efConstruction, seed: t.seed }, input.dimensions);
+        builds++;
+        open.push({ c, index });
         c.score = bisectEf(index, input, truth, size, c, curve, counter, c.score?.efSearch);
-      } finally {
-        index.close();
       }
+      // The ranking is a latency comparison: measure the round's finalists side by side,
+      // query by query in rotating order, so load on a shared machine hits them alike.
+      const finalists = open.filter((o) => o.c.score);
+      if (finalists.length > 1) {
+        const totals = sideBySideLatencyMs(finalists.map((o) => ({ index: o.index, efSearch: o.c.score!.efSearch })), input.queries, truth.k, t.latencyPasses);
+        finalists.forEach((o, i) => {
+          o.c.score = { ...o.c.score!, evaluation: { ...o.c.score!.evaluation, meanLatencyMs: totals[i]!, qps: 1_000 / totals[i]! } };
+        });
+      }
+    } finally {
+      for (const o of open) o.index.close();
     }
     finalSize = size;
     const reaching = candidates.filter((c) => c.score).sort((a, b) => a.score!.evaluation.meanLatencyMs - b.score!.evaluation.meanLatencyMs);
