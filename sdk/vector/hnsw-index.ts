@@ -48,9 +48,10 @@ export class HnswIndex implements VectorIndex {
     return result.neighbors.map((label, i) => ({ label, distance: result.distances[i]! }));
   }
 
-  serialize(): Promise<Uint8Array[]> {
+  async serialize(): Promise<Uint8Array[]> {
+    // Loaded before entering the queue: the load itself is queued, and waiting for it from inside would deadlock.
+    const { sync } = await loadHnswlib();
     return serialized(async () => {
-      const { sync } = await loadHnswlib();
       const name = `pp-${randomUUID()}.bin`;
       await this.index.writeIndex(name);
       await sync('write');
@@ -99,15 +100,16 @@ export async function buildHnswIndex(items: readonly VectorItem[], params: HnswP
   );
 }
 
-export function loadHnswIndex(
+export async function loadHnswIndex(
   bytes: Uint8Array,
   params: IndexParams & { kind: 'hnsw' },
   dimensions: number,
   ids: readonly string[],
   metadata: readonly (Metadata | undefined)[],
 ): Promise<HnswIndex> {
+  // Loaded before entering the queue: the load itself is queued, and waiting for it from inside would deadlock.
+  const { lib, sync } = await loadHnswlib();
   return serialized(async () => {
-    const { lib, sync } = await loadHnswlib();
     const name = `pp-${randomUUID()}.bin`;
     await writeSyncedFile(name, bytes);
     await sync('read');
