@@ -16,6 +16,10 @@ export function powertoolsSearchMetrics(config: Pick<PerfpilotConfig, 'name'>, m
   sink: SearchMetricsSink;
   metrics: Metrics;
 } {
+  // The alarms' metrics have exactly one dimension, Area=vector: a `service` dimension
+  // (Powertools' default) would make them different metrics that no alarm watches.
+  metrics.clearDefaultDimensions();
+  metrics.setDefaultDimensions({ Area: 'vector' });
   const windowMs = 60_000;
   const recent: number[] = [];
   return {
@@ -26,12 +30,10 @@ export function powertoolsSearchMetrics(config: Pick<PerfpilotConfig, 'name'>, m
         recent.push(now);
         while (recent.length > 0 && recent[0]! < now - windowMs) recent.shift();
         // One EMF document per query: p95 over documents is p95 over queries.
-        const single = metrics.singleMetric();
-        single.addDimension('Area', 'vector');
-        single.addMetric('Latency', MetricUnit.Milliseconds, latencyMs);
-        single.addMetric('ErrorRate', MetricUnit.Percent, ok ? 0 : 100);
-        single.addMetric('Throughput', MetricUnit.CountPerSecond, recent.length / (windowMs / 1_000));
-        single.publishStoredMetrics();
+        metrics.addMetric('Latency', MetricUnit.Milliseconds, latencyMs);
+        metrics.addMetric('ErrorRate', MetricUnit.Percent, ok ? 0 : 100);
+        metrics.addMetric('Throughput', MetricUnit.CountPerSecond, recent.length / (windowMs / 1_000));
+        metrics.publishStoredMetrics();
       },
     },
   };
