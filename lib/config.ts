@@ -361,6 +361,8 @@ const vectorTunerSchema = z
     firstRoundVectors: positiveInt.default(5_000),
     /** Held-out queries for ground truth and recall (recent recorded queries first, then held-out dataset vectors). */
     probeQueries: positiveInt.default(200),
+    /** Candidates whose latencies differ by less than this are tied; the one needing less memory, then less build time, wins. */
+    latencyTiePercent: percent.default(5),
     /** Each latency is the median of this many passes over the probe queries. */
     latencyPasses: positiveInt.default(3),
     /**

@@ -133,6 +133,21 @@ export function sideBySideLatencyMs(configs: readonly { index: VectorIndex; efSe
   return perPass.map((xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!);
 }
 
+/**
+ * Fastest first; candidates within `tiePercent` of the fastest count as tied (a
+ * difference that small is measurement noise on a shared machine) and among those the
+ * one needing less memory, then less build time, goes first.
+ */
+function rankByLatency(candidates: Candidate[], tiePercent: number, dimensions: number, count: number): Candidate[] {
+  const latency = (c: Candidate) => c.score!.evaluation.meanLatencyMs;
+  const sorted = [...candidates].sort((a, b) => latency(a) - latency(b));
+  if (sorted.length === 0) return sorted;
+  const limit = latency(sorted[0]!) * (1 + tiePercent / 100);
+  const memory = (c: Candidate) => predictIndexMemory({ count, dimensions, m: c.m }).totalBytes;
+  const tied = sorted.filter((c) => latency(c) <= limit).sort((a, b) => memory(a) - memory(b) || a.efConstruction - b.efConstruction);
+  return [...tied, ...sorted.filter((c) => latency(c) > limit)];
+}
+
 interface Candidate {
   readonly m: number;
   readonly efConstruction: number;
@@ -292,14 +307,15 @@ export async function tune(input: TuneInput): Promise<TuneResult> {
       for (const o of open) o.index.close();
     }
     finalSize = size;
-    const reaching = candidates.filter((c) => c.score).sort((a, b) => a.score!.evaluation.meanLatencyMs - b.score!.evaluation.meanLatencyMs);
+    const reaching = rankByLatency(candidates.filter((c) => c.score), t.latencyTiePercent, input.dimensions, size);
     if (reaching.length === 0) {
       notes.push(`no build reached recall@${t.recallK} ≥ ${t.recallTarget} at efSearch ≤ ${t.efSearchMax} on ${size} vectors`);
       candidates = [...candidates].sort((a, b) => b.m * b.efConstruction - a.m * a.efConstruction).slice(0, 1);
       break;
     }
     const overBudget = (clock() - started) / 1_000 > t.tuneSecondsMax;
-    if ((reaching.length === 1 && size === n) || overBudget) {
+    // Done when one is left on the whole dataset, or the whole dataset was this round's size (a cut would only rebuild the winner).
+    if ((reaching.length === 1 && size === n) || size === n || overBudget) {
       if (overBudget) notes.push(`tuning stopped at its ${t.tuneSecondsMax} s budget after ${builds} builds`);
       candidates = reaching.slice(0, 1);
       break;

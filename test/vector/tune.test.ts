@@ -19,7 +19,8 @@ const heldOut = data.queries.slice(80);
 
 describe('the tuner', () => {
   it('reaches the recall target on held-out queries with a fraction of the grid, and reports its curve', async () => {
-    const t = tuning({ recallTarget: 0.95 });
+    // The margin covers the sampling error of 80 tuning queries (±1.5 points) so the choice holds on the held-out ones.
+    const t = tuning({ recallTarget: 0.95, recallMargin: 0.03 });
     const result = await tune({ items: data.items, queries: tuningQueries, dimensions: 24, space: 'l2', tuning: t, keepIndex: true });
     const index = result.index!;
     try {
