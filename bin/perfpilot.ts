@@ -15,7 +15,8 @@ import { openLedger, readConfig, type GlobalOptions } from './cli/context.ts';
 import { paint, table } from './cli/format.ts';
 import { collectStatus, renderStatus } from './cli/status.ts';
 import { progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
-import { runAwsRollout } from './cli/aws-rollout.ts';
+import { analyzeInAws, runAwsRollout } from './cli/aws-rollout.ts';
+import { EnableRuleCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { confirmRollback, plannedReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
 import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
 
@@ -104,7 +105,13 @@ program
   .action(async (area: AreaName, opts: { bakeSeconds?: number; force?: boolean; json?: boolean }) => {
     const config = readConfig(globals());
     if (globals().target === 'aws') {
-      const result = await runAwsRollout(new SFNClient({}), config, area, opts.json ? () => undefined : progressPrinter(write, config.rollout.bakeSeconds));
+      const access = await openLedger(config, globals());
+      const circuit = await access.areaState.circuit(area).finally(() => access.close());
+      const result = await runAwsRollout(new SFNClient({}), config, area, opts.json ? () => undefined : progressPrinter(write, opts.bakeSeconds ?? config.rollout.bakeSeconds), 2000, {
+        bakeSeconds: opts.bakeSeconds,
+        circuit,
+        force: opts.force,
+      });
       write(opts.json ? JSON.stringify(result, null, 2) : `\nExecution ${result.executionArn}: ${result.status}${result.cause ? ` — ${result.cause}` : ''}`);
       if (result.status !== 'SUCCEEDED') process.exitCode = 1;
       return;
@@ -184,8 +191,16 @@ program
     const config = readConfig(globals());
     const access = await openLedger(config, globals());
     try {
+      if (globals().target === 'aws') {
+        // The circuit breaker disabled the schedule rule; enabling the area turns it back on.
+        const rule = `${config.name}-${area}-schedule`;
+        await new EventBridgeClient({}).send(new EnableRuleCommand({ Name: rule }));
+        await access.areaState.enable(area);
+        write(`${area} is enabled again: its schedule rule ${rule} is on.`);
+        return;
+      }
       await access.areaState.enable(area);
-      write(`${area} is enabled again${globals().target === 'aws' ? ` (also enable its schedule rule ${config.name}-${area}-schedule: aws events enable-rule --name ${config.name}-${area}-schedule)` : ''}.`);
+      write(`${area} is enabled again.`);
     } finally {
       await access.close();
     }
@@ -198,7 +213,7 @@ program
   .option('--json', 'print JSON')
   .action(async (area: AreaName, opts: { json?: boolean }) => {
     const config = readConfig(globals());
-    const report = await (await loadAnalyzer(area))(config);
+    const report = globals().target === 'aws' ? await analyzeInAws(new LambdaClient({}), config, area) : await (await loadAnalyzer(area))(config);
     if (opts.json) {
       write(JSON.stringify(report.json, null, 2));
       return;

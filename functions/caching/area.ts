@@ -5,7 +5,10 @@
  */
 import type { PerfpilotConfig } from '#lib/config';
 import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } from '#shared/alarms';
-import { arnTemplate, type AwsAccess } from '#shared/aws-access';
+import type { AwsAccess } from '#shared/aws-access';
+import { elastiCacheTargetAccess } from './elasticache-target.ts';
+import { cacheMetricsAccess } from './observe.ts';
+import { elastiCacheParametersAccess } from './parameters.ts';
 import type { AreaRegistration } from '#shared/area';
 
 function cachingAlarms(config: PerfpilotConfig): AlarmDefinition[] {
@@ -46,13 +49,9 @@ function cachingAlarms(config: PerfpilotConfig): AlarmDefinition[] {
 function cachingAccess(config: PerfpilotConfig): AwsAccess[] {
   const cache = config.targets.caching.elasticache;
   if (!cache) return [];
-  // Read and change one parameter group (eviction policy and friends).
-  return [
-    {
-      actions: ['elasticache:DescribeCacheParameters', 'elasticache:ModifyCacheParameterGroup'],
-      resources: [arnTemplate('elasticache', `parametergroup:${cache.parameterGroupName}`)],
-    },
-  ];
+  // Declared beside each adapter: the primary endpoint and AUTH secret, the one
+  // parameter group (eviction policy and friends), ElastiCache's own metrics.
+  return [...elastiCacheTargetAccess(cache), ...elastiCacheParametersAccess(cache.parameterGroupName), ...cacheMetricsAccess()];
 }
 
 export const cachingArea: AreaRegistration = {

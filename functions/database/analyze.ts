@@ -153,4 +153,4 @@ export async function analyzeDatabase(config: PerfpilotConfig, options: AnalyzeD
 }
 
 /** `perfpilot analyze database` (the name the area loader looks for, functions/areas.ts). */
-export const analyze: AreaAnalyzer = (config) => analyzeDatabase(config);
+export const analyze: AreaAnalyzer = (config, options) => analyzeDatabase(config, options);

@@ -7,6 +7,7 @@
 import type { PerfpilotConfig } from '#lib/config';
 import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } from '#shared/alarms';
 import { arnTemplate, type AwsAccess } from '#shared/aws-access';
+import { databaseSecretAccess } from './database-client.ts';
 import type { AreaRegistration } from '#shared/area';
 
 function databaseAlarms(config: PerfpilotConfig): AlarmDefinition[] {
@@ -46,10 +47,8 @@ function databaseAlarms(config: PerfpilotConfig): AlarmDefinition[] {
 function databaseAccess(config: PerfpilotConfig): AwsAccess[] {
   const rds = config.targets.database.rds;
   if (!rds) return [];
-  const access: AwsAccess[] = [
-    // The secret with the database credentials: that one ARN, read only.
-    { actions: ['secretsmanager:GetSecretValue'], resources: [rds.secretArn] },
-  ];
+  // Declared beside the adapters: the credentials secret (database-client.ts), the proxy below (connection-pool.ts).
+  const access: AwsAccess[] = [...databaseSecretAccess(rds.secretArn)];
   if (rds.proxyName) {
     access.push({
       actions: ['rds:DescribeDBProxies', 'rds:DescribeDBProxyTargetGroups', 'rds:ModifyDBProxyTargetGroup'],

@@ -8,6 +8,7 @@
  * `alarmDefinitions` in `functions/areas.ts` collects them.
  */
 import type { AreaName, PerfpilotConfig } from '#lib/config';
+import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
 import type { MetricsSnapshot, Signal } from './metrics.ts';
 
 export type AlarmSeverity = 'critical' | 'warning';
@@ -65,13 +66,14 @@ export function alarmTiming(config: Pick<PerfpilotConfig, 'alerts'>): AlarmTimin
 
 /**
  * The application signals of an area as the application-side runtime publishes them
- * (EMF, namespace `Perfpilot/<name>`, dimension `Area`): p95 latency and error rate
- * (critical), throughput against its KPI (warning).
+ * (sdk/metrics: EMF, namespace `Perfpilot/<name>`, dimensions service=application and
+ * Area): p95 latency and error rate (critical), throughput against its KPI (warning).
  */
 export function applicationAlarms(area: AreaName, config: PerfpilotConfig): AlarmDefinition[] {
   const a = config.alerts;
   const timing = alarmTiming(config);
   const ns = appNamespace(config);
+  const dimensions = { service: APPLICATION_SERVICE, Area: area };
   return [
     {
       id: `${area}-latency`,
@@ -82,7 +84,7 @@ export function applicationAlarms(area: AreaName, config: PerfpilotConfig): Alar
       threshold: a.latencyMsCritical,
       ...timing,
       description: `${area}: p95 latency above ${a.latencyMsCritical} ms`,
-      cloudwatch: { kind: 'metric', namespace: ns, metricName: 'Latency', statistic: 'p95', dimensions: { Area: area } },
+      cloudwatch: { kind: 'metric', namespace: ns, metricName: APPLICATION_METRICS.latency, statistic: 'p95', dimensions },
     },
     {
       id: `${area}-error-rate`,
@@ -93,7 +95,7 @@ export function applicationAlarms(area: AreaName, config: PerfpilotConfig): Alar
       threshold: a.errorRatePercentCritical,
       ...timing,
       description: `${area}: error rate above ${a.errorRatePercentCritical}%`,
-      cloudwatch: { kind: 'metric', namespace: ns, metricName: 'ErrorRate', statistic: 'Average', dimensions: { Area: area } },
+      cloudwatch: { kind: 'metric', namespace: ns, metricName: APPLICATION_METRICS.errorRate, statistic: 'Average', dimensions },
     },
     {
       id: `${area}-throughput-drop`,
@@ -106,7 +108,7 @@ export function applicationAlarms(area: AreaName, config: PerfpilotConfig): Alar
       threshold: config.kpis.throughputQpsMin * (1 - a.throughputDropPercentWarning / 100),
       ...timing,
       description: `${area}: throughput ${a.throughputDropPercentWarning}% below the ${config.kpis.throughputQpsMin} QPS target`,
-      cloudwatch: { kind: 'metric', namespace: ns, metricName: 'Throughput', statistic: 'Average', dimensions: { Area: area } },
+      cloudwatch: { kind: 'metric', namespace: ns, metricName: APPLICATION_METRICS.throughput, statistic: 'Average', dimensions },
     },
   ];
 }

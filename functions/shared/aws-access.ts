@@ -8,10 +8,29 @@
  */
 
 /**
- * An ARN with placeholders the stack fills in: `{partition}`, `{region}`, `{account}`.
- * `*` alone only for actions that have no resource-level permissions.
+ * An ARN with placeholders the stack fills in: `{partition}`, `{region}`, `{account}`,
+ * and the resources the construct wires the code to (`{ledgerTableArn}`,
+ * `{topicArn}`, ...: see `renderArnTemplates`). `*` alone only for actions that have
+ * no resource-level permissions.
  */
 export type ArnTemplate = string;
+
+/** Values for the placeholders of ArnTemplates: one value, or several (one ARN each). */
+export type ArnBindings = Readonly<Record<string, string | readonly string[]>>;
+
+/**
+ * The ARNs a template stands for. A placeholder bound to a list yields one ARN per
+ * value; an unbound placeholder is an error (a declaration the construct cannot wire).
+ */
+export function renderArnTemplates(template: ArnTemplate, bindings: ArnBindings): string[] {
+  const match = /\{([A-Za-z]+)\}/.exec(template);
+  if (!match) return [template];
+  const name = match[1]!;
+  const value = bindings[name];
+  if (value === undefined) throw new Error(`access declaration ${template}: nothing is bound to {${name}}`);
+  const values = typeof value === 'string' ? [value] : value;
+  return values.flatMap((v) => renderArnTemplates(template.replaceAll(`{${name}}`, v), bindings));
+}
 
 export interface AwsAccess {
   /** IAM actions, `service:Action`. */

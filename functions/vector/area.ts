@@ -8,6 +8,7 @@ import type { PerfpilotConfig } from '#lib/config';
 import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } from '#shared/alarms';
 import type { AwsAccess } from '#shared/aws-access';
 import type { AreaRegistration } from '#shared/area';
+import { vectorRedisAccess } from './redis.ts';
 import { snapshotWriteAccess } from './s3-snapshot-store.ts';
 
 /**
@@ -35,12 +36,13 @@ function vectorAlarms(config: PerfpilotConfig): AlarmDefinition[] {
 }
 
 /**
- * An existing bucket named in the config is granted here; the bucket the stack creates
- * is granted by its construct from the same declaration (its ARN is only known there).
+ * The ElastiCache primary lookup (and AUTH secret) the Redis connection makes, and an
+ * existing bucket named in the config; the bucket the stack creates is granted by its
+ * construct from the same declaration (its ARN is only known there).
  */
 function vectorAccess(config: PerfpilotConfig): AwsAccess[] {
   const bucket = config.targets.vector.s3Bucket;
-  return bucket ? snapshotWriteAccess(`arn:{partition}:s3:::${bucket}`) : [];
+  return [...vectorRedisAccess(config), ...(bucket ? snapshotWriteAccess(`arn:{partition}:s3:::${bucket}`) : [])];
 }
 
 export const vectorArea: AreaRegistration = {

@@ -18,6 +18,7 @@ import { type CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aw
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { vectorRedisAccess } from '#functions/vector/redis';
 import { snapshotReadAccess, snapshotWriteAccess } from '#functions/vector/s3-snapshot-store';
 import { assertAccessDeclared, hasWildcard, type AwsAccess } from '#shared/aws-access';
 import type { AreaInfrastructureContext } from './area-infrastructure.ts';
@@ -73,6 +74,7 @@ export class VectorSearchInfrastructure extends Construct {
       timeout: Duration.seconds(30),
       environment: { PERFPILOT_AREA_RUNTIME: 'vector-search', VECTOR_SNAPSHOT_BUCKET: this.bucket.bucketName },
     });
+    this.searchFunction.bindAccess(vectorRedisAccess(config), 'vector-search-redis');
     if (existing) this.searchFunction.bindAccess(snapshotReadAccess(`arn:{partition}:s3:::${existing}`), 'vector-snapshots-read');
     else this.grantOnBucket(this.searchFunction, snapshotReadAccess(this.bucket.bucketArn), 'VectorSnapshotsRead');
   }

@@ -119,10 +119,11 @@ describe('functions', () => {
     }
   });
 
-  it('run in the config\'s private subnets with its security groups when a VPC is configured, outside one when not', () => {
+  it('area functions run in the config\'s private subnets with its security groups; the rollback function, which reaches only AWS APIs, outside the VPC', () => {
     const vpc = aws.config.vpc!;
     for (const fn of Object.values(functionsOf(awsT))) {
-      expect(fn.Properties.VpcConfig).toEqual({ SubnetIds: vpc.privateSubnetIds, SecurityGroupIds: vpc.securityGroupIds });
+      if (rollbackEnv(envOf(fn))) expect(fn.Properties.VpcConfig).toBeUndefined();
+      else expect(fn.Properties.VpcConfig).toEqual({ SubnetIds: vpc.privateSubnetIds, SecurityGroupIds: vpc.securityGroupIds });
     }
     for (const fn of Object.values(functionsOf(localT))) expect(fn.Properties.VpcConfig).toBeUndefined();
     // No AWS managed policy: the VPC permissions are an own inline policy.
@@ -131,14 +132,18 @@ describe('functions', () => {
 });
 
 describe('area function grants', () => {
-  it('caching may read and change exactly the configured ElastiCache parameter group; no other function may', () => {
+  it('caching may find the group\'s primary and read and change exactly the configured parameter group; no other function may', () => {
     const elasticache = (area: string) => statementsOfFunction(awsT, ofArea(area)).filter((s) => actionsOf([s]).some((a) => a.startsWith('elasticache:')));
     expect(elasticache('caching').map((s) => ({ actions: actionsOf([s]), resources: resourcesOf([s]) }))).toEqual([
+      {
+        actions: 'elasticache:DescribeReplicationGroups',
+        resources: ['arn:<AWS::Partition>:elasticache:<AWS::Region>:<AWS::AccountId>:replicationgroup:fleet-cache'],
+      },
       {
         actions: ['elasticache:DescribeCacheParameters', 'elasticache:ModifyCacheParameterGroup'],
         resources: ['arn:<AWS::Partition>:elasticache:<AWS::Region>:<AWS::AccountId>:parametergroup:fleet-cache-params'],
       },
-    ]);
+    ].map((s) => ({ ...s, actions: [s.actions].flat() })));
     expect(elasticache('database')).toEqual([]);
   });
 
@@ -154,13 +159,38 @@ describe('area function grants', () => {
     });
   });
 
-  it('database reads the credentials from exactly the configured secret, and nothing else reads secrets', () => {
-    const secretArn = aws.config.targets.database.rds!.secretArn;
-    const policies = Object.values(awsT.findResources('AWS::IAM::Policy') as Resources);
-    const secretStatements = policies
-      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement)
-      .filter((s) => actionsOf([s]).some((a) => a.startsWith('secretsmanager:')));
-    expect(secretStatements).toEqual([{ Action: 'secretsmanager:GetSecretValue', Effect: 'Allow', Resource: secretArn }]);
+  it('database reads exactly the database secret, caching exactly the cache AUTH secret, and nothing else reads secrets', () => {
+    const secrets = (matches: (env: Record<string, unknown>) => boolean) =>
+      statementsOfFunction(awsT, matches).filter((s) => actionsOf([s]).some((a) => a.startsWith('secretsmanager:')));
+    expect(secrets(ofArea('database'))).toEqual([{ Action: 'secretsmanager:GetSecretValue', Effect: 'Allow', Resource: aws.config.targets.database.rds!.secretArn }]);
+    expect(secrets(ofArea('caching'))).toEqual([{ Action: 'secretsmanager:GetSecretValue', Effect: 'Allow', Resource: aws.config.targets.caching.elasticache!.authSecretArn }]);
+    expect(secrets(rollbackEnv)).toEqual([]);
+  });
+
+  it('the ledger grant is exactly the item calls the ledger code declares: no scans, batches or table admin', () => {
+    for (const matches of [ofArea('caching'), ofArea('database'), rollbackEnv]) {
+      const dynamo = actionsOf(statementsOfFunction(awsT, matches)).filter((a) => a.startsWith('dynamodb:'));
+      expect(dynamo.sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
+    }
+  });
+
+  it('area functions may read their critical alarms\' state (the guardrails call DescribeAlarms), scoped to this deployment\'s alarm names', () => {
+    for (const area of DEPLOYED_AREAS) {
+      const describe = statementsOfFunction(awsT, ofArea(area)).filter((s) => actionsOf([s]).includes('cloudwatch:DescribeAlarms'));
+      expect(resourcesOf(describe)).toEqual(['arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:perfpilot-critical-*']);
+    }
+  });
+
+  it('each function is created only after every policy of its role (VPC access included)', () => {
+    const resources = awsT.toJSON().Resources as Record<string, { Type: string; DependsOn?: string[]; Properties: Record<string, unknown> }>;
+    for (const [id, fn] of Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function')) {
+      const roleId = (fn.Properties.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0];
+      const policies = Object.entries(resources)
+        .filter(([, r]) => r.Type === 'AWS::IAM::Policy' && (r.Properties.Roles as { Ref: string }[]).some((x) => x.Ref === roleId))
+        .map(([pid]) => pid);
+      expect(policies.length, id).toBeGreaterThan(0);
+      expect(fn.DependsOn ?? [], id).toEqual(expect.arrayContaining(policies));
+    }
   });
 
   it('both read metrics and the ledger; the local config grants no target access at all', () => {
@@ -261,14 +291,10 @@ describe('rollback', () => {
         'xray:PutTraceSegments',
         'xray:PutTelemetryRecords',
         'dynamodb:GetItem',
-        'dynamodb:BatchGetItem',
         'dynamodb:Query',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
         'dynamodb:DeleteItem',
-        'dynamodb:BatchWriteItem',
-        'dynamodb:ConditionCheckItem',
-        'dynamodb:DescribeTable',
         'states:ListExecutions',
         'states:StopExecution',
         'events:DisableRule',
@@ -276,27 +302,17 @@ describe('rollback', () => {
         'sns:Publish',
         'kms:GenerateDataKey',
         'kms:Decrypt',
-        'ec2:CreateNetworkInterface',
-        'ec2:DescribeNetworkInterfaces',
-        'ec2:DeleteNetworkInterface',
-        'ec2:AssignPrivateIpAddresses',
-        'ec2:UnassignPrivateIpAddresses',
+        // Lambda sends a failed asynchronous invocation to the dead-letter queue with the function's role.
+        'sqs:SendMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
       ]),
     );
     // The bare `*` resources are exactly those of services without resource-level
-    // permissions (X-Ray, VPC ENIs), each acknowledged with a reason (see cdk-nag tests).
+    // permissions (X-Ray), each acknowledged with a reason (see cdk-nag tests). No ENI
+    // actions: the rollback function runs outside the VPC.
     const starStatements = statements.filter((s) => resourcesOf([s]).includes('*'));
-    expect(actionsOf(starStatements).sort()).toEqual(
-      [
-        'xray:PutTraceSegments',
-        'xray:PutTelemetryRecords',
-        'ec2:CreateNetworkInterface',
-        'ec2:DescribeNetworkInterfaces',
-        'ec2:DeleteNetworkInterface',
-        'ec2:AssignPrivateIpAddresses',
-        'ec2:UnassignPrivateIpAddresses',
-      ].sort(),
-    );
+    expect(actionsOf(starStatements).sort()).toEqual(['xray:PutTraceSegments', 'xray:PutTelemetryRecords'].sort());
     // Other wildcards: only the executions of our own rollout state machines.
     const partial = resourcesOf(statements).filter((r) => r !== '*' && r.includes('*'));
     expect(partial.sort()).toEqual(
@@ -316,8 +332,8 @@ describe('alarms', () => {
     { id: 'db-connection-utilization', comparison: 'GreaterThanThreshold', threshold: 75, severity: 'warning', area: 'database' },
   ] as const;
 
-  it('one alarm per alarm definition, each notifying the topic and tagged with its area and severity', () => {
-    awsT.resourceCountIs('AWS::CloudWatch::Alarm', alarmDefinitions(aws.config).length);
+  it('one alarm per alarm definition, each notifying the topic and tagged with its area and severity (and one on the rollback dead-letter queue)', () => {
+    awsT.resourceCountIs('AWS::CloudWatch::Alarm', alarmDefinitions(aws.config).length + 1);
     for (const def of alarmDefinitions(aws.config)) {
       awsT.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmName: alarmName(aws.config, def),
@@ -448,6 +464,68 @@ describe('names the CLI relies on', () => {
       Environment: { Variables: Match.objectLike({ PERFPILOT_STATE_MACHINES: Match.anyValue() }) },
     });
     awsT.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineName: `${name}-caching-rollout` });
+    // `perfpilot analyze <area> --target aws` invokes the area function by name.
+    for (const area of DEPLOYED_AREAS) awsT.hasResourceProperties('AWS::Lambda::Function', { FunctionName: `${name}-${area}`, Environment: { Variables: Match.objectLike({ PERFPILOT_AREA: area }) } });
+  });
+
+  it('the rollout state machine times out with the lock, which config validation makes cover both stages\' pending time and bake', () => {
+    for (const area of DEPLOYED_AREAS) {
+      const [sm] = Object.values(awsT.findResources('AWS::StepFunctions::StateMachine', { Properties: { StateMachineName: `perfpilot-${area}-rollout` } }) as Resources);
+      const definition = render(sm!.Properties.DefinitionString);
+      expect(JSON.parse(definition.replace(/<[^>]+>/g, 'X')).TimeoutSeconds).toBe(aws.config.rollout.lockTtlSeconds);
+    }
+  });
+});
+
+describe('a rollback that cannot finish', () => {
+  it('lands in an encrypted dead-letter queue (undeliverable events and failed invocations after retries), whose depth alarms and notifies', () => {
+    const queue = new Capture();
+    awsT.hasResourceProperties('AWS::SQS::Queue', { QueueName: 'perfpilot-rollback-dlq', SqsManagedSseEnabled: true });
+    for (const name of ['perfpilot-critical-alarm-rollback', 'perfpilot-rollout-ended-badly']) {
+      awsT.hasResourceProperties('AWS::Events::Rule', {
+        Name: name,
+        Targets: [Match.objectLike({ DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queue, 'Arn'] } }, RetryPolicy: { MaximumRetryAttempts: 4, MaximumEventAgeInSeconds: 3600 } })],
+      });
+    }
+    awsT.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queue.asString(), 'Arn'] } } },
+    });
+    awsT.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'perfpilot-rollback-failed',
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queue.asString(), 'QueueName'] } }],
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('NotificationsTopic') }],
+    });
+  });
+});
+
+describe('network', () => {
+  it('with create-endpoints: a DynamoDB gateway endpoint in the private route tables and the interface endpoints the in-VPC code calls', () => {
+    const vpc = aws.config.vpc!;
+    awsT.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Gateway',
+      RouteTableIds: vpc.privateRouteTableIds,
+      ServiceName: { 'Fn::Join': ['', ['com.amazonaws.', { Ref: 'AWS::Region' }, '.dynamodb']] },
+    });
+    const interfaces = Object.values(awsT.findResources('AWS::EC2::VPCEndpoint') as Resources)
+      .filter((e) => e.Properties.VpcEndpointType === 'Interface')
+      .map((e) => render(e.Properties.ServiceName).replace(/^com\.amazonaws\.<AWS::Region>\./, ''));
+    // Derived from what the area functions declare they call (and X-Ray for tracing); not the rollback's services.
+    expect(interfaces.sort()).toEqual(['elasticache', 'monitoring', 'rds', 'secretsmanager', 'xray']);
+    awsT.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      SecurityGroupIngress: vpc.securityGroupIds.map((sg) => Match.objectLike({ SourceSecurityGroupId: sg, FromPort: 443, ToPort: 443 })),
+    });
+  });
+
+  it('with a NAT gateway (or existing endpoints) creates none; a VPC that states neither fails the synth naming the field', () => {
+    const nat = buildApp({ ...awsRaw, vpc: { ...(awsRaw as unknown as { vpc: object }).vpc, awsApiAccess: 'nat', privateRouteTableIds: undefined } });
+    Template.fromStack(nat.autopilot).resourceCountIs('AWS::EC2::VPCEndpoint', 0);
+    const { awsApiAccess: _dropped, ...vpcWithout } = (awsRaw as unknown as { vpc: Record<string, unknown> }).vpc;
+    expect(() => parseConfig({ ...awsRaw, vpc: vpcWithout })).toThrow(/vpc\.awsApiAccess: say how functions in this VPC reach the AWS APIs/);
   });
 });
 
