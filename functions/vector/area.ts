@@ -8,12 +8,13 @@ import type { PerfpilotConfig } from '#lib/config';
 import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } from '#shared/alarms';
 import type { AwsAccess } from '#shared/aws-access';
 import type { AreaRegistration } from '#shared/area';
+import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
 import { vectorRedisAccess } from './redis.ts';
 import { snapshotWriteAccess } from './s3-snapshot-store.ts';
 
 /**
  * The search path publishes Latency, ErrorRate and Throughput with `Area=vector`
- * (functions/vector/search-metrics.ts in the search function; locally the plugin's
+ * through the shared publisher (sdk/metrics; functions/vector/search-metrics.ts in the search function; locally the plugin's
  * snapshot reads the same signals from the runtime's stats). Besides the generic
  * application alarms, p95 search latency against its own KPI.
  */
@@ -30,7 +31,8 @@ function vectorAlarms(config: PerfpilotConfig): AlarmDefinition[] {
       threshold: kpi,
       ...alarmTiming(config),
       description: `vector: p95 search latency above the ${kpi} ms target`,
-      cloudwatch: { kind: 'metric', namespace: appNamespace(config), metricName: 'Latency', statistic: 'p95', dimensions: { Area: 'vector' } },
+      // The same metric as the generic latency alarm (sdk/metrics' dimensions), against the vector KPI.
+      cloudwatch: { kind: 'metric', namespace: appNamespace(config), metricName: APPLICATION_METRICS.latency, statistic: 'p95', dimensions: { service: APPLICATION_SERVICE, Area: 'vector' } },
     },
   ];
 }

@@ -14,7 +14,8 @@ import { mirroredPolicy, VectorSearch, type SearchAnswer } from '#sdk/vector/sea
 import type { MetadataFilter } from '#sdk/vector/types';
 import { searchOptions, snapshotStoreFor } from './plugin.ts';
 import { connectVectorRedis } from './redis.ts';
-import { powertoolsSearchMetrics } from './search-metrics.ts';
+import { searchMetrics } from './search-metrics.ts';
+import type { OperationMetrics } from '#sdk/metrics/index';
 
 export interface SearchEvent {
   readonly vector: number[];
@@ -37,20 +38,20 @@ export function parseSearchEvent(event: unknown, dimensions: number): { vector: 
   return { vector: Float32Array.from(e.vector), k, ...(e.filter ? { filter: e.filter } : {}) };
 }
 
-let runtime: Promise<{ search: VectorSearch; dimensions: number }> | undefined;
+let runtime: Promise<{ search: VectorSearch; dimensions: number; metrics: OperationMetrics }> | undefined;
 
-async function build(): Promise<{ search: VectorSearch; dimensions: number }> {
+async function build(): Promise<{ search: VectorSearch; dimensions: number; metrics: OperationMetrics }> {
   const config = configFromEnv();
   const { redis } = await connectVectorRedis(config, 'aws');
-  const sink = powertoolsSearchMetrics(config).sink;
+  const metrics = searchMetrics(config);
   const search = new VectorSearch({
     store: snapshotStoreFor(config, 'aws'),
     redis,
-    metrics: sink,
+    metrics,
     options: searchOptions(config),
     policy: mirroredPolicy(redis, config.targets.vector.redisKeyPrefix),
   });
-  return { search, dimensions: config.targets.vector.dimensions };
+  return { search, dimensions: config.targets.vector.dimensions, metrics };
 }
 
 export const handler = withObservability(async (event: unknown, _context: Context): Promise<Omit<SearchAnswer, 'latencyMs'> & { latencyMs: number }> => {
@@ -58,9 +59,13 @@ export const handler = withObservability(async (event: unknown, _context: Contex
     runtime = undefined;
     throw error;
   });
-  const { search, dimensions } = await runtime;
-  const request = parseSearchEvent(event, dimensions);
-  const answer = await search.search(request.vector, request.k, { filter: request.filter });
-  logger.debug('search', { version: answer.version, canary: answer.canary, cached: answer.cached, latencyMs: answer.latencyMs });
-  return answer;
+  const { search, dimensions, metrics } = await runtime;
+  try {
+    const request = parseSearchEvent(event, dimensions);
+    const answer = await search.search(request.vector, request.k, { filter: request.filter });
+    logger.debug('search', { version: answer.version, canary: answer.canary, cached: answer.cached, latencyMs: answer.latencyMs });
+    return answer;
+  } finally {
+    metrics.flush(); // one EMF document per invocation, before Lambda freezes the process
+  }
 });

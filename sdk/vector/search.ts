@@ -9,6 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
+import type { OperationRecorder } from '#sdk/metrics/index';
 import { routesToCanary, type IndexVersion, type PublishedVectorPolicy } from './policy.ts';
 import { quantizedQueryHash, ResultCache } from './result-cache.ts';
 import { recordSearch, type StatsLayout } from './search-stats.ts';
@@ -30,9 +31,8 @@ export interface VectorSearchOptions {
   readonly rowsDir?: string;
 }
 
-export interface SearchMetricsSink {
-  record(sample: { readonly latencyMs: number; readonly ok: boolean; readonly cacheHit: boolean }): void;
-}
+/** Where each search's latency and outcome go: the shared publisher (sdk/metrics, EMF in AWS) or a test's recorder. */
+export type SearchMetricsSink = OperationRecorder;
 
 export interface VectorSearchDeps {
   readonly store: SnapshotStore;
@@ -157,7 +157,7 @@ export class VectorSearch {
 
   /** Stats, the query sample and the metrics sink; a Redis outage never fails a search. */
   private async after(query: Float32Array, latencyMs: number, ok: boolean, cacheHit: boolean): Promise<void> {
-    this.deps.metrics?.record({ latencyMs, ok, cacheHit });
+    this.deps.metrics?.recordOperation('vector', latencyMs, ok);
     const redis = this.deps.redis;
     if (!redis) return;
     const o = this.deps.options;

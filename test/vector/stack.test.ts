@@ -115,10 +115,10 @@ describe('vector infrastructure', () => {
       ExtendedStatistic: 'p95',
       Threshold: 85,
       ComparisonOperator: 'GreaterThanThreshold',
-      Dimensions: [{ Name: 'Area', Value: 'vector' }],
+      Dimensions: Match.arrayWith([{ Name: 'Area', Value: 'vector' }, { Name: 'service', Value: 'application' }]),
     });
     for (const metric of ['ErrorRate', 'Throughput']) {
-      t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: metric, Dimensions: [{ Name: 'Area', Value: 'vector' }] });
+      t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: metric, Dimensions: Match.arrayWith([{ Name: 'Area', Value: 'vector' }]) });
     }
   });
 
