@@ -35,7 +35,7 @@ function config(extra: { kpis?: Record<string, number>; recallTarget?: number } 
       database: { connectionString: 'postgres://postgres@127.0.0.1:5432/test' },
       vector: { snapshotDir: dir, dimensions: 16, space: 'l2', redisKeyPrefix: prefix },
     },
-    rollout: { canaryFraction: 0.5, bakeSeconds: 0, lockTtlSeconds: 600 },
+    rollout: { canaryFraction: 0.5, bakeSeconds: 0, pendingMaxSeconds: 60, lockTtlSeconds: 600 },
     vectorTuner: {
       recallTarget: extra.recallTarget ?? 0.9,
       // Small probes are noisy: aim well above the target so the promotion's fresh probe holds.
