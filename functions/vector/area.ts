@@ -9,8 +9,8 @@ import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } fr
 import type { AwsAccess } from '#shared/aws-access';
 import type { AreaRegistration } from '#shared/area';
 import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
-import { vectorRedisAccess } from './redis.ts';
-import { snapshotWriteAccess } from './s3-snapshot-store.ts';
+import { vectorRedisAccess } from './redis-access.ts';
+import { snapshotWriteAccess } from './snapshot-access.ts';
 
 /**
  * The search path publishes Latency, ErrorRate and Throughput with `Area=vector`
@@ -38,13 +38,17 @@ function vectorAlarms(config: PerfpilotConfig): AlarmDefinition[] {
 }
 
 /**
- * The ElastiCache primary lookup (and AUTH secret) the Redis connection makes, and an
- * existing bucket named in the config; the bucket the stack creates is granted by its
- * construct from the same declaration (its ARN is only known there).
+ * The snapshot bucket: `targets.vector.s3Bucket`, or the one the stack creates, named
+ * `<name>-vector-<account>-<region>` (the name, lowercased, cut to 20 characters: a
+ * bucket name has at most 63) so its ARN is known here, before deployment.
  */
+export function snapshotBucketName(config: PerfpilotConfig, values = { account: '{account}', region: '{region}' }): string {
+  return config.targets.vector.s3Bucket ?? `${config.name.toLowerCase().slice(0, 20)}-vector-${values.account}-${values.region}`;
+}
+
+/** The ElastiCache primary lookup (and AUTH secret) the Redis connection makes, and the snapshot bucket's objects. */
 function vectorAccess(config: PerfpilotConfig): AwsAccess[] {
-  const bucket = config.targets.vector.s3Bucket;
-  return [...vectorRedisAccess(config), ...(bucket ? snapshotWriteAccess(`arn:{partition}:s3:::${bucket}`) : [])];
+  return [...vectorRedisAccess(config), ...snapshotWriteAccess(`arn:{partition}:s3:::${snapshotBucketName(config)}`)];
 }
 
 export const vectorArea: AreaRegistration = {
@@ -52,5 +56,6 @@ export const vectorArea: AreaRegistration = {
   summary: 'HNSW M / efConstruction / efSearch against a recall target, PQ with re-ranking when memory demands it, versioned snapshots, result caches',
   alarms: vectorAlarms,
   access: vectorAccess,
+  // The stack fills in the account and region of a bucket it creates (lib/constructs/vector-search.ts).
   environment: (config): Record<string, string> => (config.targets.vector.s3Bucket ? { VECTOR_SNAPSHOT_BUCKET: config.targets.vector.s3Bucket } : {}),
 };

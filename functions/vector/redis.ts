@@ -8,15 +8,10 @@ import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis } from 'ioredis';
 import type { PerfpilotConfig } from '#lib/config';
-import type { AwsAccess } from '#shared/aws-access';
 import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
-import { elastiCacheTargetAccess, resolveElastiCacheTarget } from '../caching/elasticache-target.ts';
+import { resolveElastiCacheTarget } from '../caching/elasticache-target.ts';
 
-/** What connectVectorRedis calls in AWS (none locally). */
-export function vectorRedisAccess(config: PerfpilotConfig): AwsAccess[] {
-  const ec = config.targets.caching.elasticache;
-  return ec ? elastiCacheTargetAccess(ec) : [];
-}
+export { vectorRedisAccess } from './redis-access.ts';
 
 export async function connectVectorRedis(
   config: PerfpilotConfig,

@@ -1,27 +1,13 @@
 /**
  * Snapshots in S3: one immutable object per index version (and the dataset), read
- * whole by the search function at load. The AWS calls it makes are declared here, and
- * the stack grants exactly these on the snapshot bucket (lib/constructs/vector-search.ts).
+ * whole by the search function at load. The AWS calls it makes are declared beside it
+ * (./snapshot-access.ts), and the stack grants exactly these on the snapshot bucket.
  */
 import { GetObjectCommand, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { AwsAccess } from '#shared/aws-access';
 import { TargetUnavailableError } from '#shared/errors';
 import { assertSnapshotKey, SnapshotNotFoundError, type SnapshotStore } from '#sdk/vector/snapshot-store';
 
-/** The search function only reads; the area function reads the dataset and writes new versions. */
-export function snapshotReadAccess(bucketArn: string): AwsAccess[] {
-  return [{ actions: ['s3:GetObject'], resources: [`${bucketArn}/*`], wildcardReason: 'every object of the snapshot bucket (index versions and the dataset), and no other bucket' }];
-}
-
-export function snapshotWriteAccess(bucketArn: string): AwsAccess[] {
-  return [
-    {
-      actions: ['s3:GetObject', 's3:PutObject'],
-      resources: [`${bucketArn}/*`],
-      wildcardReason: 'every object of the snapshot bucket (new index versions are new keys), and no other bucket',
-    },
-  ];
-}
+export { snapshotReadAccess, snapshotWriteAccess } from './snapshot-access.ts';
 
 export class S3SnapshotStore implements SnapshotStore {
   readonly location: string;

@@ -10,17 +10,17 @@
  *   `vectorTuner.searchFunctionMemoryMiB` (what the tuner's memory check assumes),
  *   reading snapshots only.
  * - Grants come from the declarations beside the S3 adapter
- *   (functions/vector/s3-snapshot-store.ts): the area function reads the dataset and
- *   writes new versions, the search function reads.
+ *   (functions/vector/s3-snapshot-store.ts), on the bucket named by
+ *   `snapshotBucketName` (functions/vector/area.ts): the area function reads the
+ *   dataset and writes new versions (its registration), the search function reads.
  */
 import { join } from 'node:path';
-import { type CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import { Aws, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { vectorRedisAccess } from '#functions/vector/redis';
-import { snapshotReadAccess, snapshotWriteAccess } from '#functions/vector/s3-snapshot-store';
-import { assertAccessDeclared, hasWildcard, type AwsAccess } from '#shared/aws-access';
+import { snapshotBucketName } from '#functions/vector/area';
+import { vectorRedisAccess } from '#functions/vector/redis-access';
+import { snapshotReadAccess } from '#functions/vector/snapshot-access';
 import type { AreaInfrastructureContext } from './area-infrastructure.ts';
 import { OptimizerFunction } from './optimizer-function.ts';
 
@@ -49,6 +49,8 @@ export class VectorSearchInfrastructure extends Construct {
         reason: 'This is the access-log bucket of the snapshot bucket; logging it to itself would loop.',
       });
       this.bucket = new s3.Bucket(this, 'Snapshots', {
+        // Named from the config (functions/vector/area.ts), so the registration can declare its ARN.
+        bucketName: snapshotBucketName(config, { account: Aws.ACCOUNT_ID, region: Aws.REGION }),
         encryption: s3.BucketEncryption.S3_MANAGED,
         versioned: true,
         blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -61,9 +63,8 @@ export class VectorSearchInfrastructure extends Construct {
       });
     }
 
+    // The area function's grant on the bucket comes from the area's registration (functions/vector/area.ts).
     ctx.areaFunction.addEnvironment('VECTOR_SNAPSHOT_BUCKET', this.bucket.bucketName);
-    // An existing bucket is granted from the area's registration (functions/vector/area.ts).
-    if (!existing) this.grantOnBucket(ctx.areaFunction, snapshotWriteAccess(this.bucket.bucketArn), 'VectorSnapshots');
 
     this.searchFunction = new OptimizerFunction(this, 'search-function', {
       ...ctx.functionDefaults,
@@ -75,27 +76,7 @@ export class VectorSearchInfrastructure extends Construct {
       environment: { PERFPILOT_AREA_RUNTIME: 'vector-search', VECTOR_SNAPSHOT_BUCKET: this.bucket.bucketName },
     });
     this.searchFunction.bindAccess(vectorRedisAccess(config), 'vector-search-redis');
-    if (existing) this.searchFunction.bindAccess(snapshotReadAccess(`arn:{partition}:s3:::${existing}`), 'vector-snapshots-read');
-    else this.grantOnBucket(this.searchFunction, snapshotReadAccess(this.bucket.bucketArn), 'VectorSnapshotsRead');
-  }
-
-  /**
-   * `bindAccess` for declarations naming the bucket this construct creates: its ARN is a
-   * token, which cdk-nag spells `<LogicalId.Arn>` in its finding ids.
-   */
-  private grantOnBucket(fn: OptimizerFunction, access: readonly AwsAccess[], id: string): void {
-    assertAccessDeclared(access, `${fn.node.path}/${id}`);
-    const bucket = this.bucket as s3.Bucket;
-    const nagArn = `<${Stack.of(this).getLogicalId(bucket.node.defaultChild as CfnElement)}.Arn>`;
-    const policy = new iam.Policy(fn, id, {
-      statements: access.map((a) => new iam.PolicyStatement({ actions: [...a.actions], resources: [...a.resources] })),
-    });
-    fn.role.attachInlinePolicy(policy);
-    for (const a of access) {
-      for (const resource of a.resources.filter(hasWildcard)) {
-        Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::${resource.replace(bucket.bucketArn, nagArn)}]`, reason: a.wildcardReason! });
-      }
-    }
+    this.searchFunction.bindAccess(snapshotReadAccess(`arn:{partition}:s3:::${snapshotBucketName(config)}`), 'vector-snapshots-read');
   }
 }
 

@@ -156,13 +156,14 @@ describe('mocked calls against the synthesized roles', () => {
     const s3 = mockClient(S3Client);
     s3.on(PutObjectCommand).resolves({});
     s3.on(GetObjectCommand).resolves({ Body: { transformToByteArray: async () => new Uint8Array([1]) } as never });
-    const [bucketId] = stack.resources('AWS::S3::Bucket').find(([id]) => /Snapshots[0-9A-F]{8}$/.test(id))!;
-    const store = new S3SnapshotStore(new S3Client(region), stack.ref(bucketId));
+    const [, bucket] = stack.resources('AWS::S3::Bucket').find(([id]) => /Snapshots[0-9A-F]{8}$/.test(id))!;
+    const bucketName = stack.resolve<string>((bucket.Properties as { BucketName: unknown }).BucketName);
+    const store = new S3SnapshotStore(new S3Client(region), bucketName);
     await store.get('datasets/default.ppvd');
     await store.put('indexes/r1-m16-efc200.ppvx', new Uint8Array([1]));
     expect(await replay(s3, roleOf((e) => e.PERFPILOT_AREA === 'vector'))).toEqual([]);
     const search = roleOf((e) => e.PERFPILOT_AREA_RUNTIME === 'vector-search');
-    expect(await replay(s3, search)).toEqual([`s3:PutObject on arn:aws:s3:::${stack.ref(bucketId)}/indexes/r1-m16-efc200.ppvx`]);
+    expect(await replay(s3, search)).toEqual([`s3:PutObject on arn:aws:s3:::${bucketName}/indexes/r1-m16-efc200.ppvx`]);
     // Another bucket is nobody's.
     s3.resetHistory();
     await new S3SnapshotStore(new S3Client(region), 'someone-elses-bucket').get('datasets/default.ppvd');

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
 import { Perfpilot } from '#lib/constructs/perfpilot';
 import { mkdtempSync } from 'node:fs';
+import { render } from '../stacks/stack-fixtures.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -48,7 +49,11 @@ function statementsOfRole(t: Template, fnProps: Record<string, unknown>): { Acti
 }
 
 const s3Statements = (st: { Action: string | string[]; Resource: unknown }[]) =>
-  st.filter((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]).some((a) => a.startsWith('s3:')));
+  st
+    .filter((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]).some((a) => a.startsWith('s3:')))
+    .map((s) => ({ ...s, Resource: render(s.Resource) }));
+/** The bucket the stack creates, named from the config so the registration can declare it. */
+const CREATED = 'arn:<AWS::Partition>:s3:::perfpilot-vector-<AWS::AccountId>-<AWS::Region>/*';
 
 describe('vector infrastructure', () => {
   it('the snapshot bucket is encrypted, versioned, private, TLS-only, logged and retained', () => {
@@ -63,6 +68,8 @@ describe('vector infrastructure', () => {
         LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'snapshots/' }),
       }),
     });
+    const named = Object.values(t.findResources('AWS::S3::Bucket') as Resources).map((b) => render(b.Properties.BucketName));
+    expect(named).toContain('perfpilot-vector-<AWS::AccountId>-<AWS::Region>');
     const policies = Object.values(t.findResources('AWS::S3::BucketPolicy') as Resources);
     expect(policies.length).toBe(2);
     for (const p of policies) {
@@ -80,18 +87,14 @@ describe('vector infrastructure', () => {
     expect(env.VECTOR_SNAPSHOT_BUCKET).toEqual({ Ref: expect.stringMatching(/Snapshots/) });
     expect(env.LEDGER_TABLE_NAME).toBeUndefined();
     const statements = statementsOfRole(t, search.props);
-    expect(s3Statements(statements)).toEqual([
-      { Effect: 'Allow', Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/Snapshots/), 'Arn'] }, '/*']] } },
-    ]);
+    expect(s3Statements(statements)).toEqual([{ Effect: 'Allow', Action: 's3:GetObject', Resource: CREATED }]);
     expect(JSON.stringify(statements)).not.toMatch(/dynamodb:/);
   });
 
   it('the vector area function reads the dataset and writes new versions in that bucket only, and runs a rollout', () => {
     const { t, perfpilot } = created;
     const area = fnWithEnv(t, (env) => env.PERFPILOT_AREA === 'vector');
-    expect(s3Statements(statementsOfRole(t, area.props))).toEqual([
-      { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/Snapshots/), 'Arn'] }, '/*']] } },
-    ]);
+    expect(s3Statements(statementsOfRole(t, area.props))).toEqual([{ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: CREATED }]);
     expect(Object.keys(perfpilot.stateMachines)).toEqual(['vector']);
     expect(perfpilot.areaResources.vector).toMatchObject({ bucket: expect.anything(), searchFunction: expect.anything() });
   });
@@ -101,7 +104,7 @@ describe('vector infrastructure', () => {
     t.resourceCountIs('AWS::S3::Bucket', 0);
     const search = fnWithEnv(t, (env) => env.PERFPILOT_AREA_RUNTIME === 'vector-search');
     const area = fnWithEnv(t, (env) => env.PERFPILOT_AREA === 'vector');
-    const resource = { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':s3:::team-vectors/*']] };
+    const resource = 'arn:<AWS::Partition>:s3:::team-vectors/*';
     expect(s3Statements(statementsOfRole(t, search.props))).toEqual([{ Effect: 'Allow', Action: 's3:GetObject', Resource: resource }]);
     expect(s3Statements(statementsOfRole(t, area.props))).toEqual([{ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: resource }]);
   });
@@ -120,6 +123,11 @@ describe('vector infrastructure', () => {
     for (const metric of ['ErrorRate', 'Throughput']) {
       t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: metric, Dimensions: Match.arrayWith([{ Name: 'Area', Value: 'vector' }]) });
     }
+  });
+
+  it('functions in the VPC reach S3 through a gateway endpoint when the config creates endpoints', () => {
+    const withEndpoints = synth({ ...awsRaw, vpc: { ...(awsRaw.vpc as object), awsApiAccess: 'create-endpoints', privateRouteTableIds: ['rtb-0abc1234def567890'] } });
+    withEndpoints.t.hasResourceProperties('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway', ServiceName: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith(['.s3'])] }) });
   });
 
   it('cdk-nag finds nothing unacknowledged', () => {
