@@ -19,6 +19,9 @@ import { analyzeInAws, runAwsRollout } from './cli/aws-rollout.ts';
 import { EnableRuleCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { confirmRollback, plannedReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
 import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
+import { registerLoadTestCommands } from './cli/load-tests.ts';
+import { DEFAULT_REPORT_FILE, registerReportCommand, writeDemoReport } from './cli/report.ts';
+import { registerMonitoringCommands } from './cli/monitoring-commands.ts';
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -241,7 +244,9 @@ program
   .addOption(new Option('--scale <scale>', 'size of the seeded app').choices(['default', 'small']).default('default').hideHelp())
   .addOption(new Option('--measure-seconds <n>', 'workload time after the last rollout').argParser(parseCount).default(10).hideHelp())
   .addOption(new Option('--loops <n>', 'concurrent request loops of the workload').argParser(parseCount).default(3).hideHelp())
-  .action(async (opts: { warmupSeconds: number; reset?: boolean; json?: boolean; scale: 'default' | 'small'; measureSeconds: number; loops: number }) => {
+  .option('--no-regression-drill', 'skip the harmful change an alarm must catch and roll back')
+  .option('--report <file>', 'where to write the HTML report', DEFAULT_REPORT_FILE)
+  .action(async (opts: { warmupSeconds: number; reset?: boolean; json?: boolean; scale: 'default' | 'small'; measureSeconds: number; loops: number; regressionDrill: boolean; report: string }) => {
     if (globals().target === 'aws') throw new InvalidArgumentError('the demo runs on the local services only (no --target aws)');
     const config = readConfig(globals());
     const { runDemo, renderDemoSummary } = await import('#local/demo/run-demo');
@@ -256,8 +261,9 @@ program
           probe: () => probeTargets(config),
           rollout: (area) => runLocalRolloutCommand(access.runtime!, config, area, {}, progress),
         },
-        { warmupSeconds: opts.warmupSeconds, measureSeconds: opts.measureSeconds, reset: Boolean(opts.reset), scale: opts.scale, loops: Math.max(1, opts.loops) },
+        { warmupSeconds: opts.warmupSeconds, measureSeconds: opts.measureSeconds, reset: Boolean(opts.reset), scale: opts.scale, loops: Math.max(1, opts.loops), regressionDrill: opts.regressionDrill },
       );
+      progress(`Report written to ${await writeDemoReport(access, report, opts.report)}`);
       if (opts.json) {
         write(JSON.stringify(report, null, 2));
       } else {
@@ -294,6 +300,10 @@ program
     write(opts.json ? JSON.stringify(report, null, 2) : `\n${renderLoadReport(report)}`);
     if (opts.failOnKpi && !report.kpisPassed) process.exitCode = 1;
   });
+
+registerLoadTestCommands(program, globals);
+registerReportCommand(program, globals);
+registerMonitoringCommands(program, globals);
 
 program
   .command('areas')

@@ -282,16 +282,36 @@ const indexAdvisorSchema = z
   .object({
     /** Only the statements with the most total time are planned; the rest are too cheap to matter. */
     maxStatementsAnalyzed: positiveInt.default(300),
-    /** What-if (HypoPG) plans per run; a run over thousands of statements stays inside the Lambda timeout. */
-    maxWhatIfPlans: positiveInt.default(3_000),
+    /** What-if (HypoPG) plans per run (one per constant set); a run over thousands of statements stays inside the Lambda timeout. */
+    maxWhatIfPlans: positiveInt.default(6_000),
     /** Columns per candidate index (equality → range → order). */
     maxIndexColumns: z.number().int().min(1).max(3).default(3),
     /** Statements with fewer calls than this are not planned for. */
     minStatementCalls: z.number().int().min(0).default(5),
     /** A selected index must save at least this much time over the stats window, net of its write cost. */
     minSavedMs: z.number().min(0).default(50),
-    /** Estimated cost of maintaining one index for one written row (insert, update, delete). */
-    writeCostMsPerRowPerIndex: z.number().min(0).default(0.01),
+    /**
+     * Cost of maintaining one index for one written row. Unset (the default): measured on
+     * this database by timed inserts into a scratch table with and without an index of the
+     * candidate's columns. Set it only to override the measurement.
+     */
+    writeCostMsPerRowPerIndex: z.number().min(0).optional(),
+    /** Rows sampled from the table into the scratch table of one maintenance-cost measurement... */
+    writeCostSampleRows: positiveInt.default(5_000),
+    /** ...and the time all such measurements of one run may take (the rest reuse the nearest measured width). */
+    writeCostMeasureBudgetMs: positiveInt.default(10_000),
+    /** Constant sets (from pg_qualstats and sampled statement texts) each statement is planned with. */
+    constantSetsPerStatementMax: z.number().int().min(1).max(20).default(4),
+    /** A parameter is a constant predicate (partial index) when at least this many sampled executions all used one value. */
+    partialIndexSamplesMin: positiveInt.default(3),
+    /** Covering indexes INCLUDE at most this many non-key columns. */
+    includeColumnsMax: z.number().int().min(0).max(8).default(3),
+    /** BRIN is a candidate for a range-filtered column whose |pg_stats.correlation| is at least this... */
+    brinCorrelationMin: z.number().min(0).max(1).default(0.9),
+    /** ...on a table of at least this many rows. */
+    brinTableRowsMin: z.number().int().min(0).default(100_000),
+    /** Verdict: the weighted time of an index's statements plus the writes on its table may rise at most this much. */
+    verdictWorkloadSlowdownPercentMax: percent.default(5),
     /**
      * Timeouts of index DDL. Statements that run inside one Lambda invocation (DROP,
      * COMMENT, waiting for a lock) are also cut to the time the function has left; an
@@ -441,6 +461,18 @@ const vectorTunerSchema = z
   .strict()
   .refine((t) => t.efSearchMin <= t.efSearchMax, { message: 'efSearchMin must not exceed efSearchMax', path: ['efSearchMin'] });
 
+/** `npm run test:performance-validation`: a run of the standard mix against a saved baseline (the seed plan's criteria). */
+const performanceValidationSchema = z
+  .object({
+    /** p95 request latency may rise by less than this against the baseline... */
+    p95DegradationPercentMax: z.number().min(0).default(10),
+    /** ...throughput must stay at or above this share of the baseline's... */
+    throughputRatioPercentMin: percent.default(90),
+    /** ...and the error rate may rise by less than this many percentage points. */
+    errorRateIncreasePointsMax: percent.default(2),
+  })
+  .strict();
+
 /** How functions in the VPC reach the AWS APIs they call. */
 export const AWS_API_ACCESS = ['nat', 'create-endpoints', 'existing-endpoints'] as const;
 
@@ -504,6 +536,8 @@ export const configSchema = z
     indexAdvisor: indexAdvisorSchema.prefault({}),
     cachingTuner: cachingTunerSchema.prefault({}),
     vectorTuner: vectorTunerSchema.prefault({}),
+
+    performanceValidation: performanceValidationSchema.prefault({}),
     ledger: z
       .object({
         /** Where the local ledger (dynalite) keeps its data between CLI runs. */

@@ -5,7 +5,10 @@
  *   3. its workload runs in the background, through the sdk's traced pg pool and cache client;
  *   4. after a warm-up, the database rollout, then the caching rollout, then the vector rollout (a search
  *      over the fleet's maintenance notes, local/demo/vector-demo.ts), exactly as `perfpilot rollout`;
- *   5. the workload stops; the summary shows what the ledger recorded and what the demo measured itself.
+ *   5. it measures a while with the changes in place;
+ *   6. the regression drill (regression-drill.ts): a harmful caching change, the local alarm, the alarm rollback;
+ *   7. the workload stops; the summary shows what the ledger recorded and what the demo measured itself
+ *      (the CLI then writes the HTML report from the demo's report and the ledger).
  * The rollout itself and the service probe come in as functions (the CLI's own), so
  * what runs here is what `perfpilot rollout <area>` runs.
  */
@@ -33,6 +36,8 @@ import { DEMO_SCHEMA, FLEET_SCALES, dropFleet, seedFleet, type FleetScale, type 
 import type { WorkloadCounts } from './fleet-workload.ts';
 import { BackgroundWorkload } from './background-workload.ts';
 import { DEMO_NOTES, VECTOR_DATA_NOTE, VectorDemo, type VectorWindow } from './vector-demo.ts';
+import { renderDrillTimeline, runRegressionDrill, type DrillReport } from './regression-drill.ts';
+import type { Percentiles } from '#local/load/latency-histogram';
 
 export const DEMO_AREAS = ['database', 'caching', 'vector'] as const satisfies readonly Area[];
 
@@ -44,9 +49,14 @@ export interface DemoOptions {
   readonly scale: FleetScale;
   /** Concurrent request loops of the workload. */
   readonly loops: number;
+  /** After the rollouts, a harmful change an alarm must catch (regression-drill.ts). */
+  readonly regressionDrill: boolean;
 }
 
-export const DEFAULT_DEMO_OPTIONS: DemoOptions = { warmupSeconds: 20, measureSeconds: 10, reset: false, scale: 'default', loops: 3 };
+export const DEFAULT_DEMO_OPTIONS: DemoOptions = { warmupSeconds: 20, measureSeconds: 10, reset: false, scale: 'default', loops: 3, regressionDrill: true };
+
+/** How often the demo reads the cache clients' counters for its hit-rate-over-time series. */
+const HIT_RATE_SAMPLE_MS = 5_000;
 
 export interface DemoDeps {
   readonly config: PerfpilotConfig;
@@ -86,7 +96,7 @@ export interface DemoReport {
   readonly measured: {
     /** Before: the warm-up; after: from the end of the database rollout to the end. */
     readonly database: { readonly before: DatabaseWindow; readonly after: DatabaseWindow };
-    /** Before: the warm-up; after: from the end of the caching rollout to the end. */
+    /** Before: the warm-up; after: from the end of the caching rollout to the end of the measuring. */
     readonly cache: { readonly before: CacheWindow; readonly after: CacheWindow };
     /** The maintenance-note search, measured by the demo right before and right after the vector rollout. */
     readonly vector: {
@@ -99,6 +109,13 @@ export interface DemoReport {
       readonly after: VectorWindow;
     };
   };
+  /** The workload's request latency: during the warm-up, and while measuring after the rollouts. */
+  readonly latency?: { readonly before: Percentiles | null; readonly after: Percentiles | null };
+  /** The clients' hit rate, one window every few seconds, over the whole run. */
+  readonly hitRateSeries: readonly { readonly at: string; readonly hitRatePercent: number }[];
+  /** When each phase ended (rollouts, drill events), for the report's charts. */
+  readonly markers: readonly { readonly at: string; readonly label: string }[];
+  readonly regression?: DrillReport;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -205,6 +222,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
   redis.on('error', () => undefined);
   let workload: BackgroundWorkload | undefined;
   let vectorDemo: VectorDemo | undefined;
+  let stopSampling = async () => undefined as void;
   try {
     const database = (await pool.query<{ db: string }>('select current_database() as db')).rows[0]?.db ?? '?';
     if (options.reset) {
@@ -244,6 +262,25 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       readings.push({ db: await readDatabase(pool), cache: await readCache(redis, t) });
     };
 
+    const hitRateSeries: { at: string; hitRatePercent: number }[] = [];
+    const markers: { at: string; label: string }[] = [];
+    const mark = (label: string) => markers.push({ at: new Date().toISOString(), label });
+    let sampling = true;
+    const hitRateSampler = (async () => {
+      let last = await readCache(redis, t).catch(() => undefined);
+      while (sampling) {
+        await sleep(HIT_RATE_SAMPLE_MS);
+        const now = await readCache(redis, t).catch(() => undefined);
+        const w = last && now ? cacheWindow(last, now) : undefined;
+        if (w?.hitRatePercent !== undefined && now) hitRateSeries.push({ at: new Date(now.atMs).toISOString(), hitRatePercent: w.hitRatePercent });
+        last = now ?? last;
+      }
+    })();
+    stopSampling = async () => {
+      sampling = false;
+      await hitRateSampler;
+    };
+
     write(
       `3. Starting the app's workload: ${options.loops} request loops (vehicle page and fleet map with cache-aside profiles and positions, ` +
         `position history, GPS fixes, dispatch by plate and nearby vehicles, trip report with an N+1), warming up ${options.warmupSeconds} s`,
@@ -261,6 +298,8 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       write(`   … ${((performance.now() - warmupStarted) / 1000).toFixed(0)} s: ${workload.counts.requests} requests, ${workload.counts.errors} errors`);
     } while (performance.now() < warmupEnds);
     await take();
+    const latencyBefore = await workload.phase();
+    mark('warm-up ends');
 
     const rollouts: DemoRollout[] = [];
     const vectorWindows: VectorWindow[] = [];
@@ -272,12 +311,25 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       rollouts.push(toDemoRollout(area, await runtime.ledger.getRollout(result.rolloutId), result, changes));
       if (area === 'vector') vectorWindows.push(await vectorDemo.measure(2));
       await take();
+      mark(`${area} rollout`);
     }
 
     write('');
-    write(`${4 + DEMO_AREAS.length}. Measuring ${options.measureSeconds} s more with the changes in place, then stopping the workload`);
+    write(`${4 + DEMO_AREAS.length}. Measuring ${options.measureSeconds} s more with the changes in place`);
     await sleep(options.measureSeconds * 1000);
     await take();
+    const latencyAfter = await workload.phase();
+
+    let regression: DrillReport | undefined;
+    if (options.regressionDrill) {
+      write('');
+      write(`${5 + DEMO_AREAS.length}. A regression an alarm must catch: a harmful caching change, the local alarm evaluation, the alarm rollback`);
+      regression = await runRegressionDrill({ config, runtime, redis, write });
+      for (const line of renderDrillTimeline(regression)) write(`   ${line}`);
+      if (regression.injectedAt) markers.push({ at: regression.injectedAt, label: 'injected' });
+      if (regression.revertedAt) markers.push({ at: regression.revertedAt, label: 'reverted' });
+    }
+    await stopSampling();
     const counts = await workload.stop();
     write(`   workload stopped: ${counts.requests} requests, ${counts.errors} errors${counts.lastError ? ` (last: ${counts.lastError})` : ''}`);
 
@@ -296,9 +348,14 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
         cache: { before: cacheWindow(r0.cache, r1.cache), after: cacheWindow(r3.cache, r4.cache) },
         vector: { notes: DEMO_NOTES, data: VECTOR_DATA_NOTE, k: 10, latencyPercentile: 95, before: vectorBefore, after: vectorAfter },
       },
+      latency: { before: latencyBefore, after: latencyAfter },
+      hitRateSeries,
+      markers,
+      ...(regression ? { regression } : {}),
     };
   } finally {
     vectorDemo?.close();
+    await stopSampling();
     await workload?.stop();
     redis.disconnect();
     await pool.end();
@@ -375,6 +432,7 @@ export function renderDemoSummary(report: DemoReport): string {
   lines.push(`  vector:   search over ${v.notes} maintenance notes (${v.data})`);
   lines.push(`            before the vector rollout: ${vectorText(v.before)}`);
   lines.push(`            after the vector rollout:  ${vectorText(v.after)}`);
+  if (report.regression) lines.push('', ...renderDrillTimeline(report.regression));
   lines.push('', `Workload: ${report.workload.requests} requests, ${report.workload.errors} errors.`);
   lines.push('', 'Next: `npx perfpilot status` shows the ledger; `npx perfpilot rollback --all` undoes everything Perfpilot applied.');
   return lines.join('\n');
