@@ -9,8 +9,7 @@ import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } fr
 import type { AwsAccess } from '#shared/aws-access';
 import type { AreaRegistration } from '#shared/area';
 import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
-import { vectorRedisAccess } from './redis-access.ts';
-import { snapshotWriteAccess } from './snapshot-access.ts';
+import { snapshotWriteAccess, vectorRedisAccess } from './access.ts';
 
 /**
  * The search path publishes Latency, ErrorRate and Throughput with `Area=vector`

@@ -11,7 +11,7 @@ import type { PerfpilotConfig } from '#lib/config';
 import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 import { resolveElastiCacheTarget } from '../caching/elasticache-target.ts';
 
-export { vectorRedisAccess } from './redis-access.ts';
+export { vectorRedisAccess } from './access.ts';
 
 export async function connectVectorRedis(
   config: PerfpilotConfig,

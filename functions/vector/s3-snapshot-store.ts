@@ -1,13 +1,13 @@
 /**
  * Snapshots in S3: one immutable object per index version (and the dataset), read
  * whole by the search function at load. The AWS calls it makes are declared beside it
- * (./snapshot-access.ts), and the stack grants exactly these on the snapshot bucket.
+ * (./access.ts), and the stack grants exactly these on the snapshot bucket.
  */
 import { GetObjectCommand, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TargetUnavailableError } from '#shared/errors';
 import { assertSnapshotKey, SnapshotNotFoundError, type SnapshotStore } from '#sdk/vector/snapshot-store';
 
-export { snapshotReadAccess, snapshotWriteAccess } from './snapshot-access.ts';
+export { snapshotReadAccess, snapshotWriteAccess } from './access.ts';
 
 export class S3SnapshotStore implements SnapshotStore {
   readonly location: string;

@@ -13,6 +13,7 @@ import type { Construct } from 'constructs';
 import type { RegisteredArea } from '#functions/areas';
 import type { PerfpilotConfig } from '#lib/config';
 import type { OptimizerFunction, OptimizerFunctionProps } from './optimizer-function.ts';
+import { realtimeInfrastructure } from './realtime-api.ts';
 import { vectorInfrastructure } from './vector-search.ts';
 
 export interface AreaInfrastructureContext {
@@ -33,5 +34,6 @@ export interface AreaInfrastructureContext {
 export type AreaInfrastructure = (ctx: AreaInfrastructureContext) => Readonly<Record<string, unknown>>;
 
 export const AREA_INFRASTRUCTURE: Partial<Record<RegisteredArea, AreaInfrastructure>> = {
+  realtime: (ctx) => realtimeInfrastructure(ctx),
   vector: vectorInfrastructure,
 };

@@ -19,8 +19,7 @@ import { Aws, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { snapshotBucketName } from '#functions/vector/area';
-import { vectorRedisAccess } from '#functions/vector/redis-access';
-import { snapshotReadAccess } from '#functions/vector/snapshot-access';
+import { snapshotReadAccess, vectorRedisAccess } from '#functions/vector/access';
 import type { AreaInfrastructureContext } from './area-infrastructure.ts';
 import { OptimizerFunction } from './optimizer-function.ts';
 

@@ -1,9 +1,19 @@
 /**
- * The S3 calls of the snapshot store (./s3-snapshot-store.ts), declared apart from it
- * so the area's registration — which every Lambda bundle imports for the alarm
- * definitions — does not pull the S3 client into them.
+ * The AWS calls of the vector area's adapters, declared as data (functions/shared/
+ * aws-access.ts) and granted from here: the snapshot store (./s3-snapshot-store.ts) and
+ * the Redis connection (./redis.ts). Apart from the adapters so the registration
+ * (area.ts), which every Perfpilot function reads, does not pull the S3 client or
+ * ioredis in.
  */
+import type { PerfpilotConfig } from '#lib/config';
 import type { AwsAccess } from '#shared/aws-access';
+import { elastiCacheTargetAccess } from '../caching/access.ts';
+
+/** What connectVectorRedis calls in AWS (none locally): the primary lookup and the AUTH secret. */
+export function vectorRedisAccess(config: PerfpilotConfig): AwsAccess[] {
+  const ec = config.targets.caching.elasticache;
+  return ec ? elastiCacheTargetAccess(ec) : [];
+}
 
 /** The search function only reads. */
 export function snapshotReadAccess(bucketArn: string): AwsAccess[] {
