@@ -76,8 +76,10 @@ describe('perfpilot metrics --target aws', () => {
     expect(k['kpis.queryResponseMsMax']).toMatchObject({ value: 80, verdict: 'met' });
     expect(k['kpis.throughputQpsMin']).toMatchObject({ value: 150, verdict: 'missed' });
     expect(k['kpis.connectionUtilizationPercentMax']).toMatchObject({ value: 40, verdict: 'met' });
-    expect(k['kpis.messageLatencyMsMax']!.verdict).toBe('area not installed');
-    expect(k['kpis.vectorSearchLatencyMsMax']!.verdict).toBe('area not installed');
+    // The realtime and vector areas are installed: their KPIs have metric sources, with no datapoint in this mocked answer.
+    expect(k['kpis.messageLatencyMsMax']!.verdict).toBe('no data');
+    // The vector area is installed: its KPI has a metric source, with no datapoint in this mocked answer.
+    expect(k['kpis.vectorSearchLatencyMsMax']!.verdict).toBe('no data');
   });
 
   it('fails clearly when CloudWatch cannot be read', async () => {
@@ -143,22 +145,27 @@ describe('perfpilot monitoring --target aws', () => {
 describe('locally', () => {
   it('metrics and monitoring read the areas’ snapshots: a signal no snapshot carries is reported as not produced', async () => {
     const local = parseConfig({ targets: { caching: { redisUrl: 'redis://127.0.0.1:6379' }, database: { connectionString: 'postgres://x@127.0.0.1/x' } } });
-    const snapshots = { caching: { at: 'x', latencyMs: 0.4, cacheHitRatePercent: 90 }, database: { at: 'x', latencyMs: 3, throughputQps: 250, connectionUtilizationPercent: 10 } };
+    const snapshots = {
+      caching: { at: 'x', latencyMs: 0.4, cacheHitRatePercent: 90 },
+      database: { at: 'x', latencyMs: 3, throughputQps: 250, connectionUtilizationPercent: 10 },
+      realtime: { at: 'x', latencyMs: 40, errorRatePercent: 0, throughputQps: 300 },
+      vector: { at: 'x', latencyMs: 2, errorRatePercent: 0, throughputQps: 300 },
+    };
     const calls: string[] = [];
     const snapshot = async (area: string) => {
       calls.push(area);
       return snapshots[area as keyof typeof snapshots];
     };
     const kpis: KpiReport = await localKpis(local, snapshot, 0.01);
-    expect(calls).toEqual(['caching', 'database', 'caching', 'database']);
+    expect(calls).toEqual(['caching', 'database', 'realtime', 'vector', 'caching', 'database', 'realtime', 'vector']);
     expect(kpis.kpis.map((k) => [k.kpi, k.verdict])).toEqual([
       ['kpis.cacheHitRatePercentMin', 'met'],
       ['kpis.cacheLatencyMsMax', 'met'],
       ['kpis.queryResponseMsMax', 'met'],
       ['kpis.throughputQpsMin', 'met'],
       ['kpis.connectionUtilizationPercentMax', 'met'],
-      ['kpis.messageLatencyMsMax', 'area not installed'],
-      ['kpis.vectorSearchLatencyMsMax', 'area not installed'],
+      ['kpis.messageLatencyMsMax', 'met'],
+      ['kpis.vectorSearchLatencyMsMax', 'met'],
     ]);
     const monitoring = await checkLocalMonitoring(local, snapshot, 1);
     const notProduced = monitoring.items.filter((i) => !i.producing).map((i) => i.name).sort();
