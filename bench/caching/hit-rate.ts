@@ -33,7 +33,7 @@ import { traces, type TraceSpec } from './traces.ts';
 export function simulateStaticTop(trace: readonly TraceRequest[], capacityBytes: number, overhead: number): number {
   const counts = new Map<string, { reads: number; bytes: number }>();
   for (const r of trace) {
-    if (r.write) continue;
+    if (r.op === 'delete') continue;
     const c = counts.get(r.key) ?? { reads: 0, bytes: r.bytes };
     c.reads++;
     counts.set(r.key, c);
@@ -49,7 +49,7 @@ export function simulateStaticTop(trace: readonly TraceRequest[], capacityBytes:
   let hits = 0;
   let reads = 0;
   for (const r of trace) {
-    if (r.write) {
+    if (r.op === 'delete') {
       loaded.delete(r.key);
       continue;
     }
@@ -126,11 +126,11 @@ async function replayRaw(redis: Redis, trace: readonly TraceRequest[], value: st
   for (const batch of batches(trace, 8)) {
     const gets = redis.pipeline();
     // GET, not EXISTS: EXISTS does not touch the key's LRU/LFU data.
-    for (const r of batch) if (r.write) gets.del(r.key); else gets.get(r.key);
+    for (const r of batch) if (r.op === 'delete') gets.del(r.key); else gets.get(r.key);
     const found = (await gets.exec()) ?? [];
     const sets = redis.pipeline();
     batch.forEach((r, i) => {
-      if (r.write) return;
+      if (r.op === 'delete') return;
       reads++;
       if (found[i]?.[1] !== null && found[i]?.[1] !== undefined) hits++;
       else sets.set(r.key, value, 'EX', 3_600);
@@ -152,7 +152,7 @@ async function replayClient(client: CacheClient, trace: readonly TraceRequest[],
     clock.nowMs = batch[0]!.atMs;
     await Promise.all(
       batch.map((r) => {
-        if (r.write) return client.delete(r.key);
+        if (r.op === 'delete') return client.delete(r.key);
         reads++;
         return client.wrap(r.key, loader);
       }),

@@ -24,7 +24,7 @@ import { CloudWatchCacheMetricsSource, observeCache, type CacheMetricsSource } f
 import type { CacheObservation } from './observation.ts';
 import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
 import { configStatsLayout, planCaching, SET_PARAMETER, SET_POLICY, type CachingPlan, type CachingTuning } from './plan.ts';
-import { applyCachePolicy, captureCachePolicy, revertCachePolicy, type PolicyState } from './policy-publication.ts';
+import { applyCachePolicy, captureCachePolicy, ensurePolicyMirror, revertCachePolicy, type PolicyState } from './policy-publication.ts';
 
 export interface CachingDeps {
   readonly redis: Redis;
@@ -45,13 +45,18 @@ export interface ClientTotals {
 
 /**
  * The bucket layout clients write now: the mirrored policy's (the config's for a policy
- * without one), the SDK defaults when no policy is mirrored. One GET.
+ * without one), the SDK defaults when no policy is in force. One GET. (A missing mirror
+ * key is read as no policy too: clients that lost it keep their last layout, which
+ * this cannot know; the tuner republishes the mirror at its next step.)
  */
 export async function mirroredStatsLayout(redis: Redis, t: CachingTuning): Promise<StatsLayout> {
   const text = await redis.get(t.policyRedisKey);
   if (text === null) return DEFAULT_STATS_LAYOUT;
   try {
-    return normalizeStatsLayout((JSON.parse(text) as { document?: { stats?: unknown } }).document?.stats, configStatsLayout(t));
+    const document = (JSON.parse(text) as { document?: { stats?: unknown } | null }).document;
+    // No policy in force (the version-0 mirror): clients write their own defaults.
+    if (document === null) return DEFAULT_STATS_LAYOUT;
+    return normalizeStatsLayout(document?.stats, configStatsLayout(t));
   } catch {
     return configStatsLayout(t);
   }
@@ -135,13 +140,39 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
     return { name, value };
   };
 
+  /** Republishes the mirror when clients lost it (evicted under allkeys-*); never fails the step for it. */
+  const keepMirror = async () => {
+    try {
+      const check = await ensurePolicyMirror(publication);
+      if (check.republished) {
+        logger.warn('caching policy mirror republished', {
+          found: check.found ?? null,
+          active: check.active,
+          requestedByClients: check.requestedByClients,
+          policyKey: t.policyRedisKey,
+        });
+      }
+    } catch (error) {
+      logger.warn('caching policy mirror check failed', { error: (error as Error).message });
+    }
+  };
+
   return {
     area: 'caching',
 
     async plan(ctx) {
+      await keepMirror();
       const current = await activePolicy(deps.policies, configStatsLayout(t));
       const { plan } = await observeAndPlan(deps, current, ctx.now);
-      logger.info('caching plan', { changes: plan.changes.length, eviction: plan.eviction.reason, notes: plan.notes });
+      logger.info('caching plan', {
+        changes: plan.changes.length,
+        eviction: plan.eviction.reason,
+        sampledReads: plan.evidence.sampledReads,
+        sampleRate: plan.evidence.sampleRate,
+        nextSampleRate: plan.evidence.nextSampleRate,
+        sampleRateReason: plan.evidence.sampleRateReason,
+        notes: plan.notes,
+      });
       return plan.changes;
     },
 
@@ -187,6 +218,7 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
     },
 
     async snapshot(now: Date): Promise<MetricsSnapshot> {
+      await keepMirror();
       try {
         // The buckets since the previous snapshot (at least the current one), or the stats window for the first.
         const window = await readClientTotals(deps.redis, t, lastSnapshotMs ?? now.getTime() - t.statsWindowSeconds * 1_000, now.getTime());

@@ -13,7 +13,7 @@
  *
  * Layout (read by the tuner in another process):
  *   <ns>perfpilot:stats:<bucket start, epoch s>   hash, field `<pattern>|<counter>` → count in that bucket; expires
- *   <ns>perfpilot:trace                           list of `<epoch ms>|<key>|<bytes>` for the sampled keys, capped
+ *   <ns>perfpilot:trace                           list of sampled events (trace.ts), capped
  *
  * (The former single cumulative hash `<ns>perfpilot:stats` is no longer written or read.)
  */
@@ -44,9 +44,14 @@ export const STAT_COUNTERS = [
   'trialBrotliBytes',
   'trialBrotliMicros',
   'compressMicros',
+  /** Policy reads that found the mirror key missing (counted under `CLIENT_STATS_PATTERN`). */
+  'policyMisses',
 ] as const;
 export type StatCounter = (typeof STAT_COUNTERS)[number];
 export type PatternStats = Record<StatCounter, number>;
+
+/** Counters about the client itself rather than a key pattern are filed under this name. */
+export const CLIENT_STATS_PATTERN = '(client)';
 
 /** Defaults shared by the client and the tuner's config (`cachingTuner.statsBucketSeconds`, `statsRetentionSeconds`). */
 export const DEFAULT_STATS_BUCKET_SECONDS = 300;
@@ -98,6 +103,8 @@ export interface StatsWindowRequest {
 
 export interface StatsWindow {
   readonly stats: Map<string, PatternStats>;
+  /** Reads (hits, misses, stale serves; every pattern) per bucket that held counters, oldest first. */
+  readonly bucketReads: readonly { readonly startMs: number; readonly reads: number }[];
   /** What was actually summed: from the start of the oldest bucket read to the end of the newest. */
   readonly fromMs: number;
   readonly toMs: number;
@@ -122,20 +129,28 @@ const READ_BUCKETS_PER_PIPELINE = 100;
 export async function readStatsWindow(redis: Redis, namespace: string, r: StatsWindowRequest): Promise<StatsWindow> {
   const starts = windowBucketStarts(r);
   const stats = new Map<string, PatternStats>();
+  const bucketReads: { startMs: number; reads: number }[] = [];
   let withData = 0;
   for (let i = 0; i < starts.length; i += READ_BUCKETS_PER_PIPELINE) {
+    const batch = starts.slice(i, i + READ_BUCKETS_PER_PIPELINE);
     const pipeline = redis.pipeline();
-    for (const b of starts.slice(i, i + READ_BUCKETS_PER_PIPELINE)) pipeline.hgetall(statsBucketKey(namespace, b));
-    for (const [err, hash] of (await pipeline.exec()) ?? []) {
+    for (const b of batch) pipeline.hgetall(statsBucketKey(namespace, b));
+    const results = (await pipeline.exec()) ?? [];
+    results.forEach(([err, hash], j) => {
       if (err) throw err;
       const h = hash as Record<string, string>;
-      if (Object.keys(h).length === 0) continue;
+      if (Object.keys(h).length === 0) return;
       withData++;
-      addStats(stats, parseStatsHash(h));
-    }
+      const bucket = parseStatsHash(h);
+      let reads = 0;
+      for (const s of bucket.values()) reads += s.hits + s.misses + s.staleServes;
+      bucketReads.push({ startMs: batch[j]! * 1_000, reads });
+      addStats(stats, bucket);
+    });
   }
   return {
     stats,
+    bucketReads,
     fromMs: (starts[0] ?? 0) * 1_000,
     toMs: ((starts.at(-1) ?? 0) + r.bucketSeconds) * 1_000,
     buckets: starts.length,
@@ -180,6 +195,7 @@ export class StatsRecorder {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private layout: StatsLayout;
+  private traceMaxEntries: number;
   /** A width change waiting for its boundary (see `layoutSwitchAtMs`). */
   private next: { readonly layout: StatsLayout; readonly atMs: number } | undefined;
 
@@ -188,6 +204,7 @@ export class StatsRecorder {
     private readonly options: StatsRecorderOptions,
   ) {
     this.layout = { bucketSeconds: options.bucketSeconds, retentionSeconds: options.retentionSeconds };
+    this.traceMaxEntries = options.traceMaxEntries;
     this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
     this.timer.unref();
   }
@@ -237,8 +254,14 @@ export class StatsRecorder {
     if (++this.ops >= this.options.flushOps) void this.flush();
   }
 
-  recordTrace(key: string, bytes: number, nowMs: number): void {
-    this.trace.push(`${nowMs}|${key}|${bytes}`);
+  /** Queues one line of the sampled log (trace.ts). */
+  recordTrace(line: string): void {
+    this.trace.push(line);
+  }
+
+  /** The log is trimmed to this many lines from the next flush on (the published policy's `traceMaxEntries`). */
+  setTraceMaxEntries(entries: number): void {
+    this.traceMaxEntries = entries;
   }
 
   /**
@@ -271,7 +294,7 @@ export class StatsRecorder {
     if (trace.length > 0) {
       const tKey = traceKey(this.options.namespace);
       pipeline.rpush(tKey, ...trace);
-      pipeline.ltrim(tKey, -this.options.traceMaxEntries, -1);
+      pipeline.ltrim(tKey, -this.traceMaxEntries, -1);
     }
     this.flushing = pipeline
       .exec()
