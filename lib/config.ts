@@ -342,6 +342,8 @@ const cachingTunerSchema = z
      */
     validationReplayEnabled: z.boolean().default(false),
     validationTolerancePoints: z.number().min(0).default(2),
+    /** The replay takes at most this many of the sample's most recent requests (per candidate configuration). */
+    validationReplayRequestsMax: positiveInt.default(20_000),
     /** lfu-log-factor is raised when more than this share of sampled keys sit at the counter's cap (255). */
     lfuSaturatedPercentMax: percent.default(10),
     /** Warming: keys predicted to be read within this horizon (and expiring before it) are refreshed ahead. */

@@ -11,7 +11,7 @@ import { CLIENT_STATS_PATTERN } from '#sdk/cache/stats';
 import { CloudWatchCacheMetricsSource } from './observe.ts';
 import { ElastiCacheParameters, RedisConfigParameters } from './parameters.ts';
 import { configStatsLayout, readsOf } from './plan.ts';
-import { connectCacheRedis, observeAndPlan } from './plugin.ts';
+import { connectCacheRedis, observeAndPlan, validationReplayFor } from './plugin.ts';
 
 export interface AnalyzeCachingOptions {
   readonly target?: 'local' | 'aws';
@@ -37,7 +37,7 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
         })()
       : { version: 0, document: DEFAULT_CACHE_POLICY };
     const { observation: obs, plan } = await observeAndPlan(
-      { redis, target: name, parameters, tuning: config.cachingTuner, cloudwatch },
+      { redis, target: name, parameters, tuning: config.cachingTuner, cloudwatch, validation: validationReplayFor(config.cachingTuner, target) },
       current,
       now,
     );
@@ -127,7 +127,9 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
             c.label,
             c.hitRatePercent,
             c.halfWidthPoints,
-            c.validatedByReplay ? `simulated ${r1(c.validatedByReplay.simulatedPercent)}%, replay ${r1(c.validatedByReplay.measuredPercent)}%: replay trusted` : null,
+            c.validatedByReplay
+              ? `replay ${c.validatedByReplay.measuredPercent}% vs simulated ${c.validatedByReplay.simulatedPercent}% on its clock: ${c.validatedByReplay.trusted ? 'disagree, the replay is trusted' : 'agree'}`
+              : null,
           ]),
           empty: 'nothing simulated: see the eviction row for why',
         },

@@ -49,7 +49,8 @@ export interface SimulatedConfig {
   /** Corrected (SHARDS_adj) simulated hit rate with its interval; `validatedByReplay` when a replay moved it. */
   readonly hitRatePercent: number;
   readonly halfWidthPoints: number;
-  readonly validatedByReplay?: { readonly simulatedPercent: number; readonly measuredPercent: number };
+  /** A validation replay's measurement and the simulator's on the same replay; `trusted`: they disagreed and the replay moved the estimate. */
+  readonly validatedByReplay?: { readonly simulatedPercent: number; readonly measuredPercent: number; readonly trusted: boolean };
 }
 
 export interface SampleEvidence {
@@ -112,6 +113,8 @@ export interface ValidationMeasurement {
   readonly measuredPercent: number;
   /** The simulator on the replay's own clock. */
   readonly simulatedPercent: number;
+  /** Reads replayed. */
+  readonly reads: number;
 }
 
 export interface EvictionPlan {
@@ -403,7 +406,7 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
   const configs: SimulatedConfig[] = [lruC, lfuC, ...(labelOf(chosen) !== labelOf(lruC) && labelOf(chosen) !== labelOf(lfuC) ? [chosen] : [])].map((c) => {
     const i = interval(c);
     const m = input.validation?.find((v) => v.label === labelOf(c));
-    return { label: labelOf(c), hitRatePercent: round1(i.estimate), halfWidthPoints: round1(i.halfWidth), ...(m && replayShift(c) !== 0 ? { validatedByReplay: { simulatedPercent: m.simulatedPercent, measuredPercent: m.measuredPercent } } : {}) };
+    return { label: labelOf(c), hitRatePercent: round1(i.estimate), halfWidthPoints: round1(i.halfWidth), ...(m ? { validatedByReplay: { simulatedPercent: round1(m.simulatedPercent), measuredPercent: round1(m.measuredPercent), trusted: replayShift(c) !== 0 } } : {}) };
   });
   const next = planSampleRate(obs, doc.traceSampleRate, sel, simulatedKeys, t, wanted.length > 0 ? `to settle ${wanted.join(', ')}` : undefined, wanted.length > 0 ? lfuMinusLru : undefined);
   const candidateFor = (c: Candidate): ValidationCandidate => {

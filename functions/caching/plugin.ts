@@ -25,6 +25,7 @@ import type { CacheObservation } from './observation.ts';
 import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
 import { configStatsLayout, planCaching, SET_PARAMETER, SET_POLICY, type CachingPlan, type CachingTuning } from './plan.ts';
 import { applyCachePolicy, captureCachePolicy, ensurePolicyMirror, revertCachePolicy, type PolicyState } from './policy-publication.ts';
+import { PrivateRedisReplay, type ValidationReplay } from './validation-replay.ts';
 
 export interface CachingDeps {
   readonly redis: Redis;
@@ -34,6 +35,18 @@ export interface CachingDeps {
   readonly policies: PolicyStore;
   readonly tuning: CachingTuning;
   readonly cloudwatch?: CacheMetricsSource;
+  /** Replays the sample on a private Redis to check the simulator (`cachingTuner.validationReplayEnabled`, local only). */
+  readonly validation?: ValidationReplay;
+}
+
+/** The validation replay where the config asks for it and the tuner runs locally (Lambda has no redis-server). */
+export function validationReplayFor(t: CachingTuning, target: 'local' | 'aws'): ValidationReplay | undefined {
+  if (!t.validationReplayEnabled) return undefined;
+  if (target === 'aws') {
+    logger.warn('cachingTuner.validationReplayEnabled is ignored in AWS: the replay needs a local redis-server');
+    return undefined;
+  }
+  return new PrivateRedisReplay({ maxRequests: t.validationReplayRequestsMax });
 }
 
 /** Client counters over all patterns, summed over a window of stats buckets. */
@@ -91,7 +104,7 @@ export async function activePolicy(policies: PolicyStore, statsFallback?: StatsL
 }
 
 export async function observeAndPlan(
-  deps: Pick<CachingDeps, 'redis' | 'target' | 'parameters' | 'tuning' | 'cloudwatch'>,
+  deps: Pick<CachingDeps, 'redis' | 'target' | 'parameters' | 'tuning' | 'cloudwatch' | 'validation'>,
   current: { version: number; document: CachePolicy },
   now: Date,
 ): Promise<{ observation: CacheObservation; plan: CachingPlan }> {
@@ -112,7 +125,11 @@ export async function observeAndPlan(
     },
     now,
   );
-  return { observation, plan: planCaching({ observation, current, tuning: t, now }) };
+  const first = planCaching({ observation, current, tuning: t, now });
+  if (!deps.validation || first.validation.candidates.length === 0) return { observation, plan: first };
+  // Where the replay and the simulator disagree, the second pass trusts the replay.
+  const validation = await deps.validation.measure(first.validation.sample, first.validation.candidates);
+  return { observation, plan: planCaching({ observation, current, tuning: t, now, validation }) };
 }
 
 interface CapturedState {
@@ -311,8 +328,9 @@ export const createCachingPlugin: PluginFactory = async (config, deps) => {
   const aws = deps.target === 'aws' && ec !== undefined;
   const parameters = aws ? new ElastiCacheParameters(new ElastiCacheClient({}), ec.parameterGroupName) : new RedisConfigParameters(redis, name);
   const cloudwatch = aws ? new CloudWatchCacheMetricsSource(new CloudWatchClient({}), `${ec.replicationGroupId}-001`) : undefined;
+  const validation = validationReplayFor(config.cachingTuner, deps.target);
   return cachingPlugin(
-    { redis, target: name, parameters, policies: deps.policies, tuning: config.cachingTuner, cloudwatch },
+    { redis, target: name, parameters, policies: deps.policies, tuning: config.cachingTuner, cloudwatch, ...(validation ? { validation } : {}) },
     async () => {
       redis.disconnect();
     },

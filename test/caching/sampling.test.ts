@@ -18,8 +18,8 @@ const start = Date.UTC(2026, 0, 1, 11, 0, 0);
 const now = new Date(start + HOUR_MS);
 const BYTES = 200;
 
-/** One hour of reads of a Zipf(alpha) popularity over `keys` keys (ranks shuffled over key ids), `reads` of them. */
-function workload(reads: number, keys: number, alpha: number, seed: number): TraceRequest[] {
+/** `reads` reads spread over `spanMs` (an hour) of a Zipf(alpha) popularity over `keys` keys (ranks shuffled over key ids). */
+function workload(reads: number, keys: number, alpha: number, seed: number, spanMs = HOUR_MS): TraceRequest[] {
   const rand = rng(seed);
   const next = zipfSampler(keys, alpha, rand);
   const id = Array.from({ length: keys }, (_, i) => i);
@@ -27,7 +27,7 @@ function workload(reads: number, keys: number, alpha: number, seed: number): Tra
     const j = Math.floor(rand() * (i + 1));
     [id[i], id[j]] = [id[j]!, id[i]!];
   }
-  return Array.from({ length: reads }, (_, i) => ({ atMs: start + Math.floor((i * HOUR_MS) / reads), key: `item:${id[next()]}`, bytes: BYTES, pattern: 'item:{id}' }));
+  return Array.from({ length: reads }, (_, i) => ({ atMs: start + HOUR_MS - spanMs + Math.floor((i * spanMs) / reads), key: `item:${id[next()]}`, bytes: BYTES, pattern: 'item:{id}' }));
 }
 
 /** What observeCache would return after clients logged `full` at `rate` (spatial sampling) and counted every read. */
@@ -103,6 +103,28 @@ describe('adaptive sampling and intervals', () => {
     const skewed = workload(30_000, 5_000, 1.0, 3);
     const decided = planCaching({ observation: observed(skewed, 0.3, 250 * (BYTES + noFloor.perKeyOverheadBytes)), current: { version: 1, document: policyAt(0.3) }, tuning: noFloor, now });
     expect(decided.eviction.proposedPolicy).toBe('allkeys-lfu');
+  });
+
+  it('trusts a validation replay that disagrees with the simulator by more than the tolerance', () => {
+    // A busy ten minutes: LFU's counters barely decay and frequency pays clearly.
+    const skewed = workload(30_000, 5_000, 1.0, 5, 600_000);
+    const noFloor = tuningWith({ hitRateGainPointsMin: 0 });
+    const input = { observation: observed(skewed, 0.3, 250 * (BYTES + tuning.perKeyOverheadBytes)), current: { version: 1, document: policyAt(0.3) }, tuning: noFloor, now };
+    const first = planCaching(input);
+    expect(first.eviction.proposedPolicy).toBe('allkeys-lfu');
+    const labels = first.validation.candidates.map((c) => c.label);
+    expect(labels).toEqual(expect.arrayContaining(['Redis LRU', 'Redis LFU']));
+    const lfu = first.validation.candidates.find((c) => c.label === 'Redis LFU')!;
+    expect(lfu.maxmemoryPolicy).toBe('allkeys-lfu');
+    expect(lfu.capacityBytes).toBeCloseTo(250 * (BYTES + tuning.perKeyOverheadBytes) * 0.3, 0);
+    // A replay that agrees (within 2 points) changes nothing; one that finds Redis LFU 20 points worse than simulated wins.
+    const agree = planCaching({ ...input, validation: labels.map((label) => ({ label, measuredPercent: 50, simulatedPercent: 51.5, reads: 9_000 })) });
+    expect(agree.eviction.lfuHitRatePercent).toBeCloseTo(first.eviction.lfuHitRatePercent!, 6);
+    expect(agree.evidence.configs.find((c) => c.label === 'Redis LFU')!.validatedByReplay).toMatchObject({ trusted: false });
+    const disagree = planCaching({ ...input, validation: [{ label: 'Redis LFU', measuredPercent: 30, simulatedPercent: 50, reads: 9_000 }] });
+    expect(disagree.eviction.lfuHitRatePercent).toBeCloseTo(first.eviction.lfuHitRatePercent! - 20, 6);
+    expect(disagree.eviction.proposedPolicy).toBeUndefined();
+    expect(disagree.evidence.configs.find((c) => c.label === 'Redis LFU')!.validatedByReplay).toEqual({ measuredPercent: 30, simulatedPercent: 50, trusted: true });
   });
 
   it('keeps, after a rate change, only the lines one rate covers', () => {
