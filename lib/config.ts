@@ -327,8 +327,10 @@ const cachingTunerSchema = z
     /** ...within these bounds (fractions of keys)... */
     traceSampleRateMin: z.number().positive().max(1).default(0.001),
     traceSampleRateMax: z.number().positive().max(1).default(0.5),
-    /** ...and within this many bytes of sampled log in Redis (the clients trim the log to fit). */
+    /** ...and within this many bytes of sampled log in Redis (the clients trim the log to fit)... */
     traceLogBytesMax: positiveInt.default(8 * 1_048_576),
+    /** ...and this share of maxmemory: the log's memory is the values' memory. */
+    traceLogMaxmemoryPercent: z.number().positive().max(50).default(5),
     /** Confidence of the intervals on simulated hit rates (jackknife over `confidenceGroups` key groups). */
     confidencePercent: z.number().min(50).max(99.9).default(95),
     confidenceGroups: z.number().int().min(4).max(50).default(10),

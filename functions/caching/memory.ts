@@ -46,10 +46,13 @@ export interface MemoryObservation {
   /** MEMORY STATS `overhead.hashtable.main` / `.expires` summed over databases; undefined where it is unavailable. */
   readonly hashtableMainBytes?: number;
   readonly hashtableExpiresBytes?: number;
-  /** The SCAN sample: value keys (the application's) and their summed MEMORY USAGE, and Perfpilot's own keys. */
+  /** The SCAN sample: value keys (the application's) and their summed MEMORY USAGE, and the other keys (Perfpilot's own, other applications'). */
   readonly sampledValueKeys: number;
   readonly sampledValueUsageBytes: number;
   readonly sampledInternalKeys: number;
+  /** Of those: value keys without an expiry, and keys outside the clients' namespace that are not Perfpilot's. */
+  readonly sampledValueKeysWithoutTtl?: number;
+  readonly sampledForeignKeys?: number;
   /** MEMORY USAGE of keys in the trace sample, with the stored length the log last saw for each. */
   readonly keyCosts: readonly { readonly pattern: string; readonly bytes: number; readonly usageBytes: number }[];
   /** The sampled log's list: MEMORY USAGE and length. */

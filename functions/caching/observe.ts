@@ -75,6 +75,35 @@ export function parseInfo(text: string): ServerInfo {
   };
 }
 
+/** Lines per LRANGE: a page bounds the reply buffer Redis holds for the tuner (client memory counts against maxmemory). */
+const LOG_PAGE_LINES = 500;
+
+async function readLog(redis: ObserveDeps['redis'], key: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let start = 0; ; start += LOG_PAGE_LINES) {
+    const page = await redis.lrange(key, start, start + LOG_PAGE_LINES - 1);
+    out.push(...page);
+    if (page.length < LOG_PAGE_LINES) return out;
+  }
+}
+
+/**
+ * From when the log holds every sampled line. Clients push their lines in batches and
+ * the log is trimmed from its head, so around the head some clients' lines of a moment
+ * are gone while others' remain: a sample starting there would under-count reads. Lines
+ * after the latest time among the head's first 5% (in push order) came in later
+ * batches than anything trimmed.
+ */
+export function completeFromMs(lines: readonly string[]): number {
+  let latest = -Infinity;
+  const head = Math.ceil(lines.length * 0.05);
+  for (let i = 0; i < head; i++) {
+    const e = parseTraceLine(lines[i]!);
+    if (e && e.atMs > latest) latest = e.atMs;
+  }
+  return latest;
+}
+
 /** The sampled log's lines as requests, oldest first; unreadable lines are skipped; a tag invalidation has pattern ''. */
 export function parseTrace(lines: readonly string[], patterns: KeyPatterns): TraceRequest[] {
   const out: TraceRequest[] = [];
@@ -120,6 +149,8 @@ interface KeyspaceSample {
   readonly valueKeys: number;
   readonly valueUsageBytes: number;
   readonly internalKeys: number;
+  readonly foreignKeys: number;
+  readonly valueKeysWithoutTtl: number;
 }
 
 async function sampleKeyspace(deps: ObserveDeps, patterns: KeyPatterns, o: ObserveOptions): Promise<KeyspaceSample> {
@@ -127,6 +158,7 @@ async function sampleKeyspace(deps: ObserveDeps, patterns: KeyPatterns, o: Obser
   const isInternal = (k: string) => k.startsWith(internal) || k === deps.policyKey || k === republishRequestKey(deps.policyKey);
   const keys: string[] = [];
   let internalKeys = 0;
+  let foreignKeys = 0;
   let cursor = '0';
   // Every key, so the share of Perfpilot's own keys (and what the values use) is measured; the budget bounds both
   // the keys inspected and the SCAN calls spent finding them.
@@ -136,7 +168,10 @@ async function sampleKeyspace(deps: ObserveDeps, patterns: KeyPatterns, o: Obser
     for (const k of batch) {
       if (isInternal(k)) internalKeys++;
       else if (k.startsWith(deps.namespace)) keys.push(k);
-      else internalKeys++; // another application's key: memory the values cannot use, like ours
+      else {
+        internalKeys++; // another application's key: memory the values cannot use, like ours
+        foreignKeys++;
+      }
     }
     cursor = next;
     if (cursor === '0') break;
@@ -145,6 +180,7 @@ async function sampleKeyspace(deps: ObserveDeps, patterns: KeyPatterns, o: Obser
   const acc = new Map<string, { keys: number; bytes: number; ttl: number; ttlN: number; idle: number; idleN: number; freq: number; freqN: number; sat: number }>();
   const hot: HotExpiringKey[] = [];
   let valueUsageBytes = 0;
+  let valueKeysWithoutTtl = 0;
   for (let i = 0; i < sample.length; i += 100) {
     const chunk = sample.slice(i, i + 100);
     const pipeline = deps.redis.pipeline();
@@ -159,6 +195,7 @@ async function sampleKeyspace(deps: ObserveDeps, patterns: KeyPatterns, o: Obser
       a.keys++;
       a.bytes += mem ?? 0;
       valueUsageBytes += mem ?? 0;
+      if (pttl === -1) valueKeysWithoutTtl++;
       if (pttl !== undefined && pttl > 0) {
         a.ttl += pttl / 1_000;
         a.ttlN++;
@@ -188,7 +225,7 @@ async function sampleKeyspace(deps: ObserveDeps, patterns: KeyPatterns, o: Obser
       freqSaturatedPercent: a.freqN ? (a.sat / a.freqN) * 100 : undefined,
     };
   }
-  return { samples, hot, sampled: sample.length, valueKeys: sample.length, valueUsageBytes, internalKeys };
+  return { samples, hot, sampled: sample.length, valueKeys: sample.length, valueUsageBytes, internalKeys, foreignKeys, valueKeysWithoutTtl };
 }
 
 /** MEMORY USAGE (no LRU/LFU touch) of the most recently read keys of the trace sample, with the length the log last saw. */
@@ -237,7 +274,7 @@ export async function observeCache(deps: ObserveDeps, o: ObserveOptions, now: Da
         toMs: now.getTime(),
       }),
       deps.redis.info(),
-      deps.redis.lrange(tKey, 0, -1),
+      readLog(deps.redis, tKey),
       deps.redis.memory('STATS').catch(() => undefined),
       deps.redis.memory('USAGE', tKey, 'SAMPLES', 0).catch(() => null),
       policyMirror(deps),
@@ -246,8 +283,10 @@ export async function observeCache(deps: ObserveDeps, o: ObserveOptions, now: Da
     const patterns = new KeyPatterns([...new Set([...o.patterns, ...[...stats.keys()].filter((p) => p !== '*' && !p.startsWith('('))])]);
     const parameters = await deps.parameters.read(SIMULATED_PARAMETERS);
     const keyspace = await sampleKeyspace(deps, patterns, o);
-    // The sampled log is held to the same recent window as the counters (eviction, admission and warming plan on it).
-    const trace = parseTrace(traceLines, patterns).filter((r) => r.atMs >= window.fromMs);
+    // The sampled log is held to the same recent window as the counters (eviction, admission and warming plan on it),
+    // and to the part of it that is whole (see completeFromMs).
+    const from = Math.max(window.fromMs, completeFromMs(traceLines));
+    const trace = parseTrace(traceLines, patterns).filter((r) => r.atMs >= from);
     const keyCosts = await measureTracedKeys(deps, trace);
     const cloudwatch = deps.cloudwatch ? await deps.cloudwatch.read(now) : undefined;
     const patternStats: Record<string, PatternStats> = Object.fromEntries(stats);
@@ -262,6 +301,8 @@ export async function observeCache(deps: ObserveDeps, o: ObserveOptions, now: Da
       sampledValueKeys: keyspace.valueKeys,
       sampledValueUsageBytes: keyspace.valueUsageBytes,
       sampledInternalKeys: keyspace.internalKeys,
+      sampledValueKeysWithoutTtl: keyspace.valueKeysWithoutTtl,
+      sampledForeignKeys: keyspace.foreignKeys,
       keyCosts,
       traceLogBytes: traceLogBytes === null ? 0 : Number(traceLogBytes),
       traceLogEntries: traceLines.length,

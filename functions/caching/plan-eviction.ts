@@ -63,6 +63,8 @@ export interface SampleEvidence {
   readonly linesLeftOut: number;
   /** The clients' counted reads over the same span (the SHARDS correction's N), when known. */
   readonly clientReads?: number;
+  /** Why the counters could not serve as N (then no correction is made). */
+  readonly countersIncomplete?: string;
   /** Bytes the values can use, and what the figure rests on. */
   readonly capacityBytes?: number;
   readonly capacityBasis?: string;
@@ -131,6 +133,9 @@ interface Candidate {
   readonly admission: ReadonlyMap<string, Admission>;
 }
 
+/** Seeds of the simulator's randomness per configuration: their spread is the simulation's own noise (sample.ts). */
+const SIMULATION_SEEDS = 4;
+
 const familyOf = (policy: string): Candidate['eviction'] => (policy.includes('lfu') ? 'redis-lfu' : 'redis-lru');
 const familyName = (e: Candidate['eviction']) => (e === 'redis-lfu' ? 'LFU' : 'LRU');
 
@@ -173,6 +178,24 @@ function redisParameters(obs: CacheObservation): SimulationOptions['redis'] {
   };
 }
 
+/**
+ * What the client does for a pattern under this policy, for the simulator; `scale`
+ * shrinks the admission structures with the sample (a sample at rate R sees R of the
+ * keys, so bits × R collide as often as the full bitmap does).
+ */
+export function patternBehaviour(p: PatternPolicy, scale = 1): PatternBehaviour {
+  const a = p.admission;
+  return {
+    ttlMs: p.ttlSeconds * 1_000,
+    staleMs: p.staleSeconds * 1_000,
+    ...(a.largeValueBytes > 0 ? { largeValueBytes: a.largeValueBytes, largeValueTtlMs: Math.min(p.ttlSeconds, a.largeValueTtlSeconds) * 1_000 } : {}),
+    ...(a.mode === 'second-hit' ? { admission: { kind: 'doorkeeper' as const, windowMs: a.windowSeconds * 1_000, bits: Math.max(64, Math.round(a.doorkeeperBits * scale)) } } : {}),
+    ...(a.mode === 'tinylfu'
+      ? { admission: { kind: 'tinylfu' as const, windowMs: a.windowSeconds * 1_000, width: Math.max(16, Math.round(a.sketchWidth * scale)), minFrequency: a.minFrequency } }
+      : {}),
+  };
+}
+
 export interface EvictionPlanInput {
   readonly obs: CacheObservation;
   /** The policy being planned (TTLs decided); its admission is the starting point. */
@@ -190,7 +213,8 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
   const reasons = new Map<string, string>();
   const sel = selectSample(obs.trace);
   const bucketMs = (obs.statsWindow.bucketSeconds ?? 0) * 1_000;
-  const clientReads = obs.bucketReads && bucketMs > 0 && sel.reads > 0 ? readsBetween(obs.bucketReads, bucketMs, sel.fromMs, sel.toMs + 1) : undefined;
+  const counted = obs.bucketReads && bucketMs > 0 && sel.reads > 0 ? countedReads(obs.bucketReads, bucketMs, sel, Date.parse(obs.at)) : undefined;
+  const clientReads = counted?.complete ? counted.reads : undefined;
   const expectedReads = clientReads !== undefined && clientReads > 0 ? clientReads * sel.rate : undefined;
   const model = obs.memory
     ? costModel(obs.memory, t.perKeyOverheadBytes)
@@ -210,6 +234,7 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     legacyLines: sel.legacyLines,
     linesLeftOut: sel.linesLeftOut,
     ...(clientReads !== undefined ? { clientReads: Math.round(clientReads) } : {}),
+    ...(counted && !counted.complete ? { countersIncomplete: counted.why } : {}),
     capacityBytes: Math.round(capacity.bytes),
     capacityBasis: capacity.basis,
     costBasis: model.basis,
@@ -219,8 +244,9 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
   };
   const notDecided = (reason: string, wantMore = true): EvictionPlan => {
     const next = planSampleRate(obs, doc.traceSampleRate, sel, simulatedKeys, t, wantMore ? reason : undefined);
+    const volatile = obs.info.maxmemoryBytes > 0 ? volatileFor(obs, familyOf(current)) : undefined;
     return {
-      eviction: { currentPolicy: current, decided: false, reason },
+      eviction: { currentPolicy: current, decided: false, reason: volatile ? `${reason}; ${volatile.reason}` : reason, ...(volatile ? { proposedPolicy: volatile.policy } : {}) },
       admission,
       reasons,
       evidence: { ...baseEvidence, configs: [], ...next },
@@ -248,17 +274,7 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     const out = new Map<string, PatternBehaviour>();
     for (const pattern of patternNames) {
       const p = policyOf(pattern);
-      const a = c.admission.get(pattern) ?? p.admission;
-      const ttlSeconds = input.ttlSecondsByPattern.get(pattern) ?? p.ttlSeconds;
-      out.set(pattern, {
-        ttlMs: ttlSeconds * 1_000,
-        staleMs: p.staleSeconds * 1_000,
-        ...(a.largeValueBytes > 0 ? { largeValueBytes: a.largeValueBytes, largeValueTtlMs: Math.min(ttlSeconds, a.largeValueTtlSeconds) * 1_000 } : {}),
-        ...(a.mode === 'second-hit' ? { admission: { kind: 'doorkeeper' as const, windowMs: a.windowSeconds * 1_000, bits: Math.max(64, Math.round(a.doorkeeperBits * scale)) } } : {}),
-        ...(a.mode === 'tinylfu'
-          ? { admission: { kind: 'tinylfu' as const, windowMs: a.windowSeconds * 1_000, width: Math.max(16, Math.round(a.sketchWidth * scale)), minFrequency: a.minFrequency } }
-          : {}),
-      });
+      out.set(pattern, patternBehaviour({ ...p, ttlSeconds: input.ttlSecondsByPattern.get(pattern) ?? p.ttlSeconds, admission: c.admission.get(pattern) ?? p.admission }, scale));
     }
     return out;
   };
@@ -269,9 +285,9 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     patterns: behaviourOf(c, scale),
     redis,
   });
-  const counts = (trace: readonly TraceRequest[], o: SimulationOptions): Counts => {
-    const r = simulate(trace, o);
-    return { reads: r.requests, hits: r.hits };
+  const counts = (trace: readonly TraceRequest[], o: SimulationOptions, seed = 1): Counts => {
+    const r = simulate(trace, { ...o, warmUntilFull: true, seed });
+    return { reads: r.requests, hits: r.hits, allReads: r.allReads };
   };
   const fullCache = new Map<string, Counts>();
   const full = (c: Candidate): Counts => {
@@ -286,7 +302,8 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     let r = replicatedCache.get(label);
     if (!r) {
       const o = optionsFor(c, sel.rate * share);
-      replicatedCache.set(label, (r = { full: full(c), replicates: reps.map((trace) => counts(trace, o)) }));
+      const seeds = [full(c), ...Array.from({ length: SIMULATION_SEEDS - 1 }, (_, s) => counts(sel.requests, optionsFor(c, sel.rate), s + 2))];
+      replicatedCache.set(label, (r = { full: seeds, replicates: reps.map((trace) => counts(trace, o)) }));
     }
     return r;
   };
@@ -336,6 +353,12 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     reason = `kept: ${familyName(other.eviction)} − ${familyName(start.eviction)} = ${points(otherGain)}, an interval that includes 0: not decided (${vs}; ${evidence})`;
   } else {
     reason = `kept: ${familyName(other.eviction)} − ${familyName(start.eviction)} = ${points(otherGain)}, under the ${t.hitRateGainPointsMin}-point minimum (${vs}; ${evidence})`;
+  }
+
+  const volatile = volatileFor(obs, chosen.eviction);
+  if (volatile) {
+    proposedPolicy = volatile.policy;
+    reason = `${reason}; ${volatile.reason}`;
   }
 
   // --- admission, one pattern at a time, kept only where it pays ---
@@ -453,6 +476,42 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
 }
 
 /**
+ * Every value key carries a TTL (the client always sets one) and no other application
+ * shares the cache: the volatile- policy of the same family evicts exactly the same
+ * values and never the clients' and the tuner's own keys without expiry (the policy
+ * mirror, the sampled log, the stats buckets of the window), so under memory pressure
+ * clients keep their policy and the tuner its evidence. Not proposed when any scanned
+ * value key lacks a TTL (it would become unevictable) or other keys share the cache.
+ */
+function volatileFor(obs: CacheObservation, family: Candidate['eviction']): { policy: string; reason: string } | undefined {
+  const current = obs.parameters['maxmemory-policy'] ?? '';
+  const m = obs.memory;
+  if (!current.startsWith('allkeys-') || current.endsWith('random') || !m || m.sampledValueKeys < 100) return undefined;
+  if ((m.sampledForeignKeys ?? 1) !== 0 || (m.sampledValueKeysWithoutTtl ?? m.sampledValueKeys) > 0) return undefined;
+  const policy = `volatile-${family === 'redis-lfu' ? 'lfu' : 'lru'}`;
+  return {
+    policy,
+    reason: `${policy}: all ${m.sampledValueKeys} scanned value keys have a TTL and no other application's keys share the cache, so it evicts the same values and never the policy mirror, the sampled log or the window's stats`,
+  };
+}
+
+/**
+ * The clients' counted reads over the sample's span, and whether they can be trusted as
+ * SHARDS' N: every bucket inside the span must be there (under `allkeys-*` an idle
+ * stats bucket is evictable like any key), and N × rate must be near the sampled reads.
+ */
+function countedReads(buckets: readonly { startMs: number; reads: number }[], bucketMs: number, sel: SampleSelection, nowMs: number): { reads: number; complete: boolean; why?: string } {
+  const reads = readsBetween(buckets, bucketMs, sel.fromMs, sel.toMs + 1, nowMs);
+  const have = new Set(buckets.map((b) => b.startMs));
+  let missing = 0;
+  for (let b = Math.floor(sel.fromMs / bucketMs) * bucketMs + bucketMs; b + bucketMs <= sel.toMs; b += bucketMs) if (!have.has(b)) missing++;
+  if (missing > 0) return { reads, complete: false, why: `${missing} stats bucket(s) inside the sample's span are missing (evicted, or expired)` };
+  const ratio = (reads * sel.rate) / sel.reads;
+  if (ratio < 0.5 || ratio > 2) return { reads, complete: false, why: `the counters (${Math.round(reads)} reads) and the sample (${sel.reads} at ${rate(sel.rate)}) disagree by ×${round1(ratio)}` };
+  return { reads, complete: true };
+}
+
+/**
  * The rate the next policy carries: raised while the window's sample is too small,
  * the sampled cache too small to simulate faithfully, or an interval too wide to
  * settle a gain worth having; lowered when the sample is far bigger than needed; always
@@ -468,11 +527,15 @@ export function planSampleRate(
   unsettled?: string,
   unsettledGain?: Interval,
 ): { nextSampleRate: number; nextTraceMaxEntries?: number; sampleRateReason: string } {
-  let windowReads = 0;
-  for (const [pattern, s] of Object.entries(obs.patterns)) if (!pattern.startsWith('(')) windowReads += s.hits + s.misses + s.staleServes;
+  let counted = 0;
+  for (const [pattern, s] of Object.entries(obs.patterns)) if (!pattern.startsWith('(')) counted += s.hits + s.misses + s.staleServes;
+  // Evicted stats buckets undercount; the sample's own estimate stands in where the counters fall far short of it.
+  const fromSample = sel.rate > 0 ? sel.reads / sel.rate : 0;
+  const windowReads = counted >= 0.5 * fromSample ? counted : fromSample;
   const lines = obs.memory?.traceLogEntries ?? 0;
-  const bytesPerLine = lines > 0 && obs.memory ? obs.memory.traceLogBytes / lines : 64;
-  const maxEntries = Math.max(1_000, Math.floor(t.traceLogBytesMax / bytesPerLine));
+  const bytesPerLine = lines > 0 && obs.memory && obs.memory.traceLogBytes > 0 ? obs.memory.traceLogBytes / lines : 64;
+  const logBudget = Math.min(t.traceLogBytesMax, obs.info.maxmemoryBytes > 0 ? (obs.info.maxmemoryBytes * t.traceLogMaxmemoryPercent) / 100 : Infinity);
+  const maxEntries = Math.max(1_000, Math.floor(logBudget / bytesPerLine));
   const sampledLines = sel.requests.filter((r) => r.op !== 'invalidate').length;
   const linesPerRead = sel.reads > 0 ? sampledLines / sel.reads : 1;
   const invalidationLines = sel.requests.length - sampledLines;
@@ -503,8 +566,8 @@ export function planSampleRate(
   const tidy = Number(bounded.toPrecision(2));
   const entries = { nextTraceMaxEntries: maxEntries };
   if (tidy / current > 0.8 && tidy / current < 1.25) {
-    return { nextSampleRate: current, ...entries, sampleRateReason: `kept at ${rate(current)}${why.length > 0 ? ` (${why.join('; ')}; ${wanted > cap ? `capped by the ${t.traceLogBytesMax} B log budget or traceSampleRateMax` : 'within 25%'})` : ''}` };
+    return { nextSampleRate: current, ...entries, sampleRateReason: `kept at ${rate(current)}${why.length > 0 ? ` (${why.join('; ')}; ${wanted > cap ? `capped by the ${Math.round(logBudget)} B log budget or traceSampleRateMax` : 'within 25%'})` : ''}` };
   }
-  const capped = wanted > cap + 1e-12 ? `, capped at ${rate(cap)} by ${cap === t.traceSampleRateMax ? 'traceSampleRateMax' : `the ${t.traceLogBytesMax} B log budget (${Math.round(bytesPerLine)} B a line)`}` : '';
+  const capped = wanted > cap + 1e-12 ? `, capped at ${rate(cap)} by ${cap === t.traceSampleRateMax ? 'traceSampleRateMax' : `the ${Math.round(logBudget)} B log budget (${Math.round(bytesPerLine)} B a line)`}` : '';
   return { nextSampleRate: tidy, ...entries, sampleRateReason: `${rate(current)} → ${rate(tidy)}${capped}: ${why.join('; ')}` };
 }

@@ -250,11 +250,13 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
   const entriesNow = doc.traceMaxEntries;
   const entriesNext = evidence.nextTraceMaxEntries;
   const entriesChanged = entriesNext !== undefined && (entriesNow === undefined ? rateChanged : Math.abs(entriesNext - entriesNow) / entriesNow > 0.25);
+  const touchChanged = doc.statsTouchSeconds !== t.statsWindowSeconds;
   const document: CachePolicy = {
     ...doc,
     patterns: nextPatterns,
     warmKeys,
     stats,
+    statsTouchSeconds: t.statsWindowSeconds,
     traceSampleRate: evidence.nextSampleRate,
     ...(entriesChanged ? { traceMaxEntries: entriesNext } : entriesNow !== undefined ? { traceMaxEntries: entriesNow } : {}),
   };
@@ -263,7 +265,7 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
   const newWarm = warmKeys.filter((k) => !doc.warmKeys.includes(k));
   // An old policy (without the field) was normalized to the defaults: republished only if the config differs from them.
   const statsChanged = doc.stats.bucketSeconds !== stats.bucketSeconds || doc.stats.retentionSeconds !== stats.retentionSeconds;
-  if (patternsChanged || newWarm.length > 0 || statsChanged || rateChanged || entriesChanged) {
+  if (patternsChanged || newWarm.length > 0 || statsChanged || rateChanged || entriesChanged || touchChanged) {
     const changed = decisions.filter(
       (d) => d.ttlSecondsBefore !== d.ttlSecondsAfter || d.compressionBefore !== d.compressionAfter || d.admissionBefore !== d.admissionAfter,
     );
@@ -276,7 +278,8 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
     });
     if (newWarm.length > 0) parts.push(`${newWarm.length} keys to warm ahead of expiry`);
     if (rateChanged) parts.push(`trace sample rate ${evidence.sampleRateReason}`);
-    else if (entriesChanged) parts.push(`sampled log capped at ${entriesNext} lines (${t.traceLogBytesMax} B budget)`);
+    else if (entriesChanged) parts.push(`sampled log capped at ${entriesNext} lines (its byte budget)`);
+    if (touchChanged) parts.push(`clients keep the stats buckets of the last ${t.statsWindowSeconds} s from eviction (statsWindowSeconds)`);
     if (statsChanged) {
       parts.push(
         `client stats buckets ${doc.stats.bucketSeconds} s / ${doc.stats.retentionSeconds} s retention → ${stats.bucketSeconds} s / ${stats.retentionSeconds} s (cachingTuner config)`,

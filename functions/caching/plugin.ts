@@ -19,7 +19,7 @@ import type { MetricsSnapshot } from '#shared/metrics';
 import { logger } from '#shared/observability';
 import type { PolicyStore } from '#shared/policy-store';
 import { DEFAULT_CACHE_POLICY, DEFAULT_STATS_LAYOUT, normalizePolicy, normalizeStatsLayout, type CachePolicy, type StatsLayout } from '#sdk/cache/policy';
-import { readStatsWindow } from '#sdk/cache/stats';
+import { expireBucketsPastWindow, readStatsWindow } from '#sdk/cache/stats';
 import { CloudWatchCacheMetricsSource, observeCache, type CacheMetricsSource } from './observe.ts';
 import type { CacheObservation } from './observation.ts';
 import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
@@ -157,9 +157,13 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
     return { name, value };
   };
 
-  /** Republishes the mirror when clients lost it (evicted under allkeys-*); never fails the step for it. */
+  /**
+   * Republishes the mirror when clients lost it (evicted under allkeys-*) and gives
+   * stats buckets past the window their retention; never fails the step for it.
+   */
   const keepMirror = async () => {
     try {
+      await expireBucketsPastWindow(deps.redis, t.keyNamespace, await mirroredStatsLayout(deps.redis, t), t.statsWindowSeconds, Date.now());
       const check = await ensurePolicyMirror(publication);
       if (check.republished) {
         logger.warn('caching policy mirror republished', {
@@ -170,7 +174,7 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
         });
       }
     } catch (error) {
-      logger.warn('caching policy mirror check failed', { error: (error as Error).message });
+      logger.warn('caching policy mirror check or stats sweep failed', { error: (error as Error).message });
     }
   };
 

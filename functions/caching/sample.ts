@@ -67,12 +67,17 @@ export function selectSample(trace: readonly TraceRequest[]): SampleSelection {
   return best ?? { rate: 0, requests: [], reads: 0, fromMs: 0, toMs: 0, legacyLines, linesLeftOut: 0 };
 }
 
-/** Reads the clients counted in [fromMs, toMs], from per-bucket totals (a bucket partly inside counts pro rata). */
-export function readsBetween(buckets: readonly { startMs: number; reads: number }[], bucketMs: number, fromMs: number, toMs: number): number {
+/**
+ * Reads the clients counted in [fromMs, toMs], from per-bucket totals: a bucket partly
+ * inside counts pro rata over the part of it that had happened by `nowMs` (the bucket
+ * being written when the tuner looked holds only the reads until then).
+ */
+export function readsBetween(buckets: readonly { startMs: number; reads: number }[], bucketMs: number, fromMs: number, toMs: number, nowMs = Infinity): number {
   let total = 0;
   for (const b of buckets) {
-    const overlap = Math.min(b.startMs + bucketMs, toMs) - Math.max(b.startMs, fromMs);
-    if (overlap > 0) total += (b.reads * overlap) / bucketMs;
+    const end = Math.min(b.startMs + bucketMs, Math.max(nowMs, b.startMs + 1));
+    const overlap = Math.min(end, toMs) - Math.max(b.startMs, fromMs);
+    if (overlap > 0) total += (b.reads * overlap) / (end - b.startMs);
   }
   return total;
 }
@@ -94,15 +99,21 @@ export function replicates(requests: readonly TraceRequest[], groups: number): T
   return out;
 }
 
-/** One simulation's counts: reads in the (sub)sample and their hits. */
+/** One simulation's counts: the reads it counted (once warm) and their hits, and every read of the (sub)sample. */
 export interface Counts {
   readonly reads: number;
   readonly hits: number;
+  readonly allReads: number;
 }
 
-/** A configuration's simulated outcome on the sample and on each replicate. */
+/**
+ * A configuration's simulated outcome on the sample, under several seeds of the
+ * simulator's randomness (Redis samples keys to evict, and increments LFU counters, at
+ * random), and on each replicate.
+ */
 export interface Replicated {
-  readonly full: Counts;
+  /** The sample, one entry per seed (at least one). */
+  readonly full: readonly Counts[];
   readonly replicates: readonly Counts[];
 }
 
@@ -111,8 +122,11 @@ export interface Replicated {
  * expected to be `expectedReads` (N × rate; undefined: unknown, no correction).
  */
 export function correctedHitRatio(c: Counts, expectedReads: number | undefined): number {
-  if (expectedReads === undefined || expectedReads <= 0) return c.reads === 0 ? 0 : c.hits / c.reads;
-  return Math.min(1, Math.max(0, (c.hits + expectedReads - c.reads) / expectedReads));
+  if (expectedReads === undefined || expectedReads <= 0 || c.allReads === 0) return c.reads === 0 ? 0 : c.hits / c.reads;
+  // N × R is for the whole (sub)sample; the counted reads (after warm-up) expect their share of it.
+  const expected = (expectedReads * c.reads) / c.allReads;
+  if (expected <= 0) return c.reads === 0 ? 0 : c.hits / c.reads;
+  return Math.min(1, Math.max(0, (c.hits + expected - c.reads) / expected));
 }
 
 export interface Interval {
@@ -148,31 +162,39 @@ export function tQuantile(confidencePercent: number, df: number): number {
 }
 
 /**
- * The estimate (percent) and its jackknife half-width of `value`, a function of one
- * configuration's counts on the full sample and on replicate g (g = -1: the full one).
+ * The estimate (percent) and its interval of `value`, a function of one configuration's
+ * (or a pair's) counts: `value(g, s)` on replicate g (g = -1: the full sample) under
+ * seed index s (replicates are simulated under seed 0 only).
+ *
+ * The jackknife's spread of replicates contains the simulator's own randomness, which
+ * it multiplies by about G − 1 (it assumes replicates differ only by the 1/G of data
+ * they drop). So that noise, measured as the spread of the full sample over seeds, is
+ * taken out of the jackknife variance, and what is left of it in the estimate (the mean
+ * over seeds) is added back.
  */
-export function jackknife(value: (g: number) => number, groups: number, confidencePercent: number): Interval {
-  const estimate = value(-1);
-  const reps = Array.from({ length: groups }, (_, g) => value(g));
-  const meanRep = reps.reduce((s, x) => s + x, 0) / groups;
-  const variance = ((groups - 1) / groups) * reps.reduce((s, x) => s + (x - meanRep) ** 2, 0);
+export function jackknife(value: (g: number, s: number) => number, groups: number, seeds: number, confidencePercent: number): Interval {
+  const bySeed = Array.from({ length: seeds }, (_, s) => value(-1, s));
+  const estimate = bySeed.reduce((a, x) => a + x, 0) / seeds;
+  const noise = seeds > 1 ? bySeed.reduce((a, x) => a + (x - estimate) ** 2, 0) / (seeds - 1) : 0;
+  const reps = Array.from({ length: groups }, (_, g) => value(g, 0));
+  const meanRep = reps.reduce((a, x) => a + x, 0) / groups;
+  const raw = ((groups - 1) / groups) * reps.reduce((a, x) => a + (x - meanRep) ** 2, 0);
+  const variance = Math.max(0, raw - ((groups - 1) ** 2 / groups) * noise) + noise / seeds;
   return { estimate: estimate * 100, halfWidth: tQuantile(confidencePercent, groups - 1) * Math.sqrt(variance) * 100 };
+}
+
+function ratioAt(r: Replicated, g: number, s: number, expectedReads: number | undefined, groups: number): number {
+  if (g < 0) return correctedHitRatio(r.full[s]!, expectedReads);
+  return correctedHitRatio(r.replicates[g]!, expectedReads === undefined ? undefined : (expectedReads * (groups - 1)) / groups);
 }
 
 /** The corrected hit rate of one configuration, with its interval. */
 export function hitRateInterval(r: Replicated, expectedReads: number | undefined, groups: number, confidencePercent: number): Interval {
-  const share = (groups - 1) / groups;
-  return jackknife(
-    (g) => (g < 0 ? correctedHitRatio(r.full, expectedReads) : correctedHitRatio(r.replicates[g]!, expectedReads === undefined ? undefined : expectedReads * share)),
-    groups,
-    confidencePercent,
-  );
+  return jackknife((g, s) => ratioAt(r, g, s, expectedReads, groups), groups, r.full.length, confidencePercent);
 }
 
-/** a − b in points, paired replicate by replicate, with its interval. */
+/** a − b in points, paired replicate by replicate and seed by seed, with its interval. */
 export function differenceInterval(a: Replicated, b: Replicated, expectedReads: number | undefined, groups: number, confidencePercent: number): Interval {
-  const share = (groups - 1) / groups;
-  const at = (r: Replicated, g: number) =>
-    g < 0 ? correctedHitRatio(r.full, expectedReads) : correctedHitRatio(r.replicates[g]!, expectedReads === undefined ? undefined : expectedReads * share);
-  return jackknife((g) => at(a, g) - at(b, g), groups, confidencePercent);
+  const seeds = Math.min(a.full.length, b.full.length);
+  return jackknife((g, s) => ratioAt(a, g, s, expectedReads, groups) - ratioAt(b, g, s, expectedReads, groups), groups, seeds, confidencePercent);
 }

@@ -90,21 +90,30 @@ export interface SimulationOptions {
   readonly redisClockMs?: ArrayLike<number>;
   /** Reads before this index warm the cache but are not counted. */
   readonly scoreFromIndex?: number;
+  /**
+   * Reads are counted only once the cache is full (its first eviction): a sample of a
+   * warm cache starts cold in the simulator, and its filling would count as misses the
+   * real cache never had. A cache that never fills counts every read.
+   */
+  readonly warmUntilFull?: boolean;
   readonly seed?: number;
 }
 
 export interface SimulationResult {
-  /** Reads counted (from `scoreFromIndex`). */
+  /** Reads counted (from `scoreFromIndex`, or once full with `warmUntilFull`). */
   readonly requests: number;
+  /** Every read of the trace, counted or not. */
+  readonly allReads: number;
   readonly hits: number;
   readonly hitRatePercent: number;
   readonly byteHitRatePercent: number;
   readonly evictions: number;
 }
 
-function resultOf(reads: number, hits: number, readBytes: number, hitBytes: number, evictions: number): SimulationResult {
+function resultOf(reads: number, hits: number, readBytes: number, hitBytes: number, evictions: number, allReads = reads): SimulationResult {
   return {
     requests: reads,
+    allReads,
     hits,
     hitRatePercent: reads === 0 ? 0 : (hits / reads) * 100,
     byteHitRatePercent: readBytes === 0 ? 0 : (hitBytes / readBytes) * 100,
@@ -569,6 +578,13 @@ export function simulate(trace: readonly TraceRequest[], o: SimulationOptions): 
   let readBytes = 0;
   let evictions = 0;
   const scoreFrom = o.scoreFromIndex ?? 0;
+  let full = !o.warmUntilFull;
+  let allReads = 0;
+  // Until the cache fills, what would have been counted is kept aside: a cache that never fills counts it all.
+  let pendingReads = 0;
+  let pendingHits = 0;
+  let pendingReadBytes = 0;
+  let pendingHitBytes = 0;
 
   const drop = (id: number) => {
     present[id] = 0;
@@ -609,6 +625,7 @@ export function simulate(trace: readonly TraceRequest[], o: SimulationOptions): 
       if (victim < 0) break;
       drop(victim);
       evictions++;
+      full = true;
     }
   };
 
@@ -640,10 +657,15 @@ export function simulate(trace: readonly TraceRequest[], o: SimulationOptions): 
       store(r, id, b, bytesCost, now, redisNow);
       continue;
     }
-    const counted = i >= scoreFrom;
+    allReads++;
+    const counted = i >= scoreFrom && full;
+    const aside = i >= scoreFrom && !full;
     if (counted) {
       reads++;
       readBytes += r.bytes;
+    } else if (aside) {
+      pendingReads++;
+      pendingReadBytes += r.bytes;
     }
     const a = admission[pid];
     const frequency = a ? a.count(pt.h1[id]!, pt.h2[id]!, now) : 0;
@@ -653,6 +675,9 @@ export function simulate(trace: readonly TraceRequest[], o: SimulationOptions): 
       if (counted) {
         hits++;
         hitBytes += r.bytes;
+      } else if (aside) {
+        pendingHits++;
+        pendingHitBytes += r.bytes;
       }
       // Stale: served, and re-stored by the caller that refreshes it.
       if (op === 'read' && now >= freshUntil[id]!) store(r, id, b, bytesCost, now, redisNow);
@@ -667,7 +692,8 @@ export function simulate(trace: readonly TraceRequest[], o: SimulationOptions): 
     }
     store(r, id, b, bytesCost, now, redisNow);
   }
-  return resultOf(reads, hits, readBytes, hitBytes, evictions);
+  if (!full) return resultOf(pendingReads, pendingHits, pendingReadBytes, pendingHitBytes, evictions, allReads);
+  return resultOf(reads, hits, readBytes, hitBytes, evictions, allReads);
 }
 
 /** A binary max-heap of [priority, key, stamp]; stale items are skipped lazily. */

@@ -254,6 +254,7 @@ export class CacheClient {
       const document = this.policyState.document;
       this.stats.setLayout(document.stats ?? this.localStats, this.o.now());
       this.stats.setTraceMaxEntries(document.traceMaxEntries ?? this.o.traceMaxEntries);
+      this.stats.setTouchSeconds(document.statsTouchSeconds ?? 0);
     } catch (error) {
       this.warn('cannot read the caching policy; keeping the one in force', error);
     }

@@ -25,6 +25,7 @@ export {
   DEFAULT_STATS_RETENTION_SECONDS,
   addStats,
   emptyStats,
+  expireBucketsPastWindow,
   layoutSwitchAtMs,
   parseStatsHash,
   readStatsWindow,

@@ -85,6 +85,12 @@ export interface CachePolicy {
   readonly traceSampleRate: number;
   /** The sampled log is trimmed to this many lines (the tuner sizes it to its byte budget); absent: the client's option. */
   readonly traceMaxEntries?: number;
+  /**
+   * Every stats flush also TOUCHes the buckets of the last this many seconds (the tuner's
+   * window): under `allkeys-*` an idle bucket would otherwise be among the first keys
+   * evicted, and the tuner would plan on counters with holes. Absent: no touching.
+   */
+  readonly statsTouchSeconds?: number;
   /** Keys the tuner predicts will be read soon; clients with a registered loader refresh them ahead of expiry. */
   readonly warmKeys: readonly string[];
   /**
@@ -135,12 +141,15 @@ export function normalizePolicy(raw: unknown, statsFallback: StatsLayout = DEFAU
   const defaults = mergePattern(DEFAULT_PATTERN_POLICY, doc.defaults);
   const patterns: Record<string, PatternPolicy> = {};
   for (const [name, p] of Object.entries(doc.patterns ?? {})) patterns[name] = mergePattern(defaults, p);
-  const traceMaxEntries = typeof doc.traceMaxEntries === 'number' && Number.isInteger(doc.traceMaxEntries) && doc.traceMaxEntries > 0 ? doc.traceMaxEntries : undefined;
+  const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
+  const traceMaxEntries = positiveInt(doc.traceMaxEntries) ? doc.traceMaxEntries : undefined;
+  const statsTouchSeconds = positiveInt(doc.statsTouchSeconds) ? doc.statsTouchSeconds : undefined;
   return {
     patterns,
     defaults,
     traceSampleRate: typeof doc.traceSampleRate === 'number' ? doc.traceSampleRate : DEFAULT_CACHE_POLICY.traceSampleRate,
     ...(traceMaxEntries ? { traceMaxEntries } : {}),
+    ...(statsTouchSeconds ? { statsTouchSeconds } : {}),
     warmKeys: Array.isArray(doc.warmKeys) ? doc.warmKeys.filter((k): k is string => typeof k === 'string') : [],
     stats: normalizeStatsLayout(doc.stats, statsFallback),
   };

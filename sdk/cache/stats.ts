@@ -6,7 +6,10 @@
  * Counters are windowed: each flush adds its batch to the hash of the time bucket it
  * is flushed in (bucket = `bucketSeconds` of the client's clock) and renews that
  * hash's expiry to `retentionSeconds`, so old behaviour ages out and a reader sums
- * the buckets of the window it cares about (`readStatsWindow`). Width and retention
+ * the buckets of the window it cares about (`readStatsWindow`). Under a policy with
+ * `statsTouchSeconds` (the tuner's window), the buckets of that window are kept from
+ * eviction instead (no expiry, touched every flush) and get their retention as they
+ * leave it. Width and retention
  * come from the published policy (`CachePolicy.stats`, the tuner's config), the
  * client's own options only until one is in force; a width change waits for a bucket
  * boundary (`layoutSwitchAtMs`).
@@ -124,6 +127,10 @@ export function windowBucketStarts(r: StatsWindowRequest): number[] {
 }
 
 const READ_BUCKETS_PER_PIPELINE = 100;
+/** A flush touches at most this many older buckets... */
+const MAX_TOUCHED_BUCKETS = 64;
+/** ...and gives their retention to this many buckets just past the window (a tuner maintenance sweep covers older gaps). */
+const EXPIRED_ON_LEAVING_BUCKETS = 4;
 
 /** Sums the counters of the buckets overlapping a window: HGETALL per bucket, pipelined in bounded batches. */
 export async function readStatsWindow(redis: Redis, namespace: string, r: StatsWindowRequest): Promise<StatsWindow> {
@@ -156,6 +163,20 @@ export async function readStatsWindow(redis: Redis, namespace: string, r: StatsW
     buckets: starts.length,
     bucketsWithData: withData,
   };
+}
+
+/**
+ * Gives their retention to buckets older than the kept window that still have no
+ * expiry (clients set it as a bucket leaves the window; a bucket that left while no
+ * client was flushing would otherwise be kept forever). EXPIRE NX: never extends.
+ */
+export async function expireBucketsPastWindow(redis: Redis, namespace: string, layout: StatsLayout, windowSeconds: number, nowMs: number): Promise<void> {
+  const starts = windowBucketStarts({ ...layout, fromMs: nowMs - layout.retentionSeconds * 1_000, toMs: nowMs - windowSeconds * 1_000 });
+  for (let i = 0; i < starts.length; i += READ_BUCKETS_PER_PIPELINE) {
+    const pipeline = redis.pipeline();
+    for (const b of starts.slice(i, i + READ_BUCKETS_PER_PIPELINE)) pipeline.expire(statsBucketKey(namespace, b), layout.retentionSeconds, 'NX');
+    await pipeline.exec();
+  }
 }
 
 /**
@@ -196,6 +217,7 @@ export class StatsRecorder {
   private flushing: Promise<void> | undefined;
   private layout: StatsLayout;
   private traceMaxEntries: number;
+  private touchSeconds = 0;
   /** A width change waiting for its boundary (see `layoutSwitchAtMs`). */
   private next: { readonly layout: StatsLayout; readonly atMs: number } | undefined;
 
@@ -264,6 +286,11 @@ export class StatsRecorder {
     this.traceMaxEntries = entries;
   }
 
+  /** Each flush re-touches the buckets of the last `seconds` (the published policy's `statsTouchSeconds`; 0: none). */
+  setTouchSeconds(seconds: number): void {
+    this.touchSeconds = seconds;
+  }
+
   /**
    * Writes the batch with one pipeline into the current bucket and renews the bucket's
    * expiry; the pipeline holds at most patterns × counters + 3 commands. A failed flush
@@ -290,7 +317,19 @@ export class StatsRecorder {
         else pipeline.hincrbyfloat(key, `${pattern}|${counter}`, amount);
       }
     }
-    if (counted > 0) pipeline.expire(key, layout.retentionSeconds);
+    if (this.touchSeconds <= 0) {
+      if (counted > 0) pipeline.expire(key, layout.retentionSeconds);
+    } else {
+      // Buckets the tuner still reads carry no expiry (a volatile-* policy cannot evict them) and are touched every
+      // flush (an LRU/LFU access, so allkeys-* does not see them as idle); each gets its retention when it leaves
+      // the window (NX: set once, never extended, by whichever client flushes then).
+      if (counted > 0) pipeline.persist(key); // a bucket written before the policy asked for this may carry an expiry
+      const starts = windowBucketStarts({ bucketSeconds: layout.bucketSeconds, retentionSeconds: layout.retentionSeconds, fromMs: nowMs - this.touchSeconds * 1_000, toMs: nowMs });
+      const older = starts.slice(-MAX_TOUCHED_BUCKETS - 1, -1).map((b) => statsBucketKey(this.options.namespace, b));
+      if (older.length > 0) pipeline.touch(...older);
+      const first = starts[0] ?? statsBucketStart(nowMs, layout.bucketSeconds);
+      for (let i = 1; i <= EXPIRED_ON_LEAVING_BUCKETS; i++) pipeline.expire(statsBucketKey(this.options.namespace, first - i * layout.bucketSeconds), layout.retentionSeconds, 'NX');
+    }
     if (trace.length > 0) {
       const tKey = traceKey(this.options.namespace);
       pipeline.rpush(tKey, ...trace);

@@ -19,7 +19,7 @@ const now = new Date(start + HOUR_MS);
 const BYTES = 200;
 
 /** `reads` reads spread over `spanMs` (an hour) of a Zipf(alpha) popularity over `keys` keys (ranks shuffled over key ids). */
-function workload(reads: number, keys: number, alpha: number, seed: number, spanMs = HOUR_MS): TraceRequest[] {
+function workload(reads: number, keys: number, alpha: number, seed: number, spanMs = HOUR_MS, bytes = BYTES): TraceRequest[] {
   const rand = rng(seed);
   const next = zipfSampler(keys, alpha, rand);
   const id = Array.from({ length: keys }, (_, i) => i);
@@ -27,7 +27,7 @@ function workload(reads: number, keys: number, alpha: number, seed: number, span
     const j = Math.floor(rand() * (i + 1));
     [id[i], id[j]] = [id[j]!, id[i]!];
   }
-  return Array.from({ length: reads }, (_, i) => ({ atMs: start + HOUR_MS - spanMs + Math.floor((i * spanMs) / reads), key: `item:${id[next()]}`, bytes: BYTES, pattern: 'item:{id}' }));
+  return Array.from({ length: reads }, (_, i) => ({ atMs: start + HOUR_MS - spanMs + Math.floor((i * spanMs) / reads), key: `item:${id[next()]}`, bytes, pattern: 'item:{id}' }));
 }
 
 /** What observeCache would return after clients logged `full` at `rate` (spatial sampling) and counted every read. */
@@ -59,7 +59,12 @@ describe('adaptive sampling and intervals', () => {
   const budget = 1_000 * (BYTES + tuning.perKeyOverheadBytes);
 
   it('raises the rate when the fixed 1% sample is too small, and decides on the next window at the rate it asked for', () => {
-    const first = workload(60_000, 20_000, 0.9, 1);
+    // A small cache (1,000 values of 2 KB): the sampled cache needs a fifth of its keys, so the log may take up to half
+    // of maxmemory here (5% by default, which suits caches of tens of thousands of keys and more).
+    const tuning = tuningWith({ traceLogMaxmemoryPercent: 50 });
+    const bytes = 2_000;
+    const budget = 1_000 * (bytes + tuning.perKeyOverheadBytes);
+    const first = workload(60_000, 20_000, 0.9, 1, HOUR_MS, bytes);
     const at1 = planCaching({ observation: observed(first, 0.01, budget), current: { version: 1, document: policyAt(0.01) }, tuning, now });
     expect(at1.evidence.sampledReads).toBeLessThan(tuning.minTraceRequests);
     expect(at1.eviction.decided).toBe(false);
@@ -71,7 +76,7 @@ describe('adaptive sampling and intervals', () => {
     expect(at1.changes[0]!.reason).toMatch(/trace sample rate 1% → \d+%/);
 
     // The next hour, same workload, logged at the rate the tuner published: the sample now settles what pays.
-    const second = workload(60_000, 20_000, 0.9, 2);
+    const second = workload(60_000, 20_000, 0.9, 2, HOUR_MS, bytes);
     const atRaised = planCaching({ observation: observed(second, raised, budget), current: { version: 2, document: at1.document }, tuning, now });
     expect(atRaised.evidence.sampledReads).toBeGreaterThan(tuning.minTraceRequests);
     expect(atRaised.evidence.simulatedCapacityKeys).toBeGreaterThanOrEqual(tuning.simulatedCapacityKeysMin);
