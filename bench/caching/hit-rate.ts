@@ -395,7 +395,7 @@ export async function benchHitRate(o: HitRateOptions): Promise<HitRateResult> {
   const requests = o.full ? 300_000 : 80_000;
   const budgetPercent = 5;
   const workers = o.workers ?? 4;
-  const statsBucketSeconds = 5;
+  const statsBucketSeconds = 1;
   const all = workloads(spec, requests).filter((w) => !o.only || o.only.includes(w.name));
   o.log(`hit rate as deployed: ${requests} requests/workload over ${spec.keys} keys (values ${spec.minValueBytes}–${spec.maxValueBytes} B), budget ${budgetPercent}% of the footprint, ${workers} clients`);
   const results: TraceHitRates[] = [];

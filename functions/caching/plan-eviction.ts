@@ -25,7 +25,6 @@ import {
   correctedHitRatio,
   differenceInterval,
   hitRateInterval,
-  readsBetween,
   replicates,
   selectSample,
   type Counts,
@@ -431,7 +430,16 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     const m = input.validation?.find((v) => v.label === labelOf(c));
     return { label: labelOf(c), hitRatePercent: round1(i.estimate), halfWidthPoints: round1(i.halfWidth), ...(m ? { validatedByReplay: { simulatedPercent: round1(m.simulatedPercent), measuredPercent: round1(m.measuredPercent), trusted: replayShift(c) !== 0 } } : {}) };
   });
-  const next = planSampleRate(obs, doc.traceSampleRate, sel, simulatedKeys, t, wanted.length > 0 ? `to settle ${wanted.join(', ')}` : undefined, wanted.length > 0 ? lfuMinusLru : undefined);
+  const next = planSampleRate(
+    obs,
+    doc.traceSampleRate,
+    sel,
+    simulatedKeys,
+    t,
+    wanted.length > 0 ? `to settle ${wanted.join(', ')}` : undefined,
+    wanted.length > 0 ? lfuMinusLru : undefined,
+    wanted.length === 0,
+  );
   const candidateFor = (c: Candidate): ValidationCandidate => {
     const scaled = optionsFor(c, sel.rate);
     const patterns: Record<string, PatternPolicy> = {};
@@ -496,18 +504,30 @@ function volatileFor(obs: CacheObservation, family: Candidate['eviction']): { po
 }
 
 /**
- * The clients' counted reads over the sample's span, and whether they can be trusted as
- * SHARDS' N: every bucket inside the span must be there (under `allkeys-*` an idle
- * stats bucket is evictable like any key), and N × rate must be near the sampled reads.
+ * The clients' counted reads for the sample's span (SHARDS' N), from whole buckets
+ * only: the bucket holding the span's start is partly before it (the log was trimmed
+ * there, and traffic within a bucket is not even), so N is measured over the buckets
+ * that start inside the span (the last one holds the reads up to now, and the log holds
+ * its lines) and scaled to the whole span by the sample's own reads. Trusted only when
+ * those buckets are all there (under `allkeys-*` an idle stats bucket is evictable)
+ * and N × rate is near the sampled reads.
  */
 function countedReads(buckets: readonly { startMs: number; reads: number }[], bucketMs: number, sel: SampleSelection, nowMs: number): { reads: number; complete: boolean; why?: string } {
-  const reads = readsBetween(buckets, bucketMs, sel.fromMs, sel.toMs + 1, nowMs);
-  const have = new Set(buckets.map((b) => b.startMs));
+  const first = Math.ceil(sel.fromMs / bucketMs) * bucketMs;
+  const byStart = new Map(buckets.map((b) => [b.startMs, b.reads] as const));
+  let counted = 0;
   let missing = 0;
-  for (let b = Math.floor(sel.fromMs / bucketMs) * bucketMs + bucketMs; b + bucketMs <= sel.toMs; b += bucketMs) if (!have.has(b)) missing++;
-  if (missing > 0) return { reads, complete: false, why: `${missing} stats bucket(s) inside the sample's span are missing (evicted, or expired)` };
-  const ratio = (reads * sel.rate) / sel.reads;
-  if (ratio < 0.5 || ratio > 2) return { reads, complete: false, why: `the counters (${Math.round(reads)} reads) and the sample (${sel.reads} at ${rate(sel.rate)}) disagree by ×${round1(ratio)}` };
+  for (let b = first; b <= Math.min(sel.toMs, nowMs); b += bucketMs) {
+    const reads = byStart.get(b);
+    if (reads === undefined) missing++;
+    else counted += reads;
+  }
+  const sampledSince = sel.requests.filter((r) => r.atMs >= first && isRead(r)).length;
+  if (missing > 0) return { reads: 0, complete: false, why: `${missing} stats bucket(s) inside the sample's span are missing (evicted, or expired)` };
+  if (sampledSince < Math.min(200, sel.reads / 2)) return { reads: 0, complete: false, why: `too few sampled reads (${sampledSince}) in whole stats buckets of the span` };
+  const reads = (counted * sel.reads) / sampledSince;
+  const ratio = (counted * sel.rate) / sampledSince;
+  if (ratio < 0.5 || ratio > 2) return { reads, complete: false, why: `the counters (${counted} reads) and the sample (${sampledSince} at ${rate(sel.rate)}) disagree by ×${round1(ratio)}` };
   return { reads, complete: true };
 }
 
@@ -526,6 +546,8 @@ export function planSampleRate(
   t: CachingTuning,
   unsettled?: string,
   unsettledGain?: Interval,
+  /** Everything the tuner asked was settled by this sample: keep watching with a smaller one. */
+  settled = false,
 ): { nextSampleRate: number; nextTraceMaxEntries?: number; sampleRateReason: string } {
   let counted = 0;
   for (const [pattern, s] of Object.entries(obs.patterns)) if (!pattern.startsWith('(')) counted += s.hits + s.misses + s.staleServes;
@@ -545,9 +567,11 @@ export function planSampleRate(
   let wanted = current;
   if (windowReads === 0) return { nextSampleRate: current, sampleRateReason: 'kept: no reads counted in the stats window' };
   const expectedAtCurrent = windowReads * current;
-  if (sel.reads < t.traceSampledReadsTarget) {
-    wanted = Math.max(wanted, (t.traceSampledReadsTarget / Math.max(1, expectedAtCurrent)) * current);
-    why.push(`${sel.reads} sampled reads of ${windowReads} in the window, the target is ${t.traceSampledReadsTarget}`);
+  // Once settled, a sample twice the simulation floor keeps watching for change, at less memory.
+  const target = settled ? Math.min(t.traceSampledReadsTarget, 2 * t.minTraceRequests) : t.traceSampledReadsTarget;
+  if (sel.reads < target) {
+    wanted = Math.max(wanted, (target / Math.max(1, expectedAtCurrent)) * current);
+    why.push(`${sel.reads} sampled reads of ${Math.round(windowReads)} in the window, the target is ${target}${settled ? ' (settled: watching)' : ''}`);
   }
   if (simulatedKeys > 0 && simulatedKeys < t.simulatedCapacityKeysMin) {
     wanted = Math.max(wanted, (t.simulatedCapacityKeysMin / simulatedKeys) * current);
@@ -558,13 +582,15 @@ export function planSampleRate(
     wanted = Math.max(wanted, current * Math.min(4, (unsettledGain.halfWidth / Math.abs(unsettledGain.estimate)) ** 2 * 1.2));
   }
   if (unsettled) why.push(unsettled);
-  if (why.length === 0 && sel.reads > 4 * t.traceSampledReadsTarget && simulatedKeys > 4 * t.simulatedCapacityKeysMin) {
-    wanted = current * Math.max((2 * t.traceSampledReadsTarget) / sel.reads, (2 * t.simulatedCapacityKeysMin) / simulatedKeys);
-    why.push(`${sel.reads} sampled reads, more than needed`);
+  if (why.length === 0 && sel.reads > 2 * target && (simulatedKeys === 0 || simulatedKeys > 2 * t.simulatedCapacityKeysMin)) {
+    wanted = current * Math.max((1.5 * target) / sel.reads, simulatedKeys > 0 ? (1.5 * t.simulatedCapacityKeysMin) / simulatedKeys : 0);
+    why.push(`${sel.reads} sampled reads, more than needed${settled ? ' now that the decisions are settled' : ''}`);
   }
   const bounded = Math.min(cap, Math.max(t.traceSampleRateMin, wanted));
   const tidy = Number(bounded.toPrecision(2));
-  const entries = { nextTraceMaxEntries: maxEntries };
+  // The log holds a window at the next rate, with room to spare, within its budget: memory it does not need stays the values'.
+  const entriesFor = (r: number) => Math.min(maxEntries, Math.max(1_000, Math.ceil(1.5 * (windowReads * r * linesPerRead + invalidationLines))));
+  const entries = { nextTraceMaxEntries: entriesFor(tidy / current > 0.8 && tidy / current < 1.25 ? current : tidy) };
   if (tidy / current > 0.8 && tidy / current < 1.25) {
     return { nextSampleRate: current, ...entries, sampleRateReason: `kept at ${rate(current)}${why.length > 0 ? ` (${why.join('; ')}; ${wanted > cap ? `capped by the ${Math.round(logBudget)} B log budget or traceSampleRateMax` : 'within 25%'})` : ''}` };
   }

@@ -67,21 +67,6 @@ export function selectSample(trace: readonly TraceRequest[]): SampleSelection {
   return best ?? { rate: 0, requests: [], reads: 0, fromMs: 0, toMs: 0, legacyLines, linesLeftOut: 0 };
 }
 
-/**
- * Reads the clients counted in [fromMs, toMs], from per-bucket totals: a bucket partly
- * inside counts pro rata over the part of it that had happened by `nowMs` (the bucket
- * being written when the tuner looked holds only the reads until then).
- */
-export function readsBetween(buckets: readonly { startMs: number; reads: number }[], bucketMs: number, fromMs: number, toMs: number, nowMs = Infinity): number {
-  let total = 0;
-  for (const b of buckets) {
-    const end = Math.min(b.startMs + bucketMs, Math.max(nowMs, b.startMs + 1));
-    const overlap = Math.min(end, toMs) - Math.max(b.startMs, fromMs);
-    if (overlap > 0) total += (b.reads * overlap) / (end - b.startMs);
-  }
-  return total;
-}
-
 const GROUP_SEED = 0x2545f491;
 
 /** The jackknife group of a key (invalidation lines belong to none: every replicate keeps them). */
