@@ -515,12 +515,14 @@ function volatileFor(obs: CacheObservation, family: Candidate['eviction']): { po
 function countedReads(buckets: readonly { startMs: number; reads: number }[], bucketMs: number, sel: SampleSelection, nowMs: number): { reads: number; complete: boolean; why?: string } {
   const first = Math.ceil(sel.fromMs / bucketMs) * bucketMs;
   const byStart = new Map(buckets.map((b) => [b.startMs, b.reads] as const));
+  // Buckets the sample saw reads in: one without counters was lost (a bucket nobody read in is just empty).
+  const sampledBuckets = new Set(sel.requests.filter(isRead).map((r) => Math.floor(r.atMs / bucketMs) * bucketMs));
   let counted = 0;
   let missing = 0;
   for (let b = first; b <= Math.min(sel.toMs, nowMs); b += bucketMs) {
     const reads = byStart.get(b);
-    if (reads === undefined) missing++;
-    else counted += reads;
+    if (reads !== undefined) counted += reads;
+    else if (sampledBuckets.has(b)) missing++;
   }
   const sampledSince = sel.requests.filter((r) => r.atMs >= first && isRead(r)).length;
   if (missing > 0) return { reads: 0, complete: false, why: `${missing} stats bucket(s) inside the sample's span are missing (evicted, or expired)` };
