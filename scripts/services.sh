@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes this machine ready for Perfpilot's local runtime and tests:
-#   PostgreSQL 15 with PostGIS 3, HypoPG and pg_stat_statements, and Redis 7,
+#   PostgreSQL 15 with PostGIS 3, HypoPG and pg_stat_statements, and Redis 7
+#   (and Debian's chromium, for the test that renders the HTML report),
 # installed if missing and started if not running. Idempotent: on a machine where
 # everything runs it only checks, and it says what it did.
 set -euo pipefail
@@ -26,7 +27,8 @@ apt_install() {
 
 # 1. Packages.
 missing=()
-for pkg in postgresql-$PG_VERSION postgresql-$PG_VERSION-postgis-3 postgresql-$PG_VERSION-hypopg redis-server; do
+# chromium: the report test opens the HTML report in headless Chromium (playwright-core drives it).
+for pkg in postgresql-$PG_VERSION postgresql-$PG_VERSION-postgis-3 postgresql-$PG_VERSION-hypopg redis-server chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions } from '#shared/alarms';
+import { alarmDefinitions } from '#functions/areas';
 import { paint, table } from './format.ts';
 
 export interface ProbeResult {

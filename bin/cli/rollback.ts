@@ -4,11 +4,11 @@
  * and asks first, unless --yes.
  */
 import { createInterface } from 'node:readline/promises';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { rollbackEachArea } from '#functions/rollback/fan-out';
 import type { PerfpilotConfig } from '#lib/config';
 import type { Area, Change } from '#shared/change';
 import { changesToRevert, rollbackArea, type RollbackReport } from '#functions/rollback/rollback';
-import type { ManualRollbackEvent, RollbackOutcome } from '#functions/rollback/events';
 import type { LedgerAccess } from './context.ts';
 import { ago, paint, table } from './format.ts';
 
@@ -64,22 +64,21 @@ export async function rollbackLocally(
   return reports;
 }
 
-/** In AWS the rollback function does the work (it can invoke the area functions); the CLI asks it. */
+/**
+ * In AWS the rollback function does the work (it can invoke the area functions); the
+ * CLI asks it once per area, in parallel (functions/rollback/fan-out.ts). An area whose
+ * rollback failed fails the command after the others finished.
+ */
 export async function rollbackInAws(
   lambda: LambdaClient,
   config: PerfpilotConfig,
   areas: readonly Area[],
   reason: string,
 ): Promise<RollbackReport[]> {
-  const event: ManualRollbackEvent = { source: 'perfpilot.cli', 'detail-type': 'Manual Rollback', detail: { areas, all: true, reason } };
-  const FunctionName = `${config.name}-rollback`;
-  const out = await lambda.send(
-    new InvokeCommand({ FunctionName, InvocationType: 'RequestResponse', Payload: new TextEncoder().encode(JSON.stringify(event)) }),
-  );
-  const text = out.Payload ? new TextDecoder().decode(out.Payload) : '';
-  if (out.FunctionError) throw new Error(`the rollback function ${FunctionName} failed: ${text.slice(0, 2000)}`);
-  const outcome = JSON.parse(text) as RollbackOutcome;
-  return outcome.kind === 'manual' ? [...outcome.reports] : [];
+  const results = await rollbackEachArea(lambda, `${config.name}-rollback`, areas, reason);
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length > 0) throw new Error(failed.map((r) => (r.ok ? '' : r.error)).join('\n'));
+  return results.flatMap((r) => (r.ok ? r.reports : []));
 }
 
 export function renderRollbackReports(reports: readonly RollbackReport[]): string {

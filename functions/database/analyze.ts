@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
+import type { AreaAnalyzer } from '#shared/area';
 import type { AnalysisReport, ReportSection } from '#shared/report';
 import { connectionPoolReportSection, observeConnectionPool, planConnectionPool } from './connection-pool.ts';
 import { openDatabasePool } from './database-client.ts';
@@ -150,3 +151,6 @@ export async function analyzeDatabase(config: PerfpilotConfig, options: AnalyzeD
     if (!options.pool) await pool.end();
   }
 }
+
+/** `perfpilot analyze database` (the name the area loader looks for, functions/areas.ts). */
+export const analyze: AreaAnalyzer = (config, options) => analyzeDatabase(config, options);

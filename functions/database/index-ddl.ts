@@ -185,3 +185,159 @@ export async function restoreIndex(pool: pg.Pool, schema: string, indexName: str
     if (before.comment !== null) await client.query(format('comment on index %I.%I is %L', schema, indexName, before.comment));
   });
 }
+
+// ---------------------------------------------------------------------------------
+// Execution across invocations: an index build outlives the Lambda invocation that
+// starts it. The build runs on its own connection with no advisory lock (a session
+// lock on a connection whose Lambda died would outlive it); the catalog and
+// pg_stat_progress_create_index say whether it is running, done or dead, so any later
+// invocation, in any container, can follow it, finish it (the ownership comment) or
+// clean up after it (drop the INVALID leftover).
+
+/** Statements inside one invocation keep this much of its time for the answer. */
+export const INVOCATION_RESERVE_MS = 10_000;
+
+/** The DDL timeouts cut to what the invocation has left: Lambda never kills a statement halfway. */
+export function timeoutsWithin(timeouts: DdlTimeouts, remainingMs: number): DdlTimeouts {
+  const budget = Math.max(1_000, remainingMs - INVOCATION_RESERVE_MS);
+  return {
+    lockTimeoutMs: Math.min(timeouts.lockTimeoutMs, Math.max(500, Math.floor(budget / 4))),
+    statementTimeoutMs: Math.min(timeouts.statementTimeoutMs, budget),
+  };
+}
+
+export interface BuildProgress {
+  readonly pid: number;
+  readonly phase: string;
+  readonly blocksDone: number;
+  readonly blocksTotal: number;
+}
+
+/** The build of this index running now, if any (any session, any container). */
+export async function readBuildProgress(db: pg.Pool | pg.ClientBase, schema: string, indexName: string): Promise<BuildProgress | undefined> {
+  const { rows } = await db.query(
+    `select p.pid, p.phase, p.blocks_done, p.blocks_total
+       from pg_stat_progress_create_index p
+       join pg_class c on c.oid = p.index_relid
+       join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relname = $2`,
+    [schema, indexName],
+  );
+  const r = rows[0];
+  return r ? { pid: Number(r.pid), phase: String(r.phase), blocksDone: Number(r.blocks_done), blocksTotal: Number(r.blocks_total) } : undefined;
+}
+
+export type BuildStatus = { readonly done: true; readonly state: IndexState } | { readonly done: false; readonly detail: string };
+
+/** Builds started by this process, so a later look in the same container sees their errors. */
+const inFlight = new Map<string, Promise<void>>();
+const buildFailures = new Map<string, Error>();
+
+function describeProgress(p: BuildProgress | undefined): string {
+  if (!p) return 'starting';
+  const blocks = p.blocksTotal > 0 ? ` ${Math.round((p.blocksDone / p.blocksTotal) * 100)}% of ${p.blocksTotal} blocks` : '';
+  return `${p.phase}${blocks} (pid ${p.pid})`;
+}
+
+/**
+ * Creates the index or follows its build, idempotently: valid → comments it (the
+ * ownership mark a build that finished after its starter died never got) and answers
+ * done; building → answers pending; INVALID with nothing building (a build killed or
+ * timed out) → drops the leftover and starts again; absent → starts the build on its
+ * own connection and waits up to `waitMs` for it (small tables finish at once).
+ */
+export async function buildIndex(
+  pool: pg.Pool,
+  p: CreateIndexParams,
+  rolloutId: string,
+  timeouts: DdlTimeouts,
+  options: { readonly waitMs: number; readonly remainingMs: number; readonly now?: Date },
+): Promise<BuildStatus> {
+  const key = `${p.schema}.${p.indexName}`;
+  const local = timeoutsWithin(timeouts, options.remainingMs);
+  const failure = buildFailures.get(key);
+  if (failure) {
+    buildFailures.delete(key);
+    throw new ChangeApplyError(`create index ${key} failed: ${failure.message}`, { cause: failure });
+  }
+  const finish = async (): Promise<BuildStatus> => {
+    const state = await readIndexState(pool, p.schema, p.indexName);
+    if (state.comment === null) {
+      await pool.query(format('comment on index %I.%I is %L', p.schema, p.indexName, indexComment({ rolloutId, queryIds: p.queryIds, createdAt: (options.now ?? new Date()).toISOString() })));
+      return { done: true, state: await readIndexState(pool, p.schema, p.indexName) };
+    }
+    return { done: true, state };
+  };
+
+  const current = await readIndexState(pool, p.schema, p.indexName);
+  if (current.exists && current.valid) return finish();
+  const progress = await readBuildProgress(pool, p.schema, p.indexName);
+  if (progress || inFlight.has(key)) return { done: false, detail: `building ${key}: ${describeProgress(progress)}` };
+  if (current.exists) {
+    if (!ownedOrLeftover(p.indexName, current)) throw new ChangeApplyError(`${key} exists and is not Perfpilot's`);
+    logger.warn('dropping the INVALID leftover of a build that died before rebuilding', { index: key });
+    await underDdlLock(pool, local, (client) => dropConcurrently(client, p.schema, p.indexName));
+  }
+
+  const client = await pool.connect();
+  let released = false;
+  const release = (error?: Error) => {
+    if (released) return;
+    released = true;
+    client.release(error);
+  };
+  try {
+    // The build's own bound is the config's statement timeout; its wait for the table lock is cut to this invocation.
+    await client.query(format('set lock_timeout = %L', `${local.lockTimeoutMs}ms`));
+    await client.query(format('set statement_timeout = %L', `${timeouts.statementTimeoutMs}ms`));
+  } catch (cause) {
+    release(cause as Error);
+    throw new TargetUnavailableError('postgres', `cannot prepare the build of ${key}: ${(cause as Error).message}`, { cause });
+  }
+  const build = client.query(createIndexDdl(p)).then(
+    async () => {
+      await client.query('reset lock_timeout; reset statement_timeout').catch(() => undefined);
+      release();
+    },
+    async (cause: Error) => {
+      buildFailures.set(key, cause);
+      release(cause);
+      // A failed concurrent build leaves an INVALID index that every write still maintains.
+      await underDdlLock(pool, timeouts, (c) => dropConcurrently(c, p.schema, p.indexName)).catch((cleanup: Error) =>
+        logger.error('could not drop the INVALID index a failed build left', { index: key, error: cleanup.message }),
+      );
+    },
+  );
+  const tracked = build.finally(() => inFlight.delete(key));
+  inFlight.set(key, tracked);
+  const finished = await Promise.race([tracked.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, options.waitMs)).unref())]);
+  if (!finished) return { done: false, detail: `building ${key}: ${describeProgress(await readBuildProgress(pool, p.schema, p.indexName))}` };
+  const failed = buildFailures.get(key);
+  if (failed) {
+    buildFailures.delete(key);
+    throw new ChangeApplyError(`create index ${key} failed: ${failed.message}`, { cause: failed });
+  }
+  return finish();
+}
+
+/**
+ * Stops a running build of this index (a revert or rollback arriving mid-build) and
+ * waits, within the invocation, until it is gone; its INVALID leftover is then an
+ * ordinary index to drop. Returns whether a build was running.
+ */
+export async function cancelIndexBuild(pool: pg.Pool, schema: string, indexName: string, remainingMs: number): Promise<boolean> {
+  const progress = await readBuildProgress(pool, schema, indexName);
+  if (!progress) return false;
+  logger.warn('cancelling an index build to revert it', { index: `${schema}.${indexName}`, pid: progress.pid, phase: progress.phase });
+  await pool.query('select pg_cancel_backend($1)', [progress.pid]);
+  const until = Date.now() + Math.max(1_000, remainingMs - INVOCATION_RESERVE_MS);
+  while (Date.now() < until) {
+    if (!(await readBuildProgress(pool, schema, indexName))) {
+      await inFlight.get(`${schema}.${indexName}`)?.catch(() => undefined);
+      buildFailures.delete(`${schema}.${indexName}`);
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new TargetUnavailableError('postgres', `the build of ${schema}.${indexName} (pid ${progress.pid}) did not stop in time; retry`);
+}

@@ -6,10 +6,12 @@
  * the only thing allowed to touch the target.
  */
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions, alarmName } from '#shared/alarms';
+import { alarmDefinitions } from '#functions/areas';
+import { alarmName } from '#shared/alarms';
 import type { AreaStateStore } from '#shared/area-state';
 import type { AreaLock } from '#shared/area-lock';
 import { LIVE_STATUSES, type Area, type Change } from '#shared/change';
+import { ChangeRevertError } from '#shared/errors';
 import { circuitOpen } from '#shared/guardrails';
 import type { ChangeLedger } from '#shared/ledger';
 import { logger } from '#shared/observability';
@@ -121,8 +123,19 @@ export async function rollbackArea(deps: RollbackDeps, request: RollbackRequest)
   if (stoppedExecutions.length > 0 || running.length > 0) await deps.lock.forceRelease(area);
 
   const changes = await changesToRevert(deps, area, request.all ?? false);
-  const result =
-    changes.length > 0 ? await deps.reverter.revert(area, changes, `rollback: ${reason}`) : { reverted: 0, failed: 0, errors: [] };
+  let result: { reverted: number; failed: number; errors: string[] };
+  try {
+    result = changes.length > 0 ? await deps.reverter.revert(area, changes, `rollback: ${reason}`) : { reverted: 0, failed: 0, errors: [] };
+  } catch (error) {
+    // The event stays retryable: Lambda's retries (then the dead-letter queue) redeliver it.
+    if (request.eventId) await deps.areaState.releaseEvent(request.eventId);
+    throw error;
+  }
+  if (result.failed > 0 && request.eventId) {
+    await deps.areaState.releaseEvent(request.eventId);
+    await deps.notifier.notify(`Perfpilot could not finish rolling back ${area}`, `${reason}: ${result.failed} change(s) failed to revert (${result.errors.join('; ')}); retrying.`);
+    throw new ChangeRevertError(`rollback of ${area} left ${result.failed} change(s) applied: ${result.errors.join('; ')}`);
+  }
 
   const endedRollouts: string[] = [];
   for (const rollout of running) {

@@ -66,4 +66,9 @@ export class AreaStateStore {
       throw error;
     }
   }
+
+  /** Gives a claimed event back, so its redelivery is handled rather than skipped as a duplicate (a rollback that failed). */
+  async releaseEvent(eventId: string): Promise<void> {
+    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { [PK]: `EVENT#${eventId}`, [SK]: 'EVENT' } }));
+  }
 }

@@ -129,8 +129,10 @@ export function windowBucketStarts(r: StatsWindowRequest): number[] {
 const READ_BUCKETS_PER_PIPELINE = 100;
 /** A flush touches at most this many older buckets... */
 const MAX_TOUCHED_BUCKETS = 64;
-/** ...and gives their retention to this many buckets just past the window (a tuner maintenance sweep covers older gaps). */
+/** ...and gives their retention to this many buckets just past the window (a tuner maintenance sweep covers older gaps)... */
 const EXPIRED_ON_LEAVING_BUCKETS = 4;
+/** ...over at most this many buckets before the window. */
+const MAX_SWEPT_BUCKETS = 500;
 
 /** Sums the counters of the buckets overlapping a window: HGETALL per bucket, pipelined in bounded batches. */
 export async function readStatsWindow(redis: Redis, namespace: string, r: StatsWindowRequest): Promise<StatsWindow> {
@@ -171,7 +173,8 @@ export async function readStatsWindow(redis: Redis, namespace: string, r: StatsW
  * client was flushing would otherwise be kept forever). EXPIRE NX: never extends.
  */
 export async function expireBucketsPastWindow(redis: Redis, namespace: string, layout: StatsLayout, windowSeconds: number, nowMs: number): Promise<void> {
-  const starts = windowBucketStarts({ ...layout, fromMs: nowMs - layout.retentionSeconds * 1_000, toMs: nowMs - windowSeconds * 1_000 });
+  // The most recent buckets before the window: the tuner runs far more often than this span, so nothing older is missed.
+  const starts = windowBucketStarts({ ...layout, fromMs: nowMs - layout.retentionSeconds * 1_000, toMs: nowMs - windowSeconds * 1_000 }).slice(-MAX_SWEPT_BUCKETS);
   for (let i = 0; i < starts.length; i += READ_BUCKETS_PER_PIPELINE) {
     const pipeline = redis.pipeline();
     for (const b of starts.slice(i, i + READ_BUCKETS_PER_PIPELINE)) pipeline.expire(statsBucketKey(namespace, b), layout.retentionSeconds, 'NX');
