@@ -75,6 +75,9 @@ export interface TraceHitRates {
   readonly beladyPercent: number;
   readonly sizeAwareBeladyPercent: number;
   readonly tunedSimulatedPercent: number;
+  /** The tuned eviction with the client's doorkeeper, or its TinyLFU sketch, on every pattern (simulated). */
+  readonly doorkeeperPercent: number;
+  readonly tinyLfuAdmissionPercent: number;
   /** The midpoint plan's prediction of the tuned hit rate, and its interval. */
   readonly predictedPercent: number | null;
   readonly predictedHalfWidthPoints: number | null;
@@ -150,7 +153,7 @@ async function openFleet(url: string, workers: number, statsBucketSeconds: numbe
         policyKey: POLICY_KEY,
         policyRefreshSeconds: 1,
         statsBucketSeconds,
-        statsFlushIntervalMs: 500,
+        statsFlushIntervalMs: 200,
         onWarning: (m) => warnings[i]!.push(m),
         warningIntervalMs: 0,
       }),
@@ -395,7 +398,7 @@ export async function benchHitRate(o: HitRateOptions): Promise<HitRateResult> {
   const requests = o.full ? 300_000 : 80_000;
   const budgetPercent = 5;
   const workers = o.workers ?? 4;
-  const statsBucketSeconds = 1;
+  const statsBucketSeconds = 2;
   const all = workloads(spec, requests).filter((w) => !o.only || o.only.includes(w.name));
   o.log(`hit rate as deployed: ${requests} requests/workload over ${spec.keys} keys (values ${spec.minValueBytes}–${spec.maxValueBytes} B), budget ${budgetPercent}% of the footprint, ${workers} clients`);
   const results: TraceHitRates[] = [];
@@ -437,6 +440,22 @@ export async function benchHitRate(o: HitRateOptions): Promise<HitRateResult> {
       patterns: new Map(PATTERNS.map((p) => [p, patternBehaviour(doc.patterns[p] ?? doc.defaults)])),
     }).hitRatePercent;
 
+    // The client's two admission filters compared on the same trace, under the tuned eviction: the doorkeeper and
+    // the TinyLFU sketch, each at its default size, with a window of a tenth of the run, on every pattern.
+    const runSeconds = Math.max(1, (trace.at(-1)!.atMs - trace[0]!.atMs) / 1_000);
+    const admissionSim = (mode: 'second-hit' | 'tinylfu') =>
+      simulate(trace, {
+        ...sim,
+        eviction: tuned.evictionPolicy.includes('lfu') ? 'redis-lfu' : 'redis-lru',
+        patterns: new Map(
+          PATTERNS.map((p) => {
+            const pp = doc.patterns[p] ?? doc.defaults;
+            return [p, patternBehaviour({ ...pp, admission: { ...pp.admission, mode, windowSeconds: Math.max(1, Math.round(runSeconds / 10)), minFrequency: 2 } })];
+          }),
+        ),
+      }).hitRatePercent;
+    const doorkeeper = admissionSim('second-hit');
+    const tinyLfuAdmission = admissionSim('tinylfu');
     const plan = tuned.plan;
     const admissionOn = Object.values(doc.patterns).some((p) => p.admission.mode !== 'all' || p.admission.largeValueBytes > 0);
     const predicted = plan.eviction.tunedHitRatePercent ?? null;
@@ -459,6 +478,8 @@ export async function benchHitRate(o: HitRateOptions): Promise<HitRateResult> {
       beladyPercent: r2(belady),
       sizeAwareBeladyPercent: r2(sizeAware),
       tunedSimulatedPercent: r2(tunedSim),
+      doorkeeperPercent: r2(doorkeeper),
+      tinyLfuAdmissionPercent: r2(tinyLfuAdmission),
       predictedPercent: predicted === null ? null : r2(predicted),
       predictedHalfWidthPoints: plan.eviction.tunedHalfWidthPoints === undefined ? null : r2(plan.eviction.tunedHalfWidthPoints),
       sampledReadsUsed: plan.evidence.sampledReads,
@@ -488,7 +509,7 @@ export async function benchHitRate(o: HitRateOptions): Promise<HitRateResult> {
     };
     o.log(
       `  ${w.name.padEnd(14)} tuned ${row.tunedPercent}% (×${row.tunedToBestRedisRatio} of the best Redis policy) | Redis LRU ${row.redisLruPercent}% LFU ${row.redisLfuPercent}% | ` +
-        `exact LRU ${row.exactLruPercent}% LFU ${row.exactLfuPercent}% | W-TinyLFU ${row.wTinyLfuPercent}% | Belady ${row.beladyPercent}% size-aware ${row.sizeAwareBeladyPercent}% | ` +
+        `exact LRU ${row.exactLruPercent}% LFU ${row.exactLfuPercent}% | W-TinyLFU ${row.wTinyLfuPercent}% | doorkeeper ${row.doorkeeperPercent}% vs TinyLFU admission ${row.tinyLfuAdmissionPercent}% | Belady ${row.beladyPercent}% size-aware ${row.sizeAwareBeladyPercent}% | ` +
         `predicted ${row.predictedPercent ?? '—'}${row.predictedHalfWidthPoints !== null ? ` ± ${row.predictedHalfWidthPoints}` : ''} vs measured ${row.tunedPercent} (tuned simulated ${row.tunedSimulatedPercent}) | ` +
         `${row.sampledReadsUsed} sampled reads at ${row.sampleRate} | [${row.tunedChoice}] | policy misses ${row.policyGaps.clientMisses}, republished ${row.policyGaps.republished}, silent ${row.policyGaps.silentClients} | ${row.seconds} s`,
     );
