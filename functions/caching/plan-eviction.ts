@@ -242,7 +242,10 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     groups: t.confidenceGroups,
   };
   const notDecided = (reason: string, wantMore = true): EvictionPlan => {
-    const next = planSampleRate(obs, doc.traceSampleRate, sel, simulatedKeys, t, wantMore ? reason : undefined);
+    // Nothing to simulate (no memory limit): a bigger sample would only cost the clients and Redis.
+    const next = wantMore
+      ? planSampleRate(obs, doc.traceSampleRate, sel, simulatedKeys, t, reason)
+      : { nextSampleRate: doc.traceSampleRate, sampleRateReason: `kept at ${rate(doc.traceSampleRate)}: nothing to simulate` };
     const volatile = obs.info.maxmemoryBytes > 0 ? volatileFor(obs, familyOf(current)) : undefined;
     return {
       eviction: { currentPolicy: current, decided: false, reason: volatile ? `${reason}; ${volatile.reason}` : reason, ...(volatile ? { proposedPolicy: volatile.policy } : {}) },
