@@ -40,7 +40,7 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
         })()
       : { version: 0, document: DEFAULT_CACHE_POLICY };
     const { observation: obs, plan } = await observeAndPlan(
-      { redis, target: name, parameters, tuning: config.cachingTuner, cloudwatch, validation: validationReplayFor(config.cachingTuner, target) },
+      { redis, target: name, parameters, tuning: config.cachingTuner, cloudwatch, validation: await validationReplayFor(config.cachingTuner, target) },
       current,
       now,
     );

@@ -27,7 +27,7 @@ import { resolveElastiCacheTarget } from './elasticache-target.ts';
 import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
 import { configStatsLayout, planCaching, SET_PARAMETER, SET_POLICY, type CachingPlan, type CachingTuning } from './plan.ts';
 import { applyCachePolicy, captureCachePolicy, ensurePolicyMirror, revertCachePolicy, type PolicyState } from './policy-publication.ts';
-import { PrivateRedisReplay, type ValidationReplay } from './validation-replay.ts';
+import type { ValidationReplay } from './validation-replay.ts';
 
 export interface CachingDeps {
   readonly redis: Redis;
@@ -41,13 +41,19 @@ export interface CachingDeps {
   readonly validation?: ValidationReplay;
 }
 
-/** The validation replay where the config asks for it and the tuner runs locally (Lambda has no redis-server). */
-export function validationReplayFor(t: CachingTuning, target: 'local' | 'aws'): ValidationReplay | undefined {
+/**
+ * The validation replay where the config asks for it and the tuner runs locally (Lambda
+ * has no redis-server). Loaded by a computed path, so the Lambda bundle does not carry
+ * it (nor the cache client it replays through).
+ */
+export async function validationReplayFor(t: CachingTuning, target: 'local' | 'aws'): Promise<ValidationReplay | undefined> {
   if (!t.validationReplayEnabled) return undefined;
   if (target === 'aws') {
     logger.warn('cachingTuner.validationReplayEnabled is ignored in AWS: the replay needs a local redis-server');
     return undefined;
   }
+  const modulePath = './validation-replay.ts';
+  const { PrivateRedisReplay } = (await import(modulePath)) as typeof import('./validation-replay.ts');
   return new PrivateRedisReplay({ maxRequests: t.validationReplayRequestsMax });
 }
 
@@ -350,7 +356,7 @@ export const createCachingPlugin: PluginFactory = async (config, deps) => {
   const { redis, name, primaryClusterId } = await connectCacheRedis(config, deps.target, elasticache ? { elasticache, secrets: new SecretsManagerClient({}) } : undefined);
   const parameters = aws ? new ElastiCacheParameters(elasticache!, ec.parameterGroupName, { busyWaitSeconds: config.cachingTuner.parameterGroupBusyWaitSeconds }) : new RedisConfigParameters(redis, name);
   const cloudwatch = aws ? new CloudWatchCacheMetricsSource(new CloudWatchClient({}), primaryClusterId ?? ec.replicationGroupId) : undefined;
-  const validation = validationReplayFor(config.cachingTuner, deps.target);
+  const validation = await validationReplayFor(config.cachingTuner, deps.target);
   return cachingPlugin(
     { redis, target: name, parameters, policies: deps.policies, tuning: config.cachingTuner, cloudwatch, ...(validation ? { validation } : {}) },
     async () => {

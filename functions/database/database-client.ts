@@ -6,7 +6,6 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
-import type { AwsAccess } from '#shared/aws-access';
 import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 
 /** What the read-only observers need: a Pool or a Client. */
@@ -26,10 +25,6 @@ export function describeDatabaseTarget(config: PerfpilotConfig): string {
   }
 }
 
-/** What the database area calls in AWS: the credentials secret, read only. */
-export function databaseSecretAccess(secretArn: string): AwsAccess[] {
-  return [{ actions: ['secretsmanager:GetSecretValue'], resources: [secretArn] }];
-}
 
 /**
  * The RDS credentials, read from Secrets Manager when a connection needs them and

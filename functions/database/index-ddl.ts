@@ -10,41 +10,92 @@
  */
 import format from 'pg-format';
 import type pg from 'pg';
+import { parseSync, loadModule } from 'libpg-query';
 import { ChangeApplyError, ChangeRevertError, TargetUnavailableError } from '#shared/errors';
 import { logger } from '#shared/observability';
 import { INDEX_COMMENT_MARKER, INDEX_NAME_PREFIX, indexComment, isPerfpilotIndex } from './index-identity.ts';
 
+await loadModule();
+
 /** pg_advisory_lock key of Perfpilot's index DDL ("perfpilot" in ASCII, truncated to fit a bigint). */
 export const INDEX_DDL_LOCK_KEY = '8243122740836708724';
 
-/** Access methods Perfpilot builds: btree (the index advisor) and gist (the PostGIS advisor). */
-export const INDEX_METHODS = ['btree', 'gist'] as const;
+/**
+ * Access methods Perfpilot builds: btree (the index advisor), brin (the index advisor, for
+ * range filters on columns that follow the physical order) and gist (the PostGIS advisor).
+ */
+export const INDEX_METHODS = ['btree', 'gist', 'brin'] as const;
 export type IndexMethod = (typeof INDEX_METHODS)[number];
 
-export interface CreateIndexParams {
+/**
+ * What an index is, independent of how it is built: the key (columns, or one expression
+ * over `columns`), the access method, covering INCLUDE columns and a partial predicate.
+ * The same definition renders the HypoPG what-if DDL and the real CREATE INDEX.
+ */
+export interface IndexDefinition {
   readonly schema: string;
   readonly table: string;
+  /** Key columns; for an expression index, the columns the expression reads. */
   readonly columns: readonly string[];
+  /** Absent in changes recorded before GiST support: btree. */
+  readonly method?: IndexMethod;
+  /** Non-key columns stored in the index so a scan can answer from it alone (btree). */
+  readonly include?: readonly string[];
+  /** Partial index predicate (SQL), e.g. `status = 'sold'::text`. */
+  readonly where?: string;
+  /** Key expression (SQL) instead of the columns, e.g. `lower(email)`. */
+  readonly expression?: string;
+}
+
+export interface CreateIndexParams extends IndexDefinition {
   readonly indexName: string;
   /** The statements it is for (pg_stat_statements queryids). */
   readonly queryIds: readonly string[];
-  /** Absent in changes recorded before GiST support: btree. */
-  readonly method?: IndexMethod;
+  /** Write statements on its table (for the workload-level verdict); absent in older records. */
+  readonly writeQueryIds?: readonly string[];
+}
+
+/**
+ * A predicate or key expression must be one plain SQL expression: parsed by the real
+ * PostgreSQL parser, no sub-queries, no second statement. Values come from the planner
+ * (or a ledger record); this keeps anything else out of the DDL.
+ */
+export function assertSqlExpression(text: string, what: 'where' | 'expression'): void {
+  let tree: { stmts?: { stmt?: Record<string, unknown> }[] } | undefined;
+  try {
+    tree = parseSync(what === 'where' ? `select 1 where (${text})` : `select (${text})`) as typeof tree;
+  } catch (cause) {
+    throw new ChangeApplyError(`index ${what} ${JSON.stringify(text)} is not a valid SQL expression`, { cause });
+  }
+  const stmts = tree?.stmts ?? [];
+  const select = stmts[0]?.stmt?.SelectStmt as Record<string, unknown> | undefined;
+  const json = JSON.stringify(select ?? {});
+  if (stmts.length !== 1 || !select || select.fromClause || json.includes('"SubLink"') || json.includes('"ParamRef"')) {
+    throw new ChangeApplyError(`index ${what} ${JSON.stringify(text)} must be one expression without sub-queries or parameters`);
+  }
+}
+
+/** The key and options of an index definition as SQL (`using btree (a, b) include (c) where ...`). */
+function definitionBody(d: IndexDefinition): string {
+  const method = d.method ?? 'btree';
+  // Only the fixed keywords of INDEX_METHODS ever reach the USING clause.
+  if (!INDEX_METHODS.includes(method)) throw new ChangeApplyError(`unsupported index method ${JSON.stringify(method)}`);
+  if (d.expression !== undefined) assertSqlExpression(d.expression, 'expression');
+  if (d.where !== undefined) assertSqlExpression(d.where, 'where');
+  const key = d.expression !== undefined ? `(${d.expression})` : d.columns.map((c) => format.ident(c)).join(', ');
+  const include = d.include?.length ? format(' include (%s)', d.include.map((c) => format.ident(c)).join(', ')) : '';
+  const where = d.where !== undefined ? ` where ${d.where}` : '';
+  return `using ${method} (${key})${include}${where}`;
+}
+
+/** The definition as HypoPG's hypopg_create_index() takes it (no name, not concurrent). */
+export function hypotheticalIndexDdl(d: IndexDefinition): string {
+  return `${format('create index on %I.%I', d.schema, d.table)} ${definitionBody(d)}`;
 }
 
 /** The CREATE INDEX CONCURRENTLY statement of a change; every identifier quoted with %I. */
 export function createIndexDdl(p: CreateIndexParams): string {
-  const method = p.method ?? 'btree';
-  // Only the fixed keywords of INDEX_METHODS ever reach the USING clause.
-  if (!INDEX_METHODS.includes(method)) throw new ChangeApplyError(`unsupported index method ${JSON.stringify(method)}`);
-  return format(
-    'create index concurrently %I on %I.%I using %s (%s)',
-    p.indexName,
-    p.schema,
-    p.table,
-    method,
-    p.columns.map((c) => format.ident(c)).join(', '),
-  );
+  return `${format('create index concurrently %I on %I.%I', p.indexName, p.schema, p.table)} ${definitionBody(p)}`;
 }
 
 export interface DropIndexParams {

@@ -53,6 +53,11 @@ const createIndexParams = z.object({
   queryIds: z.array(z.string()),
   // Ledger records from before GiST support have no method: they are btree.
   method: z.enum(INDEX_METHODS).default('btree'),
+  // Covering, partial and expression indexes (absent in older records: a plain index).
+  include: z.array(identifier).max(32).optional(),
+  where: z.string().min(1).max(2_000).optional(),
+  expression: z.string().min(1).max(2_000).optional(),
+  writeQueryIds: z.array(z.string()).optional(),
 });
 const dropIndexParams = z.object({ schema: identifier, indexName: identifier });
 

@@ -14,8 +14,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { captureCallSite } from './call-site.ts';
-import { fingerprintOf, paramsHashOf, parserReady } from './fingerprint.ts';
+import { captureCallStack } from './call-site.ts';
+import { fingerprintOf, paramHashesOf, paramsHashOf, parserReady } from './fingerprint.ts';
 import type { QueryEvent, RequestTrace } from './trace.ts';
 
 export interface QueryTracerOptions {
@@ -150,7 +150,7 @@ export class QueryTracer {
     }
     const sql = typeof first === 'string' ? first : ((first as { text?: string } | null)?.text ?? '');
     const values = Array.isArray(args[1]) ? args[1] : (first as { values?: unknown } | null)?.values;
-    const callSite = captureCallSite();
+    const { callSite, stack } = captureCallStack();
     const started = performance.now();
     const record = (rows: number | null) => {
       this.options.metrics?.recordOperation('database', performance.now() - started, rows !== null);
@@ -162,9 +162,11 @@ export class QueryTracer {
         sql,
         fingerprint: fingerprintOf(sql),
         callSite,
+        stack,
         durationMs: performance.now() - started,
         rows,
         paramsHash: paramsHashOf(values),
+        paramHashes: paramHashesOf(values),
         startedAtMs: started - state.startedAtMs,
         failed: rows === null,
       });
