@@ -19,10 +19,16 @@ export { LocalExecutions };
 const loadDefinition = () => import('./rollout-definition.ts');
 const loadInterpreter = () => import('aws-local-stepfunctions');
 
+/**
+ * What a rollout reports as it runs. A task that fails reports `state-failed` on every
+ * attempt; one its Catch sends on (to Revert) then reports `state-caught` instead of
+ * `state-succeeded`: its output is the state input plus the error, not its result.
+ */
 export type RolloutProgress =
   | { readonly type: 'state-entered'; readonly state: string }
   | { readonly type: 'state-succeeded'; readonly state: string; readonly output: unknown }
   | { readonly type: 'state-failed'; readonly state: string; readonly error: string; readonly cause: string }
+  | { readonly type: 'state-caught'; readonly state: string; readonly error: string; readonly cause: string }
   | { readonly type: 'state-retried'; readonly state: string };
 
 export interface LocalRolloutOptions {
@@ -36,6 +42,11 @@ export interface LocalRolloutOptions {
   readonly retryMs?: number;
   readonly executionName?: string;
   readonly onProgress?: (event: RolloutProgress) => void;
+  /**
+   * Told when `onProgress` throws. Presentation never stops a rollout: the event is
+   * dropped and the execution carries on to its end (Revert included).
+   */
+  readonly onProgressError?: (error: unknown, event: RolloutProgress) => void;
   /** Where running executions are registered, so a local rollback can stop them. */
   readonly executions?: LocalExecutions;
 }
@@ -73,12 +84,20 @@ export async function runLocalRollout(options: LocalRolloutOptions): Promise<Loc
   const stateMachineArn = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:${config.name}-${area}-rollout`;
   const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${rolloutId}`;
 
+  // What each task last threw: the interpreter's failure event carries the error's
+  // `cause` in place of its message, and the message is what a person needs to read.
+  const thrown = new Map<string, Error>();
   const handlers: Record<string, (input: unknown) => Promise<unknown>> = {};
   for (const stateName of Object.keys(ROLLOUT_TASKS) as RolloutTaskState[]) {
     handlers[stateName] = async (input) => {
       const event = input as StepEvent;
-      const result = await runRolloutStep(deps, event);
-      return result ?? null;
+      try {
+        const result = await runRolloutStep(deps, event);
+        return result ?? null;
+      } catch (error) {
+        thrown.set(stateName, error as Error);
+        throw error;
+      }
     };
   }
   // The Lambda ARN the definition names must be the one we bind; a mismatch means
@@ -106,16 +125,42 @@ export async function runLocalRollout(options: LocalRolloutOptions): Promise<Loc
   );
   options.executions?.register(executionArn, area, () => execution.abort());
 
-  // The event log must be drained or the execution stalls.
+  // The event log must be drained or the execution stalls, whatever the listener does.
+  const report = (event: RolloutProgress) => {
+    if (!options.onProgress) return;
+    try {
+      options.onProgress(event);
+    } catch (error) {
+      try {
+        options.onProgressError?.(error, event);
+      } catch {
+        // Nothing a broken reporter does may stop the rollout.
+      }
+    }
+  };
   const progress = (async () => {
+    const lastFailure = new Map<string, { error: string; cause: string }>();
+    const caught = new Set<string>();
     for await (const ev of execution.eventLogs) {
-      const e = ev as { type: string; state?: { name: string; output?: unknown }; Error?: string; Cause?: string };
+      const e = ev as { type: string; state?: { name: string; output?: unknown }; Error?: string; Cause?: unknown };
       const state = e.state?.name ?? '';
-      if (!options.onProgress) continue;
-      if (e.type === 'StateEntered') options.onProgress({ type: 'state-entered', state });
-      else if (e.type === 'StateExited') options.onProgress({ type: 'state-succeeded', state, output: e.state?.output });
-      else if (e.type === 'StateFailed') options.onProgress({ type: 'state-failed', state, error: e.Error ?? '', cause: String(e.Cause ?? '') });
-      else if (e.type === 'StateRetried') options.onProgress({ type: 'state-retried', state });
+      if (e.type === 'StateEntered') {
+        report({ type: 'state-entered', state });
+      } else if (e.type === 'StateFailed') {
+        const error = thrown.get(state);
+        const failure = { error: String(e.Error ?? error?.name ?? ''), cause: error?.message ?? String(e.Cause ?? '') };
+        lastFailure.set(state, failure);
+        report({ type: 'state-failed', state, ...failure });
+      } else if (e.type === 'StateCaught') {
+        caught.add(state);
+        report({ type: 'state-caught', state, ...(lastFailure.get(state) ?? { error: 'States.ALL', cause: '' }) });
+      } else if (e.type === 'StateExited') {
+        // The exit after a Catch carries the input plus the error, not the task's result.
+        if (caught.delete(state)) continue;
+        report({ type: 'state-succeeded', state, output: e.state?.output });
+      } else if (e.type === 'StateRetried') {
+        report({ type: 'state-retried', state });
+      }
     }
   })();
 

@@ -30,22 +30,55 @@ export async function findStateMachine(sfn: SFNClient, name: string): Promise<st
   throw new Error(`state machine ${name} is not deployed in this account/region (did \`cdk deploy\` run with this config?)`);
 }
 
-/** Maps a Step Functions history event to the progress events the printer knows. */
-export function progressOf(event: HistoryEvent): RolloutProgress | undefined {
-  if (event.stateEnteredEventDetails?.name) return { type: 'state-entered', state: event.stateEnteredEventDetails.name };
-  if (event.stateExitedEventDetails?.name) {
-    const text = event.stateExitedEventDetails.output;
-    return { type: 'state-succeeded', state: event.stateExitedEventDetails.name, output: text ? JSON.parse(text) : undefined };
-  }
-  if (event.executionFailedEventDetails) {
-    return {
-      type: 'state-failed',
-      state: 'execution',
-      error: event.executionFailedEventDetails.error ?? '',
-      cause: event.executionFailedEventDetails.cause ?? '',
-    };
-  }
-  return undefined;
+/**
+ * Maps Step Functions history events to the progress events the printer knows. Stateful:
+ * a state that exits right after its task failed exited through a Catch (`state-caught`),
+ * and its output is the input plus the error, not the task's result.
+ */
+export function historyProgress(): (event: HistoryEvent) => RolloutProgress | undefined {
+  let current = '';
+  let failed: string | undefined;
+  return (event) => {
+    if (event.stateEnteredEventDetails?.name) {
+      current = event.stateEnteredEventDetails.name;
+      failed = undefined;
+      return { type: 'state-entered', state: current };
+    }
+    const failure = event.taskFailedEventDetails ?? event.lambdaFunctionFailedEventDetails ?? event.taskTimedOutEventDetails;
+    if (failure) {
+      failed = current;
+      return { type: 'state-failed', state: current, error: failure.error ?? '', cause: failure.cause ?? '' };
+    }
+    if (event.taskSucceededEventDetails || event.lambdaFunctionSucceededEventDetails) {
+      failed = undefined;
+      return undefined;
+    }
+    if (event.stateExitedEventDetails?.name) {
+      const name = event.stateExitedEventDetails.name;
+      const text = event.stateExitedEventDetails.output;
+      let output: unknown;
+      try {
+        output = text ? JSON.parse(text) : undefined;
+      } catch {
+        output = undefined;
+      }
+      if (failed === name) {
+        failed = undefined;
+        const error = (output as { error?: { Error?: string; Cause?: string } } | undefined)?.error;
+        return { type: 'state-caught', state: name, error: error?.Error ?? '', cause: error?.Cause ?? '' };
+      }
+      return { type: 'state-succeeded', state: name, output };
+    }
+    if (event.executionFailedEventDetails) {
+      return {
+        type: 'state-failed',
+        state: 'execution',
+        error: event.executionFailedEventDetails.error ?? '',
+        cause: event.executionFailedEventDetails.cause ?? '',
+      };
+    }
+    return undefined;
+  };
 }
 
 export async function runAwsRollout(
@@ -59,6 +92,14 @@ export async function runAwsRollout(
   const started = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ trigger: 'cli' }) }));
   const executionArn = started.executionArn!;
   let seen = 0;
+  const progressOf = historyProgress();
+  const report = (p: RolloutProgress) => {
+    try {
+      onProgress(p);
+    } catch {
+      // Showing progress must never stop following the execution.
+    }
+  };
   for (;;) {
     // Status first, history second: when it says "done", the history read after it is complete.
     const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
@@ -69,7 +110,7 @@ export async function runAwsRollout(
         if ((e.id ?? 0) <= seen) continue;
         seen = e.id ?? seen;
         const p = progressOf(e);
-        if (p) onProgress(p);
+        if (p) report(p);
       }
       nextToken = page.nextToken;
     } while (nextToken);

@@ -71,6 +71,8 @@ export interface PlanResult {
 export interface CheckResult {
   readonly stage: number;
   readonly healthy: boolean;
+  /** `none`: no signal could be compared with the baseline, so the stage was not judged. */
+  readonly evidence?: 'measured' | 'none';
   readonly reason: string;
   readonly more: boolean;
   readonly nextStage: number;
