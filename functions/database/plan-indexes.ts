@@ -12,6 +12,7 @@ import type { CreateIndexParams, DropIndexParams } from './index-ddl.ts';
 import { indexNameFor } from './index-identity.ts';
 import { selectIndexes, type Selection } from './index-selection.ts';
 import { observeDatabase, type DatabaseObservation } from './observe.ts';
+import { withPooledClient } from './pooled-client.ts';
 import { columnsOfStatement, tableCatalog } from './statement-columns.ts';
 import { HypoPgWhatIf, type WhatIfCoster } from './what-if.ts';
 
@@ -76,19 +77,15 @@ export async function adviseFromObservation(
   const statements = await analyzeStatements(observation);
   const candidates = generateCandidates(statements, tableCatalog(observation.tables), observation.indexes, settings.maxIndexColumns);
   const writtenRows = new Map(observation.tables.map((t) => [`${t.schema}.${t.name}`, t.writtenRows]));
-  const client = await pool.connect();
-  let selection: Selection;
-  try {
+  const selection: Selection = await withPooledClient(pool, `postgres ${observation.database}`, async (client) => {
     const whatIf = coster ? coster(client) : new HypoPgWhatIf(client, settings.maxWhatIfPlans);
     if (whatIf instanceof HypoPgWhatIf) await whatIf.reset();
     try {
-      selection = await selectIndexes(statements, candidates, whatIf, { ...settings, writtenRows });
+      return await selectIndexes(statements, candidates, whatIf, { ...settings, writtenRows });
     } finally {
       await client.query('select hypopg_reset()').catch(() => undefined);
     }
-  } finally {
-    client.release();
-  }
+  });
   if (selection.exhausted) {
     notes.push(
       `what-if budget of ${settings.maxWhatIfPlans} plans spent: the index set is the best found within it` +

@@ -15,7 +15,7 @@ import {
   type ChangeEffect,
   type ProposedChange,
 } from './change.ts';
-import { ChangeApplyError, ChangeRevertError, InvalidRequestError } from './errors.ts';
+import { ChangeApplyError, ChangeRevertError, InvalidRequestError, TargetUnavailableError, TRANSIENT_ERRORS } from './errors.ts';
 import { checkGuardrails, type GuardrailBreach } from './guardrails.ts';
 import type { AreaLock } from './area-lock.ts';
 import type { ChangeLedger } from './ledger.ts';
@@ -101,15 +101,17 @@ const newestFirst = (a: Change, b: Change) =>
 
 /**
  * Reverts changes newest first, recording each step. A change that fails to revert is
- * recorded as `revert-failed` and the others still revert; the caller gets the count.
+ * recorded as `revert-failed` and the others still revert; the caller gets the counts,
+ * and how many failures were transient (a target that may answer again: worth a retry).
  */
 export async function revertChanges(
   deps: Pick<RolloutDeps, 'ledger' | 'plugin' | 'clock'>,
   changes: readonly Change[],
   reason: string,
-): Promise<{ reverted: number; failed: number; errors: string[] }> {
+): Promise<{ reverted: number; failed: number; transient: number; errors: string[] }> {
   let reverted = 0;
   let failed = 0;
+  let transient = 0;
   const errors: string[] = [];
   for (const change of [...changes].sort(newestFirst)) {
     if (change.status === 'reverted') continue;
@@ -126,13 +128,33 @@ export async function revertChanges(
       reverted++;
     } catch (error) {
       failed++;
+      if ((TRANSIENT_ERRORS as readonly string[]).includes((error as Error).name)) transient++;
       const message = `${change.changeId} (${change.kind} ${change.target}): ${(error as Error).message}`;
       errors.push(message);
       logger.error('revert failed', { changeId: change.changeId, error: error as Error });
       await deps.ledger.transition(change, 'revert-failed', { now: deps.clock(), note: (error as Error).message });
     }
   }
-  return { reverted, failed, errors };
+  return { reverted, failed, transient, errors };
+}
+
+/**
+ * Closes a rollout whose execution ended without its own Revert finishing (a crash, a
+ * step that failed for good, a timeout): reverts its live changes and ends it `failed`.
+ */
+export async function closeRollout(
+  deps: Pick<RolloutDeps, 'ledger' | 'plugin' | 'clock'>,
+  rolloutId: string,
+  reason: string,
+): Promise<{ reverted: number; failed: number; transient: number; errors: string[] }> {
+  const result = await revertChanges(deps, await deps.ledger.listChanges(rolloutId), reason);
+  await deps.ledger.endRollout(
+    rolloutId,
+    'failed',
+    result.failed > 0 ? `${reason}; ${result.failed} change(s) could not be reverted: ${result.errors.join('; ')}` : reason,
+    deps.clock(),
+  );
+  return result;
 }
 
 function describeError(error: RolloutState['error']): string {
@@ -155,21 +177,14 @@ function requireRolloutState<K extends keyof RolloutState>(state: RolloutState, 
   return value as NonNullable<RolloutState[K]>;
 }
 
-/** Ends rollouts that crashed while holding the lock (now expired): their live changes are reverted. */
+/** Ends rollouts that crashed while holding the lock (now expired or its holder gone): their live changes are reverted. */
 async function recoverAbandoned(deps: RolloutDeps, area: Area, self: string): Promise<number> {
   let recovered = 0;
   for (const rollout of await deps.ledger.runningRollouts(area)) {
     if (rollout.rolloutId === self) continue;
-    const changes = await deps.ledger.listChanges(rollout.rolloutId);
     const reason = `recovered by ${self}: rollout ${rollout.rolloutId} ended without releasing its lock`;
-    const result = await revertChanges(deps, changes, reason);
+    const result = await closeRollout(deps, rollout.rolloutId, reason);
     recovered += result.reverted;
-    await deps.ledger.endRollout(
-      rollout.rolloutId,
-      'failed',
-      result.failed > 0 ? `${reason}; ${result.failed} change(s) could not be reverted` : reason,
-      deps.clock(),
-    );
     logger.warn('recovered an abandoned rollout', { rolloutId: rollout.rolloutId, reverted: result.reverted });
   }
   return recovered;
@@ -330,6 +345,12 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       const changes = await ledger.listChanges(rolloutId);
       const result = await revertChanges(deps, changes, reason);
       const anyApplied = changes.some((c) => c.status !== 'planned');
+      if (result.failed > 0 && result.transient === result.failed) {
+        // The target may answer again: the state machine retries Revert with backoff
+        // (revert-failed → reverting is a legal move). The rollout stays open and locked
+        // until a retry succeeds; if none does, whoever closes the execution reverts again.
+        throw new TargetUnavailableError(`${area} target`, `${result.failed} change(s) could not be reverted yet: ${result.errors.join('; ')}`);
+      }
       if (result.failed > 0) {
         await ledger.endRollout(rolloutId, 'failed', `${reason}; revert failed for: ${result.errors.join('; ')}`, deps.clock());
         await lock.release(area, rolloutId);
