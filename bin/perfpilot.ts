@@ -14,7 +14,7 @@ import { ANALYZER_LOADERS, PLUGIN_LOADERS } from '#local/plugins';
 import { openLedger, readConfig, type GlobalOptions } from './cli/context.ts';
 import { paint, table } from './cli/format.ts';
 import { collectStatus, renderStatus } from './cli/status.ts';
-import { progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
+import { lockRefusal, progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
 import { runAwsRollout } from './cli/aws-rollout.ts';
 import { confirmRollback, plannedReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
 import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
@@ -105,15 +105,27 @@ program
     const config = readConfig(globals());
     if (globals().target === 'aws') {
       const result = await runAwsRollout(new SFNClient({}), config, area, opts.json ? () => undefined : progressPrinter(write, config.rollout.bakeSeconds));
-      write(opts.json ? JSON.stringify(result, null, 2) : `\nExecution ${result.executionArn}: ${result.status}${result.cause ? ` — ${result.cause}` : ''}`);
-      if (result.status !== 'SUCCEEDED') process.exitCode = 1;
+      const refused = lockRefusal(result.output);
+      write(
+        opts.json
+          ? JSON.stringify({ ...result, ...(refused ? { refused } : {}) }, null, 2)
+          : refused
+            ? paint.red(`\nExecution ${result.executionArn} did not run: ${refused}`)
+            : `\nExecution ${result.executionArn}: ${result.status}${result.cause ? ` — ${result.cause}` : ''}`,
+      );
+      if (result.status !== 'SUCCEEDED' || refused) process.exitCode = 1;
       return;
     }
     const access = await openLedger(config, globals(), (subject, message) => write(paint.yellow(`! ${subject}: ${message}`)));
     try {
       const { result, changes } = await runLocalRolloutCommand(access.runtime!, config, area, opts, write);
+      const refused = lockRefusal(result.output);
       if (opts.json) {
-        write(JSON.stringify({ ...result, changes }, null, 2));
+        write(JSON.stringify({ ...result, ...(refused ? { refused } : {}), changes }, null, 2));
+      } else if (refused) {
+        write('');
+        write(paint.red(`Rollout ${result.rolloutId} did not run: ${refused}.`));
+        write(paint.dim('Nothing was applied. `perfpilot status` shows the running rollout; `perfpilot rollback` stops and reverts it.'));
       } else {
         write('');
         write(renderChanges(changes));
@@ -127,7 +139,7 @@ program
         }
         write(paint.dim('See `perfpilot status` for the ledger.'));
       }
-      if (result.status !== 'SUCCEEDED') process.exitCode = 1;
+      if (result.status !== 'SUCCEEDED' || refused) process.exitCode = 1;
     } finally {
       await access.close();
     }

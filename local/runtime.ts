@@ -6,7 +6,7 @@
  */
 import type { AreaName, PerfpilotConfig } from '#lib/config';
 import type { AreaPlugin, PluginFactory } from '#shared/area';
-import { AreaLock } from '#shared/area-lock';
+import { AreaLock, thisProcess } from '#shared/area-lock';
 import { AreaStateStore } from '#shared/area-state';
 import type { Area, Change } from '#shared/change';
 import { InvalidRequestError } from '#shared/errors';
@@ -48,7 +48,7 @@ export class LocalRuntime {
     private readonly options: LocalRuntimeOptions,
   ) {
     this.ledger = new ChangeLedger(dynamo.doc, dynamo.tableName);
-    this.lock = new AreaLock(dynamo.doc, dynamo.tableName);
+    this.lock = new AreaLock(dynamo.doc, dynamo.tableName, { process: thisProcess() });
     this.areaState = new AreaStateStore(dynamo.doc, dynamo.tableName);
     this.policies = new PolicyStore(dynamo.doc, dynamo.tableName);
     this.signals = new LocalSignals(config, (area) => this.plugin(area));

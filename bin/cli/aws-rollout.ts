@@ -87,7 +87,7 @@ export async function runAwsRollout(
   area: Area,
   onProgress: (p: RolloutProgress) => void,
   pollMs = 2000,
-): Promise<{ executionArn: string; status: string; error?: string; cause?: string }> {
+): Promise<{ executionArn: string; status: string; error?: string; cause?: string; output?: unknown }> {
   const stateMachineArn = await findStateMachine(sfn, stateMachineName(config, area));
   const started = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ trigger: 'cli' }) }));
   const executionArn = started.executionArn!;
@@ -115,7 +115,13 @@ export async function runAwsRollout(
       nextToken = page.nextToken;
     } while (nextToken);
     if (d.status && d.status !== 'RUNNING') {
-      return { executionArn, status: d.status, error: d.error, cause: d.cause };
+      let output: unknown;
+      try {
+        output = d.output ? JSON.parse(d.output) : undefined;
+      } catch {
+        output = undefined;
+      }
+      return { executionArn, status: d.status, error: d.error, cause: d.cause, output };
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }

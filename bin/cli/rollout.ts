@@ -125,6 +125,13 @@ export function progressPrinter(write: (line: string) => void, bakeSeconds: numb
   };
 }
 
+/** Why the rollout did not run, when the area lock refused it (the state machine's LockHeld end). */
+export function lockRefusal(output: unknown): string | undefined {
+  const lock = resultOf(output, 'lock');
+  if (!lock) return undefined;
+  return causeText(lock.Cause) || `another rollout holds the area lock (${String(lock.Error ?? 'LockHeldError')})`;
+}
+
 export function renderChanges(changes: readonly Change[]): string {
   if (changes.length === 0) return 'No changes.';
   return table(

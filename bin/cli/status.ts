@@ -16,7 +16,15 @@ export interface StatusOptions {
 
 export interface StatusReport {
   readonly ledger: string;
-  readonly areas: { area: Area; circuit: 'closed' | 'open'; circuitReason?: string; lockedBy?: string }[];
+  readonly areas: {
+    area: Area;
+    circuit: 'closed' | 'open';
+    circuitReason?: string;
+    lockedBy?: string;
+    lockedSince?: string;
+    /** The lock's holding process (on this host) is gone: the next run takes the lock over. */
+    lockHolderGone?: boolean;
+  }[];
   readonly rollouts: (Rollout & { changes: Change[] })[];
 }
 
@@ -26,11 +34,12 @@ export async function collectStatus(access: LedgerAccess, options: StatusOptions
   for (const area of areas) {
     const circuit = await access.areaState.circuit(area);
     const lock = await access.lock.current(area);
+    const held = lock && new Date(lock.expiresAt) > new Date() ? lock : undefined;
     report.areas.push({
       area,
       circuit: circuit.disabled ? 'open' : 'closed',
       circuitReason: circuit.reason,
-      lockedBy: lock && new Date(lock.expiresAt) > new Date() ? lock.owner : undefined,
+      ...(held ? { lockedBy: held.owner, lockedSince: held.acquiredAt, ...(access.lock.holderGone(held) ? { lockHolderGone: true } : {}) } : {}),
     });
     for (const rollout of await access.ledger.listRollouts(area, options.limit)) {
       report.rollouts.push({ ...rollout, changes: await access.ledger.listChanges(rollout.rolloutId) });
@@ -56,8 +65,11 @@ export function renderStatus(report: StatusReport, config: PerfpilotConfig): str
           ? `${config.areas[a.area as keyof PerfpilotConfig['areas']].enabled ? '' : '(disabled) '}${config.areas[a.area as keyof PerfpilotConfig['areas']].schedule}`
           : '-',
         a.circuit === 'open' ? paint.red(`open: ${a.circuitReason ?? ''}`) : 'closed',
-        a.lockedBy ? `held by ${a.lockedBy}` : 'free',
+        a.lockedBy
+          ? `held by ${a.lockedBy} since ${ago(a.lockedSince)}${a.lockHolderGone ? paint.yellow(' (its process is gone: the next run takes it over)') : ''}`
+          : 'free',
       ]),
+      120,
     ),
   );
   out.push('');

@@ -12,9 +12,10 @@ export class LockHeldError extends PerfpilotError {
   constructor(
     readonly area: string,
     readonly holder: string,
+    readonly since: string,
     readonly expiresAt: string,
   ) {
-    super(`area ${area} is locked by ${holder} until ${expiresAt}`);
+    super(`another rollout of ${area} is running (${holder}, since ${since}); its lock expires at ${expiresAt}`);
   }
 }
 

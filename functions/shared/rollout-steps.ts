@@ -15,7 +15,7 @@ import {
   type ChangeEffect,
   type ProposedChange,
 } from './change.ts';
-import { ChangeApplyError, ChangeRevertError, InvalidRequestError, TargetUnavailableError, TRANSIENT_ERRORS } from './errors.ts';
+import { ChangeApplyError, ChangeRevertError, InvalidRequestError, LockHeldError, TargetUnavailableError, TRANSIENT_ERRORS } from './errors.ts';
 import { checkGuardrails, type GuardrailBreach } from './guardrails.ts';
 import type { AreaLock } from './area-lock.ts';
 import type { ChangeLedger } from './ledger.ts';
@@ -231,7 +231,17 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
   const { rolloutId, state } = event;
   switch (event.step) {
     case 'start': {
-      await lock.acquire(area, rolloutId, config.rollout.lockTtlSeconds, deps.clock());
+      try {
+        await lock.acquire(area, rolloutId, config.rollout.lockTtlSeconds, deps.clock());
+      } catch (error) {
+        if (error instanceof LockHeldError) {
+          // A refused run leaves a record: who tried, when, and who had the area.
+          const now = deps.clock();
+          await ledger.startRollout({ rolloutId, area, trigger: state.trigger ?? 'unknown', now, executionArn: event.executionArn });
+          await ledger.endRollout(rolloutId, 'skipped', error.message, now);
+        }
+        throw error;
+      }
       try {
         const recovered = await recoverAbandoned(deps, area, rolloutId);
         await ledger.startRollout({

@@ -163,7 +163,10 @@ describe('staged rollout (synthesized definition, run locally)', () => {
     expect(outcomes.sort()).toEqual(['ran', 'skipped']);
     expect(h.plugin.applyCount).toBe(2); // the two changes of one rollout, once each
     const rollouts = await h.runtime.ledger.listRollouts('test');
-    expect(rollouts.map((r) => r.status)).toEqual(['succeeded']);
+    // The refused run leaves a record naming who had the area since when.
+    expect(rollouts.map((r) => r.status).sort()).toEqual(['skipped', 'succeeded']);
+    const ran = rollouts.find((r) => r.status === 'succeeded')!;
+    expect(rollouts.find((r) => r.status === 'skipped')!.reason).toMatch(new RegExp(`^another rollout of test is running \\(${ran.rolloutId}, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\)`));
   });
 
   it('leaves a consistent ledger after a crash between apply and the ledger write', async () => {
