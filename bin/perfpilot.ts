@@ -132,7 +132,9 @@ program
         const kept = changes.filter((c) => c.status === 'kept').length;
         const reverted = changes.filter((c) => c.status === 'reverted').length;
         write('');
-        if (result.status === 'SUCCEEDED') {
+        if (result.status === 'ABORTED' && result.error === 'RolloutStopped') {
+          write(paint.red(`Rollout ${result.rolloutId} was stopped by a rollback: ${result.cause ?? ''}. The rollback reverts what it applied.`));
+        } else if (result.status === 'SUCCEEDED') {
           write(paint.green(`Rollout ${result.rolloutId} succeeded: ${changes.length === 0 ? 'nothing to do' : `${kept} change(s) applied and kept${reverted ? `, ${reverted} reverted after measuring` : ''}`}.`));
         } else {
           write(paint.red(`Rollout ${result.rolloutId} ${result.status.toLowerCase()}: ${result.error ?? ''}${result.cause ? ` — ${result.cause}` : ''}`));

@@ -381,6 +381,16 @@ export const configSchema = z
          * the same config finds the same ledger, wherever it is run from.
          */
         localDataDir: z.string().min(1).default('.perfpilot/ledger'),
+        /**
+         * The local ledger server (one per ledger folder, shared by every CLI process) exits
+         * after this long without a request; attached processes keep it alive meanwhile.
+         */
+        localServerIdleSeconds: positiveInt.default(600),
+        /**
+         * A local rollback waits at most this long for a running rollout (in another
+         * process) to stop and say so, before reverting anyway.
+         */
+        localStopWaitSeconds: positiveInt.default(60),
       })
       .strict()
       .prefault({}),

@@ -9,7 +9,8 @@ import type { StateMachine } from 'aws-local-stepfunctions';
 import type { PerfpilotConfig } from '#lib/config';
 import { BAKE_STATE, ROLLOUT_TASKS, type RolloutTaskState } from '#shared/rollout-states';
 import type { Area } from '#shared/change';
-import { runRolloutStep, type RolloutDeps, type RolloutState, type StepEvent } from '#shared/rollout-steps';
+import { logger } from '#shared/observability';
+import { closeRollout, runRolloutStep, type RolloutDeps, type RolloutState, type StepEvent } from '#shared/rollout-steps';
 import { LocalExecutions } from './local-executions.ts';
 
 export { LocalExecutions };
@@ -62,6 +63,9 @@ export interface LocalRolloutResult {
   readonly cause?: string;
 }
 
+/** How often a running rollout reads its own ledger record, to notice a rollback's stop request. */
+const STOP_POLL_MS = 250;
+
 /** Validating a definition costs ~0.5 s; a machine is validated once and run many times. */
 const machines = new Map<string, { text: string; machine: StateMachine }>();
 async function machineFor(area: Area, name: string, definition: Record<string, unknown>): Promise<StateMachine> {
@@ -87,16 +91,23 @@ export async function runLocalRollout(options: LocalRolloutOptions): Promise<Loc
   // What each task last threw: the interpreter's failure event carries the error's
   // `cause` in place of its message, and the message is what a person needs to read.
   const thrown = new Map<string, Error>();
+  // Steps running now: an aborted execution stops scheduling states, but a step in flight
+  // finishes its work; the stop is acknowledged only after it has.
+  const inflight = new Set<Promise<unknown>>();
   const handlers: Record<string, (input: unknown) => Promise<unknown>> = {};
   for (const stateName of Object.keys(ROLLOUT_TASKS) as RolloutTaskState[]) {
     handlers[stateName] = async (input) => {
       const event = input as StepEvent;
+      const step = runRolloutStep(deps, event);
+      inflight.add(step);
       try {
-        const result = await runRolloutStep(deps, event);
+        const result = await step;
         return result ?? null;
       } catch (error) {
         thrown.set(stateName, error as Error);
         throw error;
+      } finally {
+        inflight.delete(step);
       }
     };
   }
@@ -124,6 +135,26 @@ export async function runLocalRollout(options: LocalRolloutOptions): Promise<Loc
     },
   );
   options.executions?.register(executionArn, area, () => execution.abort());
+
+  // A rollback in any process asks this rollout to stop through the ledger.
+  let stopReason: string | undefined;
+  let polling = false;
+  const watcher = setInterval(() => {
+    if (polling || stopReason !== undefined) return;
+    polling = true;
+    deps.ledger
+      .getRollout(rolloutId)
+      .then((rollout) => {
+        if (rollout?.stopRequestedAt && stopReason === undefined) {
+          stopReason = rollout.stopReason ?? 'a rollback took over the area';
+          execution.abort();
+        }
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        polling = false;
+      });
+  }, STOP_POLL_MS);
 
   // The event log must be drained or the execution stalls, whatever the listener does.
   const report = (event: RolloutProgress) => {
@@ -164,23 +195,53 @@ export async function runLocalRollout(options: LocalRolloutOptions): Promise<Loc
     }
   })();
 
+  let result: LocalRolloutResult;
   try {
     const output = (await execution.result) as RolloutState;
-    return { rolloutId, executionArn, status: 'SUCCEEDED', output };
+    result = { rolloutId, executionArn, status: 'SUCCEEDED', output };
   } catch (error) {
     if ((error as Error).name === 'ExecutionAbortedError') {
-      return { rolloutId, executionArn, status: 'ABORTED' };
+      result = { rolloutId, executionArn, status: 'ABORTED', ...(stopReason ? { error: 'RolloutStopped', cause: stopReason } : {}) };
+    } else {
+      const cause = (error as Error & { cause?: Error }).cause;
+      result = {
+        rolloutId,
+        executionArn,
+        status: 'FAILED',
+        error: cause?.name ?? (error as Error).name,
+        cause: cause?.message ?? (error as Error).message,
+      };
     }
-    const cause = (error as Error & { cause?: Error }).cause;
-    return {
-      rolloutId,
-      executionArn,
-      status: 'FAILED',
-      error: cause?.name ?? (error as Error).name,
-      cause: cause?.message ?? (error as Error).message,
-    };
   } finally {
+    clearInterval(watcher);
     options.executions?.unregister(executionArn);
+    await Promise.allSettled([...inflight]);
     await progress.catch(() => undefined);
   }
+  return settle(deps, area, result);
+}
+
+/**
+ * What happens when an execution ends, in this process as the rollback function's
+ * execution rule does it in AWS: a stop request is acknowledged (nothing of this rollout
+ * runs any more), and a rollout its execution left open (a step that failed for good, a
+ * Revert that could not finish) is closed: its changes reverted once more and the lock released.
+ */
+async function settle(deps: RolloutDeps, area: Area, result: LocalRolloutResult): Promise<LocalRolloutResult> {
+  try {
+    const rollout = await deps.ledger.getRollout(result.rolloutId);
+    if (rollout?.stopRequestedAt) {
+      if (!rollout.stopAcknowledgedAt) await deps.ledger.acknowledgeStop(result.rolloutId, deps.clock());
+      return result.status === 'ABORTED' && !result.cause ? { ...result, error: 'RolloutStopped', cause: rollout.stopReason } : result;
+    }
+    if (rollout?.status === 'running' && result.status !== 'SUCCEEDED') {
+      const reason = `execution ${result.status.toLowerCase()} before it finished${result.cause ? ` (${result.error}: ${result.cause})` : ''}`;
+      await closeRollout(deps, result.rolloutId, reason);
+      await deps.lock.release(area, result.rolloutId);
+    }
+  } catch (error) {
+    // The ledger itself may be what failed (a lost local ledger); the result says what happened.
+    logger.error('could not settle the ended execution in the ledger', { rolloutId: result.rolloutId, error: error as Error });
+  }
+  return result;
 }

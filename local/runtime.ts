@@ -37,7 +37,7 @@ export class LocalRuntime {
   readonly areaState: AreaStateStore;
   readonly policies: PolicyStore;
   readonly signals: LocalSignals;
-  readonly executions = new LocalExecutions();
+  readonly executions: LocalExecutions;
   readonly clock: () => Date;
   private readonly plugins = new Map<Area, Promise<AreaPlugin>>();
 
@@ -52,6 +52,7 @@ export class LocalRuntime {
     this.areaState = new AreaStateStore(dynamo.doc, dynamo.tableName);
     this.policies = new PolicyStore(dynamo.doc, dynamo.tableName);
     this.signals = new LocalSignals(config, (area) => this.plugin(area));
+    this.executions = new LocalExecutions({ ledger: this.ledger, lock: this.lock, waitMs: config.ledger.localStopWaitSeconds * 1000 });
     this.clock = options.clock ?? (() => new Date());
   }
 

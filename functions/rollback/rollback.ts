@@ -115,17 +115,29 @@ export async function rollbackArea(deps: RollbackDeps, request: RollbackRequest)
     return { ...empty, duplicate: true };
   }
 
-  const stoppedExecutions = await deps.executions.stopRunning(area, reason);
+  // Stop first, revert after: a rollout left running would apply its next stage behind
+  // the revert. The request in the ledger reaches its steps wherever they run.
   const running = await deps.ledger.runningRollouts(area);
+  for (const rollout of running) await deps.ledger.requestStop(rollout.rolloutId, reason, deps.clock());
+  const stoppedExecutions = await deps.executions.stopRunning(area, reason);
   // The stopped executions cannot release the lock themselves.
   if (stoppedExecutions.length > 0 || running.length > 0) await deps.lock.forceRelease(area);
 
   const changes = await changesToRevert(deps, area, request.all ?? false);
+  // A stopped rollout's live changes are reverted even when older than the look-back window.
+  const seen = new Set(changes.map((c) => c.changeId));
+  for (const rollout of running) {
+    for (const c of await deps.ledger.listChanges(rollout.rolloutId)) if (LIVE_STATUSES.includes(c.status) && !seen.has(c.changeId)) changes.push(c);
+  }
   const result =
     changes.length > 0 ? await deps.reverter.revert(area, changes, `rollback: ${reason}`) : { reverted: 0, failed: 0, errors: [] };
 
   const endedRollouts: string[] = [];
   for (const rollout of running) {
+    // What it never applied ends cancelled, not planned forever.
+    for (const c of await deps.ledger.listChanges(rollout.rolloutId)) {
+      if (c.status === 'planned') await deps.ledger.transition(c, 'cancelled', { now: deps.clock(), note: `not applied: rollback: ${reason}` });
+    }
     await deps.ledger.endRollout(rollout.rolloutId, 'reverted', `rolled back: ${reason}`, deps.clock());
     endedRollouts.push(rollout.rolloutId);
   }

@@ -62,6 +62,11 @@ export class AreaLock {
     private readonly options: AreaLockOptions = {},
   ) {}
 
+  /** The process this lock is taken for, when local. */
+  get holderProcess(): LockHolderProcess | undefined {
+    return this.options.process;
+  }
+
   /** The holder of `lock` is a process of this host that is no longer running. */
   holderGone(lock: Pick<LockInfo, 'pid' | 'host'>): boolean {
     const self = this.options.process;

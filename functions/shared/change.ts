@@ -5,8 +5,9 @@
  * the ledger, so a retried Lambda can never apply or record twice:
  *
  *   planned ─► applying ─► applied ─► kept
- *                  │          └──► reverting ─► reverted
- *                  └──► failed         └──► revert-failed
+ *      │           │          └──► reverting ─► reverted
+ *      │           └──► failed         └──► revert-failed
+ *      └──► cancelled   (never applied: its rollout stopped or was reverted first)
  *
  * `applying` is written (with `before`) before the target is touched, so a crash
  * between touching the target and recording `applied` leaves a change that says
@@ -26,12 +27,14 @@ export const CHANGE_STATUSES = [
   'reverted',
   'revert-failed',
   'kept',
+  'cancelled',
 ] as const;
 export type ChangeStatus = (typeof CHANGE_STATUSES)[number];
 
 /** Legal moves. Anything else is a bug or a lost race. */
 export const CHANGE_TRANSITIONS: Readonly<Record<ChangeStatus, readonly ChangeStatus[]>> = {
-  planned: ['applying', 'reverted'],
+  // planned → reverted is what earlier versions recorded for a never-applied change.
+  planned: ['applying', 'cancelled', 'reverted'],
   applying: ['applied', 'failed', 'reverting'],
   applied: ['kept', 'reverting'],
   failed: ['reverting'],
@@ -39,6 +42,7 @@ export const CHANGE_TRANSITIONS: Readonly<Record<ChangeStatus, readonly ChangeSt
   'revert-failed': ['reverting'],
   reverted: [],
   kept: ['reverting'],
+  cancelled: [],
 };
 
 /** Statuses whose effect may be live on the target (what a rollback must undo). */
@@ -120,4 +124,11 @@ export interface Rollout {
   readonly trigger: string;
   /** The Step Functions execution, when run there. */
   readonly executionArn?: string;
+  /** The local process running it (the local runtime; absent in AWS). */
+  readonly holder?: { readonly pid: number; readonly host: string };
+  /** A rollback asked it to stop (why, and when); its runner stops and says so. */
+  readonly stopRequestedAt?: string;
+  readonly stopReason?: string;
+  /** Its runner stopped: no step of it runs any more. */
+  readonly stopAcknowledgedAt?: string;
 }

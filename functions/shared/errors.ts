@@ -24,6 +24,11 @@ export class LedgerConflictError extends PerfpilotError {
   override readonly name = 'LedgerConflictError';
 }
 
+/** The rollout was asked to stop (a rollback took over its area); its steps do no more work. */
+export class RolloutStoppedError extends PerfpilotError {
+  override readonly name = 'RolloutStoppedError';
+}
+
 /** A target (Redis, PostgreSQL, an AWS API) could not be reached; retrying may help. */
 export class TargetUnavailableError extends PerfpilotError {
   override readonly name = 'TargetUnavailableError';

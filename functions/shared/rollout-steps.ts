@@ -15,7 +15,7 @@ import {
   type ChangeEffect,
   type ProposedChange,
 } from './change.ts';
-import { ChangeApplyError, ChangeRevertError, InvalidRequestError, LockHeldError, TargetUnavailableError, TRANSIENT_ERRORS } from './errors.ts';
+import { ChangeApplyError, ChangeRevertError, InvalidRequestError, LedgerConflictError, LockHeldError, RolloutStoppedError, TargetUnavailableError, TRANSIENT_ERRORS } from './errors.ts';
 import { checkGuardrails, type GuardrailBreach } from './guardrails.ts';
 import type { AreaLock } from './area-lock.ts';
 import type { ChangeLedger } from './ledger.ts';
@@ -116,8 +116,8 @@ export async function revertChanges(
   for (const change of [...changes].sort(newestFirst)) {
     if (change.status === 'reverted') continue;
     if (change.status === 'planned') {
-      // Never touched: closing it needs no revert of the target.
-      await deps.ledger.transition(change, 'reverted', { now: deps.clock(), note: `not applied: ${reason}` });
+      // Never touched: it ends cancelled, and the target needs nothing.
+      await deps.ledger.transition(change, 'cancelled', { now: deps.clock(), note: `not applied: ${reason}` });
       continue;
     }
     if (!LIVE_STATUSES.includes(change.status)) continue;
@@ -190,6 +190,17 @@ async function recoverAbandoned(deps: RolloutDeps, area: Area, self: string): Pr
   return recovered;
 }
 
+/** A step of a rollout that was stopped (or has ended) does no more work. */
+async function requireRunning(deps: RolloutDeps, rolloutId: string): Promise<void> {
+  const rollout = await deps.ledger.getRollout(rolloutId);
+  if (rollout && rollout.status === 'running' && !rollout.stopRequestedAt) return;
+  throw new RolloutStoppedError(
+    rollout?.stopRequestedAt
+      ? `rollout ${rolloutId} was stopped: ${rollout.stopReason ?? 'a rollback took over its area'}`
+      : `rollout ${rolloutId} is ${rollout?.status ?? 'not in the ledger'}; its steps do no more work`,
+  );
+}
+
 async function applyOne(deps: RolloutDeps, change: Change): Promise<Change> {
   let current = change;
   if (current.status === 'applied' || current.status === 'kept') return current;
@@ -209,7 +220,17 @@ async function applyOne(deps: RolloutDeps, change: Change): Promise<Change> {
       cause: error,
     });
   }
-  return deps.ledger.transition(current, 'applied', { now: deps.clock(), after: after ?? null });
+  try {
+    return await deps.ledger.transition(current, 'applied', { now: deps.clock(), after: after ?? null });
+  } catch (error) {
+    if (!(error instanceof LedgerConflictError)) throw error;
+    // A rollback took this change over while it was being applied, and may have reverted
+    // the target before the apply landed: undo what was just done, then stop.
+    await deps.plugin.revert(current).catch((revertError: unknown) =>
+      logger.error('could not undo an apply a rollback overtook', { changeId: current.changeId, error: revertError as Error }),
+    );
+    throw new RolloutStoppedError(`change ${current.changeId} was taken over by a rollback while it was applied; undone`, { cause: error });
+  }
 }
 
 export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promise<unknown> {
@@ -250,6 +271,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
           trigger: state.trigger ?? 'unknown',
           now: deps.clock(),
           executionArn: event.executionArn,
+          holder: lock.holderProcess,
         });
         return { rolloutId, lockOwner: rolloutId, recovered } satisfies StartResult;
       } catch (error) {
@@ -259,6 +281,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
     }
 
     case 'plan': {
+      await requireRunning(deps, rolloutId);
       let changes = await ledger.listChanges(rolloutId);
       if (changes.length === 0) {
         const proposals = await plugin.plan({ now: deps.clock(), config, rolloutId });
@@ -274,6 +297,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
     }
 
     case 'baseline': {
+      await requireRunning(deps, rolloutId);
       const now = deps.clock();
       const snapshot = await deps.metrics.snapshot(area, now);
       // An alarm already firing before the rollout is not the rollout's doing: a tuner
@@ -287,6 +311,8 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       const changes = (await ledger.listChanges(rolloutId)).filter((c) => c.stage === stage);
       let applied = 0;
       for (const change of changes) {
+        // Checked before every change: a rollback may arrive while a stage applies.
+        await requireRunning(deps, rolloutId);
         await applyOne(deps, change);
         applied++;
       }
@@ -297,6 +323,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       const stage = requireRolloutState(state, 'stage', 'check').index;
       const baseline = requireRolloutState(state, 'baseline', 'check');
       const stageCount = requireRolloutState(state, 'plan', 'check').stageCount;
+      await requireRunning(deps, rolloutId);
       const now = deps.clock();
       const current = await deps.metrics.snapshot(area, now);
       const firedBefore = new Set(baseline.alarmsFiring ?? []);
@@ -322,6 +349,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
     }
 
     case 'record': {
+      await requireRunning(deps, rolloutId);
       const now = deps.clock();
       const effects: Record<string, ChangeEffect> = {};
       let kept = 0;
@@ -350,6 +378,12 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
     }
 
     case 'revert': {
+      const stopped = await ledger.getRollout(rolloutId);
+      if (stopped?.stopRequestedAt) {
+        // The rollback that stopped this rollout reverts its changes and ends it; two
+        // reverters of the same changes would only race each other.
+        return { reason: `stopped: ${stopped.stopReason ?? 'a rollback took over the area'}`, reverted: 0, failed: 0 } satisfies RevertResult;
+      }
       const reason =
         state.check && !state.check.healthy ? state.check.reason : state.error ? describeError(state.error) : 'reverted';
       const changes = await ledger.listChanges(rolloutId);

@@ -112,9 +112,9 @@ describe('staged rollout (synthesized definition, run locally)', () => {
     expect(await redis.get(`${prefix}:a`)).toBe('original');
     expect(await redis.get(`${prefix}:b`)).toBeNull();
     expect(h.plugin.applyCount).toBe(1);
-    expect(await statuses(h.runtime.ledger, result.rolloutId)).toEqual(['a:reverted', 'b:reverted']);
+    expect(await statuses(h.runtime.ledger, result.rolloutId)).toEqual(['a:reverted', 'b:cancelled']);
     const b = (await h.runtime.ledger.listChanges(result.rolloutId))[1]!;
-    expect(b.history.map((x) => x.status)).toEqual(['planned', 'reverted']); // never applied
+    expect(b.history.map((x) => x.status)).toEqual(['planned', 'cancelled']); // never applied
     const rollout = await h.runtime.ledger.getRollout(result.rolloutId);
     expect(rollout?.status).toBe('reverted');
     expect(rollout?.verdicts[0]).toMatchObject({ stage: 0, healthy: false });
@@ -257,10 +257,38 @@ describe('alarm-driven rollback', () => {
     expect(result.status).toBe('ABORTED');
     expect(await redis.get(`${prefix}:a`)).toBeNull();
     expect(await redis.get(`${prefix}:b`)).toBeNull();
-    expect(await statuses(h.runtime.ledger, rollouts.rolloutId)).toEqual(['a:reverted', 'b:planned']);
+    // The never-applied second stage ends cancelled, not planned forever.
+    expect(await statuses(h.runtime.ledger, rollouts.rolloutId)).toEqual(['a:reverted', 'b:cancelled']);
     expect(await h.runtime.ledger.getRollout(rollouts.rolloutId)).toMatchObject({ status: 'reverted' });
     expect(await h.runtime.lock.current('caching')).toBeUndefined();
     expect(h.notifications.map((n) => n.subject)).toContain('Perfpilot rolled back caching');
+  });
+
+  it('a stop request written to the ledger (as a rollback in another process writes it) stops the runner, which says so', async () => {
+    const prefix = uniquePrefix('stopreq');
+    h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1'), setKey('b', '2')] });
+    const execution = run(h, { bakeMs: 5_000 });
+    const rollout = await waitFor('the canary to be applied', async () => {
+      const [r] = await h!.runtime.ledger.listRollouts('caching');
+      const changes = r ? await h!.runtime.ledger.listChanges(r.rolloutId) : [];
+      return changes[0]?.status === 'applied' ? r : undefined;
+    });
+    const started = Date.now();
+    expect(await h.runtime.ledger.requestStop(rollout.rolloutId, 'emergency drill', new Date())).toBe(true);
+    const result = await execution;
+    expect(Date.now() - started).toBeLessThan(2_000); // well before the 5 s bake ends
+    expect(result).toMatchObject({ status: 'ABORTED', error: 'RolloutStopped', cause: 'emergency drill' });
+    const after = await h.runtime.ledger.getRollout(rollout.rolloutId);
+    expect(after).toMatchObject({ status: 'running', stopReason: 'emergency drill', stopAcknowledgedAt: expect.any(String) });
+    // A step that still arrives (an in-flight Lambda in AWS) does no more work.
+    await expect(
+      runRolloutStep(h.deps, { step: 'apply', area: 'caching', rolloutId: rollout.rolloutId, state: { stage: { index: 1 } } }),
+    ).rejects.toMatchObject({ name: 'RolloutStoppedError', message: expect.stringContaining('emergency drill') });
+    expect(await redis.get(`${prefix}:b`)).toBeNull();
+    expect(await statuses(h.runtime.ledger, rollout.rolloutId)).toEqual(['a:applied', 'b:planned']);
+    // The rollback that asked for the stop finds it acknowledged and does the rest.
+    const report = await h.runtime.rollbackDeps().executions.stopRunning('caching', 'emergency drill');
+    expect(report).toEqual([rollout.executionArn]);
   });
 
   it('does not revert for a critical alarm that was already firing at its baseline', async () => {
