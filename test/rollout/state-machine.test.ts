@@ -63,6 +63,14 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | fal
   }
 }
 
+/** The running rollout of `area`, once its first change is applied (the bake has begun). */
+const canaryApplied = (harness: Harness, area: 'caching' | 'test') =>
+  waitFor('the canary to be applied', async () => {
+    const [r] = await harness.runtime.ledger.listRollouts(area);
+    const changes = r ? await harness.runtime.ledger.listChanges(r.rolloutId) : [];
+    return changes[0]?.status === 'applied' ? r : undefined;
+  });
+
 describe('staged rollout (synthesized definition, run locally)', () => {
   it('applies two stages, records effects and releases the lock', async () => {
     const prefix = uniquePrefix('happy');
@@ -245,11 +253,7 @@ describe('alarm-driven rollback', () => {
     const prefix = uniquePrefix('alarm');
     h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1'), setKey('b', '2')] });
     const execution = run(h, { bakeMs: 1_500 });
-    const rollouts = await waitFor('the canary to be applied', async () => {
-      const [r] = await h!.runtime.ledger.listRollouts('caching');
-      const changes = r ? await h!.runtime.ledger.listChanges(r.rolloutId) : [];
-      return changes[0]?.status === 'applied' ? r : undefined;
-    });
+    const rollouts = await canaryApplied(h, 'caching');
     expect(await redis.get(`${prefix}:a`)).toBe('1');
     const outcome = await handleRollbackEvent(h.runtime.rollbackDeps(), alarmEvent('evt-bake'), {});
     expect(outcome).toMatchObject({ kind: 'rollback', area: 'caching', reverted: 1, failed: 0 });
@@ -268,11 +272,7 @@ describe('alarm-driven rollback', () => {
     const prefix = uniquePrefix('stopreq');
     h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1'), setKey('b', '2')] });
     const execution = run(h, { bakeMs: 5_000 });
-    const rollout = await waitFor('the canary to be applied', async () => {
-      const [r] = await h!.runtime.ledger.listRollouts('caching');
-      const changes = r ? await h!.runtime.ledger.listChanges(r.rolloutId) : [];
-      return changes[0]?.status === 'applied' ? r : undefined;
-    });
+    const rollout = await canaryApplied(h, 'caching');
     const started = Date.now();
     expect(await h.runtime.ledger.requestStop(rollout.rolloutId, 'emergency drill', new Date())).toBe(true);
     const result = await execution;
