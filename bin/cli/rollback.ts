@@ -5,7 +5,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import type { PerfpilotConfig } from '#lib/config';
+import { AREAS, type AreaName, type PerfpilotConfig } from '#lib/config';
 import type { Area, Change } from '#shared/change';
 import { changesToRevert, rollbackArea, type RollbackReport } from '#functions/rollback/rollback';
 import type { ManualRollbackEvent, RollbackOutcome } from '#functions/rollback/events';
@@ -71,7 +71,8 @@ export async function rollbackInAws(
   areas: readonly Area[],
   reason: string,
 ): Promise<RollbackReport[]> {
-  const event: ManualRollbackEvent = { source: 'perfpilot.cli', 'detail-type': 'Manual Rollback', detail: { areas, all: true, reason } };
+  const deployable = areas.filter((a): a is AreaName => (AREAS as readonly string[]).includes(a));
+  const event: ManualRollbackEvent = { source: 'perfpilot.cli', 'detail-type': 'Manual Rollback', detail: { areas: deployable, all: true, reason } };
   const FunctionName = `${config.name}-rollback`;
   const out = await lambda.send(
     new InvokeCommand({ FunctionName, InvocationType: 'RequestResponse', Payload: new TextEncoder().encode(JSON.stringify(event)) }),

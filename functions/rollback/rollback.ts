@@ -12,6 +12,7 @@ import type { AreaLock } from '#shared/area-lock';
 import { LIVE_STATUSES, type Area, type Change } from '#shared/change';
 import { circuitOpen } from '#shared/guardrails';
 import type { ChangeLedger } from '#shared/ledger';
+import { EventInProgressError, RollbackIncompleteError } from '#shared/errors';
 import { logger } from '#shared/observability';
 
 /** Running rollout executions (Step Functions in AWS, the local runner's registry locally). */
@@ -49,7 +50,7 @@ export interface RollbackDeps {
 export interface RollbackRequest {
   readonly area: Area;
   readonly reason: string;
-  /** The triggering event's id; a second delivery of the same id does nothing. */
+  /** The triggering event's id (an alarm's rollback always notifies); see onceForEvent for redeliveries. */
   readonly eventId?: string;
   /** Revert everything live, not only what was applied within the look-back window. */
   readonly all?: boolean;
@@ -107,13 +108,43 @@ export async function evaluateCircuit(
   return true;
 }
 
+/**
+ * Does the work an event triggers at most once to completion: claim the event, work,
+ * mark it done. Work that throws, or that `incomplete` says left something undone,
+ * releases the claim and fails (RollbackIncompleteError), so the redelivery (EventBridge's
+ * retry, the failure destination's redrive) does it again; what it already finished is
+ * not redone, because each change's status in the ledger records its own progress.
+ */
+export async function onceForEvent<T>(
+  deps: Pick<RollbackDeps, 'areaState' | 'clock'>,
+  eventId: string,
+  work: () => Promise<T>,
+  incomplete: (result: T) => string | undefined,
+): Promise<{ readonly duplicate: true } | { readonly duplicate: false; readonly result: T }> {
+  const claim = await deps.areaState.claimEvent(eventId, deps.clock());
+  if (claim === 'done') {
+    logger.info('event already handled', { eventId });
+    return { duplicate: true };
+  }
+  if (claim === 'in-progress') throw new EventInProgressError(`event ${eventId} is being handled by another delivery; retry later`);
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    await deps.areaState.releaseEvent(eventId);
+    throw error;
+  }
+  const unfinished = incomplete(result);
+  if (unfinished) {
+    await deps.areaState.releaseEvent(eventId);
+    throw new RollbackIncompleteError(`event ${eventId}: ${unfinished}; the event stays retryable`);
+  }
+  await deps.areaState.completeEvent(eventId, deps.clock());
+  return { duplicate: false, result };
+}
+
 export async function rollbackArea(deps: RollbackDeps, request: RollbackRequest): Promise<RollbackReport> {
   const { area, reason } = request;
-  const empty = { area, stoppedExecutions: [], endedRollouts: [], reverted: 0, failed: 0, errors: [], circuitOpened: false };
-  if (request.eventId && !(await deps.areaState.claimEvent(request.eventId, deps.clock()))) {
-    logger.info('event already handled', { eventId: request.eventId, area });
-    return { ...empty, duplicate: true };
-  }
 
   // Stop first, revert after: a rollout left running would apply its next stage behind
   // the revert. The request in the ledger reaches its steps wherever they run.

@@ -51,6 +51,16 @@ export class ChangeRevertError extends PerfpilotError {
   override readonly name = 'ChangeRevertError';
 }
 
+/** A rollback left changes it could not revert; its event stays retryable (the claim was released). */
+export class RollbackIncompleteError extends PerfpilotError {
+  override readonly name = 'RollbackIncompleteError';
+}
+
+/** Another delivery of the same event is being handled right now; retry later. */
+export class EventInProgressError extends PerfpilotError {
+  override readonly name = 'EventInProgressError';
+}
+
 /** A request that cannot be served as given (unknown area, unknown change kind, bad event). */
 export class InvalidRequestError extends PerfpilotError {
   override readonly name = 'InvalidRequestError';

@@ -8,12 +8,12 @@ import { mockClient } from 'aws-sdk-client-mock';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runLocalRollout, type LocalRolloutResult } from '#local/rollout-runner';
-import { alarmName, alarmDefinitions } from '#shared/alarms';
 import { TargetUnavailableError } from '#shared/errors';
 import type { ChangeLedger } from '#shared/ledger';
 import { runRolloutStep } from '#shared/rollout-steps';
 import { EventBridgeSchedules } from '#functions/rollback/aws-ports';
-import { handleRollbackEvent, type AlarmStateChangeEvent } from '#functions/rollback/events';
+import { handleRollbackEvent } from '#functions/rollback/events';
+import { alarmEventFor, alarmNamed } from '../support/alarm-events.ts';
 import { connectRedis, uniquePrefix } from '../support/services.ts';
 import { startHarness, testConfig, type Harness } from '../support/rollout-harness.ts';
 import { setKey } from '../support/test-area.ts';
@@ -241,13 +241,8 @@ describe('staged rollout (synthesized definition, run locally)', () => {
 
 describe('alarm-driven rollback', () => {
   const config = testConfig();
-  const cacheAlarm = alarmName(config, alarmDefinitions(config).find((d) => d.id === 'cache-hit-rate')!);
-  const alarmEvent = (id: string): AlarmStateChangeEvent => ({
-    id,
-    source: 'aws.cloudwatch',
-    'detail-type': 'CloudWatch Alarm State Change',
-    detail: { alarmName: cacheAlarm, state: { value: 'ALARM', reason: 'Threshold Crossed' } },
-  });
+  const cacheAlarm = alarmNamed(config, 'cache-hit-rate');
+  const alarmEvent = (id: string) => alarmEventFor(config, id);
 
   it('stops the execution while it bakes and reverts what it applied', async () => {
     const prefix = uniquePrefix('alarm');
@@ -344,7 +339,7 @@ describe('alarm-driven rollback', () => {
     expect(await handleRollbackEvent(deps, { ...alarmEvent('x1'), detail: { alarmName: 'someone-elses-alarm', state: { value: 'ALARM' } } }, {})).toMatchObject({ kind: 'ignored' });
     expect(await handleRollbackEvent(deps, { ...alarmEvent('x2'), detail: { alarmName: cacheAlarm, state: { value: 'OK' } } }, {})).toMatchObject({ kind: 'ignored' });
     // Alarms exist for every area; one of an area this deployment has no rollout for is ignored.
-    const vectorAlarm = alarmName(config, alarmDefinitions(config).find((d) => d.id === 'vector-latency')!);
+    const vectorAlarm = alarmNamed(config, 'vector-latency');
     expect(
       await handleRollbackEvent(deps, { ...alarmEvent('x3'), detail: { alarmName: vectorAlarm, state: { value: 'ALARM' } } }, { caching: 'arn:sm' }),
     ).toMatchObject({ kind: 'ignored', why: `area vector of alarm ${vectorAlarm} is not deployed` });
