@@ -1,6 +1,7 @@
 /**
  * The local runtime: everything the Lambdas have in AWS, built on this machine from
- * the config — the ledger on dynalite (kept in `ledger.localDataDir`), the area
+ * the config — the ledger on dynalite (kept in `ledger.localDataDir`, served to every
+ * Perfpilot process of the machine by one ledger server), the area
  * plugins against the local services, the local signals, the local rollout runner's
  * execution registry — wired into the same cores the Lambdas run.
  */
@@ -14,7 +15,7 @@ import { ChangeLedger } from '#shared/ledger';
 import { PolicyStore } from '#shared/policy-store';
 import { revertChanges, type RolloutDeps } from '#shared/rollout-steps';
 import type { RollbackDeps } from '#functions/rollback/rollback';
-import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
+import { openSharedLedger, startLocalDynamo, type LocalDynamo } from './dynamo.ts';
 import { LocalSignals } from './local-signals.ts';
 import { LocalExecutions } from './local-executions.ts';
 import { PLUGIN_LOADERS } from './plugins.ts';
@@ -58,7 +59,10 @@ export class LocalRuntime {
 
   static async start(config: PerfpilotConfig, options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
     const dynamo =
-      options.dynamo ?? (await startLocalDynamo({ dataDir: options.inMemory ? undefined : config.ledger.localDataDir }));
+      options.dynamo ??
+      (options.inMemory
+        ? await startLocalDynamo()
+        : await openSharedLedger({ dataDir: config.ledger.localDataDir, idleSeconds: config.ledger.localServerIdleSeconds }));
     return new LocalRuntime(config, dynamo, !options.dynamo, options);
   }
 

@@ -9,6 +9,7 @@ import type { CheckResult, PlanResult, RecordResult, RevertResult } from '#share
 import type { MetricsSnapshot } from '#shared/metrics';
 import { runLocalRollout, type LocalRolloutResult, type RolloutProgress } from '#local/rollout-runner';
 import type { LocalRuntime } from '#local/runtime';
+import { LocalLedgerLostError } from '#local/dynamo';
 import { formatEffect, paint, table } from './format.ts';
 
 export interface RolloutCommandOptions {
@@ -170,6 +171,15 @@ export async function runLocalRolloutCommand(
       write(paint.dim(`  (could not show ${event.type} of ${'state' in event ? event.state : 'the execution'}: ${(error as Error)?.message ?? String(error)})`));
     },
   });
+  try {
+    runtime.dynamo.verify();
+  } catch (lost) {
+    throw new LocalLedgerLostError(
+      `${(lost as Error).message} (during rollout ${result.rolloutId}, which ended ${result.status.toLowerCase()}). ` +
+        `What it applied stays on the target, marked as Perfpilot's: \`perfpilot status\` lists it, \`perfpilot rollback ${area}\` reverts it from those marks.`,
+      { cause: lost },
+    );
+  }
   const changes = await runtime.ledger.listChanges(result.rolloutId);
   return { result, changes };
 }

@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
 import { runLocalRollout } from '#local/rollout-runner';
+import { stopLedgerServer } from '#local/dynamo';
 import { LocalRuntime } from '#local/runtime';
 import { rollbackLocally } from '../../bin/cli/rollback.ts';
 import { connectRedis, deleteKeys, uniquePrefix } from '../support/services.ts';
@@ -55,6 +56,7 @@ afterAll(async () => {
   // What a failed run may have left of the test area's keys.
   await deleteKeys(redis, `pptest:cli:${process.pid}:*`);
   redis.disconnect();
+  await stopLedgerServer(join(dir, 'ledger'));
 });
 
 describe('perfpilot CLI', () => {

@@ -131,10 +131,17 @@ describe('policy store', () => {
 });
 
 describe('area state', () => {
-  it('claims an event id once', async () => {
+  it('claims an event id for its work: in progress, then done; a released claim can be taken again', async () => {
     const state = new AreaStateStore(d.doc, d.tableName);
-    expect(await state.claimEvent('evt-1', now)).toBe(true);
-    expect(await state.claimEvent('evt-1', later(1))).toBe(false);
+    expect(await state.claimEvent('evt-1', now)).toBe('claimed');
+    expect(await state.claimEvent('evt-1', later(1))).toBe('in-progress');
+    await state.completeEvent('evt-1', later(2));
+    expect(await state.claimEvent('evt-1', later(3))).toBe('done');
+    expect(await state.claimEvent('evt-2', now)).toBe('claimed');
+    await state.releaseEvent('evt-2');
+    expect(await state.claimEvent('evt-2', later(4))).toBe('claimed');
+    await state.releaseEvent('evt-1'); // a done event's record is not released
+    expect(await state.claimEvent('evt-1', later(5))).toBe('done');
   });
 });
 
