@@ -14,7 +14,7 @@ import { ANALYZER_LOADERS, PLUGIN_LOADERS } from '#local/plugins';
 import { openLedger, readConfig, type GlobalOptions } from './cli/context.ts';
 import { paint, table } from './cli/format.ts';
 import { collectStatus, renderStatus } from './cli/status.ts';
-import { lockRefusal, progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
+import { inconclusiveRecord, lockRefusal, progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
 import { runAwsRollout } from './cli/aws-rollout.ts';
 import { confirmRollback, plannedReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
 import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
@@ -134,6 +134,15 @@ program
         write('');
         if (result.status === 'ABORTED' && result.error === 'RolloutStopped') {
           write(paint.red(`Rollout ${result.rolloutId} was stopped by a rollback: ${result.cause ?? ''}. The rollback reverts what it applied.`));
+        } else if (result.status === 'SUCCEEDED' && inconclusiveRecord(result.output)) {
+          const r = inconclusiveRecord(result.output)!;
+          write(
+            paint.yellow(
+              `Rollout ${result.rolloutId} inconclusive: the guardrails had no evidence to judge by (no application traffic during the bake?). ` +
+                `${r.kept} change(s) kept unverified${r.cancelled ? `, ${r.cancelled} not applied` : ''}. ` +
+                `Run it again while the application has traffic, or \`perfpilot rollback ${area}\` to undo.`,
+            ),
+          );
         } else if (result.status === 'SUCCEEDED') {
           write(paint.green(`Rollout ${result.rolloutId} succeeded: ${changes.length === 0 ? 'nothing to do' : `${kept} change(s) applied and kept${reverted ? `, ${reverted} reverted after measuring` : ''}`}.`));
         } else {

@@ -111,7 +111,11 @@ export function progressPrinter(write: (line: string) => void, bakeSeconds: numb
       case 'Record': {
         const r = resultOf(output, 'record') as Partial<RecordResult> | undefined;
         if (!r) return;
-        write(`  ✓ recorded: ${r.kept ?? 0} kept${r.reverted ? `, ${r.reverted} reverted after measuring` : ''}`);
+        if (r.evidence === 'none') {
+          write(paint.yellow(`  ? recorded: ${r.kept ?? 0} kept unverified${r.reverted ? `, ${r.reverted} reverted after measuring` : ''}${r.cancelled ? `, ${r.cancelled} not applied` : ''}`));
+        } else {
+          write(`  ✓ recorded: ${r.kept ?? 0} kept${r.reverted ? `, ${r.reverted} reverted after measuring` : ''}`);
+        }
         break;
       }
       case 'Revert': {
@@ -124,6 +128,13 @@ export function progressPrinter(write: (line: string) => void, bakeSeconds: numb
         break;
     }
   };
+}
+
+/** The Record step's result when the rollout ended inconclusive (no evidence to judge a stage by). */
+export function inconclusiveRecord(output: unknown): { kept: number; cancelled: number; reason: string } | undefined {
+  const record = resultOf(output, 'record');
+  if (record?.evidence !== 'none') return undefined;
+  return { kept: num(record.kept) ?? 0, cancelled: num(record.cancelled) ?? 0, reason: String(resultOf(output, 'check')?.reason ?? '') };
 }
 
 /** Why the rollout did not run, when the area lock refused it (the state machine's LockHeld end). */

@@ -51,7 +51,17 @@ export async function collectStatus(access: LedgerAccess, options: StatusOptions
 }
 
 const statusColor = (s: string) =>
-  s === 'succeeded' || s === 'kept' ? paint.green(s) : s === 'reverted' || s === 'failed' || s === 'revert-failed' ? paint.red(s) : s;
+  s === 'succeeded' || s === 'kept'
+    ? paint.green(s)
+    : s === 'reverted' || s === 'failed' || s === 'revert-failed'
+      ? paint.red(s)
+      : s === 'inconclusive' || s === 'skipped'
+        ? paint.yellow(s)
+        : s === 'cancelled'
+          ? paint.dim(s)
+          : s;
+
+const verdictMark = (v: { healthy: boolean; evidence?: string }) => (v.evidence === 'none' ? '?' : v.healthy ? '✓' : '✗');
 
 export function renderStatus(report: StatusReport, config: PerfpilotConfig): string {
   const out: string[] = [];
@@ -89,7 +99,7 @@ export function renderStatus(report: StatusReport, config: PerfpilotConfig): str
         r.area,
         statusColor(r.status),
         ago(r.startedAt),
-        r.verdicts.length ? r.verdicts.map((v) => (v.healthy ? '✓' : '✗')).join('') + `/${r.stageCount}` : `0/${r.stageCount}`,
+        r.verdicts.length ? r.verdicts.map(verdictMark).join('') + `/${r.stageCount}` : `0/${r.stageCount}`,
         r.changes.length,
         r.reason ?? '',
       ]),
@@ -101,7 +111,7 @@ export function renderStatus(report: StatusReport, config: PerfpilotConfig): str
     out.push('', paint.bold(`${r.rolloutId}`) + paint.dim(` (${r.area}, ${r.status})`));
     for (const v of r.verdicts) {
       out.push(
-        `  stage ${v.stage}: ${v.healthy ? paint.green('healthy') : paint.red('regressed')}` +
+        `  stage ${v.stage}: ${v.evidence === 'none' ? paint.yellow('no evidence (not judged)') : v.healthy ? paint.green('healthy') : paint.red('regressed')}` +
           (v.breaches.length ? ` — ${v.breaches.map((b) => b.detail).join('; ')}` : ''),
       );
     }

@@ -8,6 +8,9 @@ import pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
 import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 
+/** Perfpilot's own database sessions carry this application_name (the guardrails leave them out). */
+export const PERFPILOT_APPLICATION_NAME = 'perfpilot';
+
 /** What the read-only observers need: a Pool or a Client. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
@@ -33,7 +36,7 @@ export async function poolConfigFor(
   const t = config.targets.database;
   if (target === 'local') {
     if (!t.connectionString) throw new InvalidRequestError('targets.database.connectionString is required for the local target');
-    return { connectionString: t.connectionString, max: 4 };
+    return { connectionString: t.connectionString, max: 4, application_name: PERFPILOT_APPLICATION_NAME };
   }
   if (!t.rds) throw new InvalidRequestError('targets.database.rds is required for the aws target');
   const secret = await secrets.send(new GetSecretValueCommand({ SecretId: t.rds.secretArn }));
@@ -49,6 +52,7 @@ export async function poolConfigFor(
     password: parsed.password,
     ssl: { rejectUnauthorized: true },
     max: 4,
+    application_name: PERFPILOT_APPLICATION_NAME,
   };
 }
 
@@ -56,6 +60,11 @@ export async function poolConfigFor(
 export async function openDatabasePool(config: PerfpilotConfig, target: 'local' | 'aws' = 'local'): Promise<pg.Pool> {
   const pool = new pg.Pool({ ...(await poolConfigFor(config, target)), connectionTimeoutMillis: 5_000 });
   pool.on('error', () => undefined); // idle-client errors surface on the next query instead of crashing the process
+  // Perfpilot's own statements stay out of pg_stat_statements where its role may say so
+  // (superuser, or PG15+ GRANT SET ON PARAMETER); elsewhere health-snapshot.ts filters them.
+  pool.on('connect', (client) => {
+    client.query(`set pg_stat_statements.track = 'none'`).catch(() => undefined);
+  });
   try {
     await pool.query('select 1');
   } catch (cause) {

@@ -99,12 +99,19 @@ export function canTransition(from: ChangeStatus, to: ChangeStatus): boolean {
 }
 
 /** A rollout: one execution of the staged rollout for one area. */
-export const ROLLOUT_STATUSES = ['running', 'succeeded', 'nothing-to-do', 'reverted', 'failed', 'skipped'] as const;
+/**
+ * `inconclusive`: a stage could not be judged (no signal to compare with the baseline,
+ * e.g. no application traffic during the bake); its changes stay applied, unverified,
+ * and the later stages were not applied. `skipped`: another rollout held the area lock.
+ */
+export const ROLLOUT_STATUSES = ['running', 'succeeded', 'nothing-to-do', 'reverted', 'failed', 'skipped', 'inconclusive'] as const;
 export type RolloutStatus = (typeof ROLLOUT_STATUSES)[number];
 
 export interface GuardrailVerdictRecord {
   readonly stage: number;
   readonly healthy: boolean;
+  /** `none`: nothing could be compared with the baseline; `healthy` then means only "no breach seen". */
+  readonly evidence?: 'measured' | 'none';
   readonly at: string;
   readonly breaches: readonly { readonly criterion: string; readonly detail: string }[];
 }

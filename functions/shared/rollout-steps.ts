@@ -82,6 +82,9 @@ export interface RecordResult {
   readonly kept: number;
   readonly reverted: number;
   readonly effects: Record<string, ChangeEffect>;
+  /** Set when the last stage could not be judged: its changes were kept unverified, the rest not applied. */
+  readonly evidence?: 'none';
+  readonly cancelled?: number;
 }
 export interface RevertResult {
   readonly reason: string;
@@ -332,15 +335,32 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       await ledger.recordVerdict(rolloutId, {
         stage,
         healthy: verdict.healthy,
+        evidence: verdict.evidence,
         at: now.toISOString(),
         breaches: verdict.breaches.map((b) => ({ criterion: b.criterion, detail: b.detail })),
       });
+      if (verdict.evidence === 'none') {
+        // No number to judge by: neither revert (nothing says it hurt) nor roll out further
+        // (nothing says it helped). What this stage applied stays, marked unverified; the
+        // later stages are not applied; the rollout ends inconclusive.
+        const later = stage + 1 < stageCount ? '; the later stages are not applied' : '';
+        return {
+          stage,
+          healthy: true,
+          evidence: 'none',
+          reason: `stage ${stage}: no evidence — no signal could be compared with the baseline (no application traffic during the bake?); not judged: its changes stay applied, unverified${later}`,
+          more: false,
+          nextStage: stage + 1,
+          breaches: [],
+        } satisfies CheckResult;
+      }
       const reason = verdict.healthy
         ? `stage ${stage} healthy`
         : `stage ${stage} regressed: ${verdict.breaches.map((b) => `${b.criterion} (${b.detail})`).join('; ')}`;
       return {
         stage,
         healthy: verdict.healthy,
+        evidence: 'measured',
         reason,
         more: stage + 1 < stageCount,
         nextStage: stage + 1,
@@ -352,9 +372,16 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       await requireRunning(deps, rolloutId);
       const now = deps.clock();
       const effects: Record<string, ChangeEffect> = {};
+      const unverified = state.check?.evidence === 'none';
       let kept = 0;
       let reverted = 0;
+      let cancelled = 0;
       for (const change of await ledger.listChanges(rolloutId)) {
+        if (change.status === 'planned' && unverified) {
+          await ledger.transition(change, 'cancelled', { now: deps.clock(), note: 'not applied: the stage before it could not be judged (no evidence)' });
+          cancelled++;
+          continue;
+        }
         if (change.status !== 'applied') continue;
         const effect = plugin.measure ? await plugin.measure(change, now) : undefined;
         if (effect) {
@@ -367,14 +394,20 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
           if (result.failed > 0) throw new ChangeRevertError(result.errors.join('; '));
           reverted++;
         } else {
-          await ledger.transition(change, 'kept', { now: deps.clock() });
+          await ledger.transition(change, 'kept', {
+            now: deps.clock(),
+            ...(unverified ? { note: 'kept unverified: the guardrails had no evidence during the bake' } : {}),
+          });
           kept++;
         }
       }
-      const summary = `${kept} change(s) kept${reverted ? `, ${reverted} reverted after measuring` : ''}`;
-      await ledger.endRollout(rolloutId, 'succeeded', summary, deps.clock());
+      const summary = unverified
+        ? `inconclusive: no evidence during the bake (${state.check?.reason ?? ''}); ${kept} change(s) kept unverified` +
+          `${reverted ? `, ${reverted} reverted after measuring` : ''}${cancelled ? `, ${cancelled} not applied` : ''}`
+        : `${kept} change(s) kept${reverted ? `, ${reverted} reverted after measuring` : ''}`;
+      await ledger.endRollout(rolloutId, unverified ? 'inconclusive' : 'succeeded', summary, deps.clock());
       await lock.release(area, rolloutId);
-      return { kept, reverted, effects } satisfies RecordResult;
+      return { kept, reverted, effects, ...(unverified ? { cancelled, evidence: 'none' as const } : {}) } satisfies RecordResult;
     }
 
     case 'revert': {

@@ -115,6 +115,7 @@ describe('perfpilot CLI', () => {
     const prefix = uniquePrefix('cli');
     const config = parseConfig(baseConfig(join(dir, 'ledger')));
     const plugin = createTestArea({ redis, prefix, area: 'caching', proposals: () => [setKey('ttl', '60'), setKey('policy', 'lfu')] });
+    await redis.hset(`${prefix}:health`, { latencyMs: '10', throughputQps: '100' }); // a steady application
     let runtime = await LocalRuntime.start(config, { factories: { caching: async () => plugin } });
     const result = await runLocalRollout({ area: 'caching', config, deps: await runtime.rolloutDeps('caching'), bakeMs: 0 });
     expect(result.status).toBe('SUCCEEDED');

@@ -92,6 +92,25 @@ describe('staged rollout (synthesized definition, run locally)', () => {
     expect(await h.runtime.lock.current('test')).toBeUndefined();
   });
 
+  it('with no signal to judge the canary by, keeps it unverified, applies nothing more and ends inconclusive', async () => {
+    const prefix = uniquePrefix('noevidence');
+    h = await startHarness(redis, { prefix, proposals: () => [setKey('a', '1'), setKey('b', '2')] }, { health: null });
+    const result = await run(h);
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.output?.check).toMatchObject({ evidence: 'none', healthy: true, more: false });
+    expect(await redis.get(`${prefix}:a`)).toBe('1');
+    expect(await redis.get(`${prefix}:b`)).toBeNull();
+    const [a, b] = await h.runtime.ledger.listChanges(result.rolloutId);
+    expect(a).toMatchObject({ status: 'kept' });
+    expect(a!.history.at(-1)!.note).toBe('kept unverified: the guardrails had no evidence during the bake');
+    expect(b).toMatchObject({ status: 'cancelled' });
+    const rollout = await h.runtime.ledger.getRollout(result.rolloutId);
+    expect(rollout).toMatchObject({ status: 'inconclusive' });
+    expect(rollout!.reason).toMatch(/^inconclusive: no evidence during the bake .*; 1 change\(s\) kept unverified, 1 not applied$/);
+    expect(rollout!.verdicts).toEqual([expect.objectContaining({ stage: 0, evidence: 'none', breaches: [] })]);
+    expect(await h.runtime.lock.current('test')).toBeUndefined();
+  });
+
   it('succeeds with nothing to do when the planner proposes nothing', async () => {
     h = await startHarness(redis, { prefix: uniquePrefix('empty'), proposals: () => [] });
     const result = await run(h);
