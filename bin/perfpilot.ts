@@ -16,7 +16,8 @@ import { paint, table } from './cli/format.ts';
 import { collectStatus, renderStatus } from './cli/status.ts';
 import { inconclusiveRecord, lockRefusal, progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
 import { runAwsRollout } from './cli/aws-rollout.ts';
-import { confirmRollback, plannedReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
+import { confirmRollback, plannedReverts, renderMarkReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
+import { checkTargets, revertMarks } from '#local/target-check';
 import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
@@ -72,7 +73,7 @@ program
     const config = readConfig(globals());
     const access = await openLedger(config, globals());
     try {
-      const report = await collectStatus(access, opts);
+      const report = await collectStatus(access, opts, config);
       write(opts.json ? JSON.stringify(report, null, 2) : renderStatus(report, config));
     } finally {
       await access.close();
@@ -158,7 +159,10 @@ program
 
 program
   .command('rollback')
-  .description('revert what Perfpilot applied to an area, or to every area with --all (emergency rollback), from the ledger alone')
+  .description(
+    'revert what Perfpilot applied to an area, or to every area with --all (emergency rollback), from the ledger, ' +
+      'and (locally) from the marks Perfpilot leaves on the targets when the ledger does not know them',
+  )
   .argument('[area]', `one of ${AREAS.join(', ')}`, parseArea)
   .option('--all', 'every area')
   .option('-y, --yes', 'do not ask for confirmation')
@@ -172,11 +176,16 @@ program
       const areas: Area[] = opts.all ? [...AREAS] : [area!];
       const changes = await plannedReverts(access, config, areas);
       const running = (await Promise.all(areas.map((a) => access.ledger.runningRollouts(a)))).flat();
-      if (changes.length === 0 && running.length === 0) {
-        write(opts.json ? JSON.stringify({ reverted: 0, reports: [] }) : `Nothing to roll back: ${access.where} has no applied change${opts.all ? '' : ` for ${area}`} and no running rollout.`);
+      // The second record: what the targets say Perfpilot applied that this ledger will not revert.
+      const targetDeps = access.runtime ? { ledger: access.ledger, policies: access.runtime.policies } : undefined;
+      const check = targetDeps ? await checkTargets(config, targetDeps, areas) : undefined;
+      const marks = check?.marks.filter((m) => m.revertFromMark) ?? [];
+      if (!opts.json) for (const u of check?.unreachable ?? []) write(paint.dim(`note: could not read the ${u.area} target's marks: ${u.error}`));
+      if (changes.length === 0 && running.length === 0 && marks.length === 0) {
+        write(opts.json ? JSON.stringify({ reverted: 0, reports: [], targetReverts: [] }) : `Nothing to roll back: ${access.where} has no applied change${opts.all ? '' : ` for ${area}`} and no running rollout${check ? `, and the targets${check.unreachable.length ? ' it could read' : ''} carry no Perfpilot change it does not know` : ''}.`);
         return;
       }
-      if (!(await confirmRollback(changes, opts, write))) {
+      if (!(await confirmRollback(changes, opts, write, { marks, ledger: access.where }))) {
         write('Nothing was changed.');
         process.exitCode = opts.json ? 2 : 1;
         return;
@@ -185,15 +194,21 @@ program
         globals().target === 'aws'
           ? await rollbackInAws(new LambdaClient({}), config, areas, opts.reason)
           : await rollbackLocally(access, areas, opts.reason);
+      const targetReverts = targetDeps && marks.length > 0 ? await revertMarks(config, targetDeps, marks) : [];
       if (opts.json) {
-        write(JSON.stringify({ reports }, null, 2));
+        write(JSON.stringify({ reports, targetReverts }, null, 2));
       } else {
         write('');
         write(renderRollbackReports(reports));
-        const failed = reports.reduce((n, r) => n + r.failed, 0);
+        if (targetReverts.length > 0) {
+          write('');
+          write(paint.bold('Reverted from the marks on the targets (the ledger did not know them):'));
+          write(renderMarkReverts(targetReverts));
+        }
+        const failed = reports.reduce((n, r) => n + r.failed, 0) + targetReverts.filter((r) => !r.reverted).length;
         write(failed ? paint.red(`${failed} change(s) could not be reverted: see \`perfpilot status\`.`) : paint.green('Rolled back. `perfpilot status` shows the reverts.'));
       }
-      if (reports.some((r) => r.failed > 0)) process.exitCode = 1;
+      if (reports.some((r) => r.failed > 0) || targetReverts.some((r) => !r.reverted)) process.exitCode = 1;
     } finally {
       await access.close();
     }

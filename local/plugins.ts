@@ -5,6 +5,7 @@
 import type { AreaName, PerfpilotConfig } from '#lib/config';
 import type { PluginFactory } from '#shared/area';
 import type { AnalysisReport } from '#shared/report';
+import type { TargetRecordFactory } from '#shared/target-record';
 
 export const PLUGIN_LOADERS: Partial<Record<AreaName, () => Promise<PluginFactory>>> = {
   caching: async () => (await import('#functions/caching/plugin')).createCachingPlugin,
@@ -21,4 +22,10 @@ export const ANALYZER_LOADERS: Partial<Record<AreaName, () => Promise<(config: P
     const { analyzeDatabase } = await import('#functions/database/analyze');
     return (config) => analyzeDatabase(config);
   },
+};
+
+/** Each area's record of Perfpilot's marks on its target (the second record, besides the ledger). */
+export const TARGET_RECORD_LOADERS: Partial<Record<AreaName, () => Promise<TargetRecordFactory>>> = {
+  caching: async () => (await import('#functions/caching/target-markers')).cachingTargetRecord,
+  database: async () => (await import('#functions/database/target-markers')).databaseTargetRecord,
 };

@@ -5,6 +5,8 @@
 import type { PerfpilotConfig } from '#lib/config';
 import { AREA_NAMES_WITH_TEST } from '#shared/ledger-table';
 import type { Area, Change, Rollout } from '#shared/change';
+import { checkTargets, type TargetCheck } from '#local/target-check';
+import type { UnaccountedMark } from '#shared/target-record';
 import type { LedgerAccess } from './context.ts';
 import { ago, formatEffect, paint, table } from './format.ts';
 
@@ -26,11 +28,15 @@ export interface StatusReport {
     lockHolderGone?: boolean;
   }[];
   readonly rollouts: (Rollout & { changes: Change[] })[];
+  /** Perfpilot's marks on the (local) targets that the ledger does not account for. */
+  readonly targets?: TargetCheck;
 }
 
-export async function collectStatus(access: LedgerAccess, options: StatusOptions): Promise<StatusReport> {
+export async function collectStatus(access: LedgerAccess, options: StatusOptions, config?: PerfpilotConfig): Promise<StatusReport> {
   const areas = options.area ? [options.area] : AREA_NAMES_WITH_TEST.filter((a) => a !== 'test');
-  const report: StatusReport = { ledger: access.where, areas: [], rollouts: [] };
+  // The targets are read beside the ledger (locally, where they are reachable).
+  const targets = access.runtime && config ? await checkTargets(config, { ledger: access.ledger, policies: access.runtime.policies }, areas) : undefined;
+  const report: StatusReport = { ledger: access.where, areas: [], rollouts: [], ...(targets ? { targets } : {}) };
   for (const area of areas) {
     const circuit = await access.areaState.circuit(area);
     const lock = await access.lock.current(area);
@@ -63,6 +69,38 @@ const statusColor = (s: string) =>
 
 const verdictMark = (v: { healthy: boolean; evidence?: string }) => (v.evidence === 'none' ? '?' : v.healthy ? '✓' : '✗');
 
+export function renderUnaccountedMarks(marks: readonly UnaccountedMark[]): string {
+  return table(
+    ['AREA', 'ON THE TARGET', 'ROLLOUT', 'WHY IT IS LISTED'],
+    marks.map((m) => [m.area, m.target, m.rolloutId ?? '-', m.problem]),
+    110,
+  );
+}
+
+/** The warning block for marks the ledger does not account for, and the targets that could not be read. */
+export function renderTargetCheck(check: TargetCheck | undefined, ledger: string): string[] {
+  if (!check) return [];
+  const out: string[] = [];
+  if (check.marks.length > 0) {
+    const fromMarks = check.marks.filter((m) => m.revertFromMark);
+    out.push(
+      '',
+      paint.yellow(`! The targets hold ${check.marks.length} Perfpilot change(s) that the ${ledger} does not account for:`),
+      renderUnaccountedMarks(check.marks),
+    );
+    if (fromMarks.length > 0) {
+      const areas = [...new Set(fromMarks.map((m) => m.area))];
+      out.push(
+        paint.yellow(
+          `  Was the ledger deleted, or is this another one? \`perfpilot rollback ${areas.length === 1 ? areas[0] : '--all'}\` reverts ${fromMarks.length === check.marks.length ? 'them' : `the ${fromMarks.length} the ledger will not`} from these marks.`,
+        ),
+      );
+    }
+  }
+  for (const u of check.unreachable) out.push(paint.dim(`note: could not read the ${u.area} target's marks: ${u.error}`));
+  return out;
+}
+
 export function renderStatus(report: StatusReport, config: PerfpilotConfig): string {
   const out: string[] = [];
   out.push(paint.bold(`Perfpilot status — ${report.ledger}`), '');
@@ -82,6 +120,7 @@ export function renderStatus(report: StatusReport, config: PerfpilotConfig): str
       120,
     ),
   );
+  out.push(...renderTargetCheck(report.targets, report.ledger));
   out.push('');
   if (report.rollouts.length === 0) {
     out.push(

@@ -58,18 +58,21 @@ export async function poolConfigFor(
 
 /** Opens a pool and proves it works, so an unreachable target fails here with its name. */
 export async function openDatabasePool(config: PerfpilotConfig, target: 'local' | 'aws' = 'local'): Promise<pg.Pool> {
-  const pool = new pg.Pool({ ...(await poolConfigFor(config, target)), connectionTimeoutMillis: 5_000 });
-  pool.on('error', () => undefined); // idle-client errors surface on the next query instead of crashing the process
+  const settings = { ...(await poolConfigFor(config, target)), connectionTimeoutMillis: 5_000 };
+  const open = async (options?: string) => {
+    const pool = new pg.Pool({ ...settings, ...(options ? { options } : {}) });
+    pool.on('error', () => undefined); // idle-client errors surface on the next query instead of crashing the process
+    try {
+      return { pool, may: (await pool.query<{ may: boolean }>(`select current_setting('is_superuser') = 'on' as may`)).rows[0]?.may === true };
+    } catch (cause) {
+      await pool.end().catch(() => undefined);
+      throw new TargetUnavailableError(describeDatabaseTarget(config), `cannot connect: ${(cause as Error).message}`, { cause });
+    }
+  };
+  const first = await open();
+  if (!first.may) return first.pool;
   // Perfpilot's own statements stay out of pg_stat_statements where its role may say so
-  // (superuser, or PG15+ GRANT SET ON PARAMETER); elsewhere health-snapshot.ts filters them.
-  pool.on('connect', (client) => {
-    client.query(`set pg_stat_statements.track = 'none'`).catch(() => undefined);
-  });
-  try {
-    await pool.query('select 1');
-  } catch (cause) {
-    await pool.end().catch(() => undefined);
-    throw new TargetUnavailableError(describeDatabaseTarget(config), `cannot connect: ${(cause as Error).message}`, { cause });
-  }
-  return pool;
+  // (a superuser, as locally); elsewhere health-snapshot.ts filters them.
+  await first.pool.end();
+  return (await open('-c pg_stat_statements.track=none')).pool;
 }

@@ -22,13 +22,17 @@ let dir: string;
 let configFile: string;
 let redis: Redis;
 
+// `status` and `rollback` read the targets' Perfpilot marks too: point them where nobody
+// else's marks live (a key of this run on the shared Redis, a database that does not exist).
+const keyPrefix = `pptest:cli:${process.pid}:`;
 const baseConfig = (dataDir: string) => ({
   targets: {
     caching: { redisUrl: 'redis://127.0.0.1:6379/0' },
-    database: { connectionString: 'postgres://postgres@127.0.0.1:5432/test' },
+    database: { connectionString: 'postgres://postgres@127.0.0.1:5432/pp_cli_no_such_db' },
   },
   rollout: { bakeSeconds: 0 },
   ledger: { localDataDir: dataDir },
+  cachingTuner: { keyNamespace: keyPrefix, policyRedisKey: `${keyPrefix}policy` },
 });
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -72,7 +76,7 @@ describe('perfpilot CLI', () => {
     expect(status.stdout).toContain('No history yet: the ledger has no rollouts.');
     const rollback = await cli('rollback', '--all', '--yes');
     expect(rollback.code).toBe(0);
-    expect(rollback.stdout).toMatch(/Nothing to roll back: local ledger in .* has no applied change and no running rollout\./);
+    expect(rollback.stdout).toMatch(/Nothing to roll back: local ledger in .* has no applied change and no running rollout, and the targets it could read carry no Perfpilot change it does not know\./);
   });
 
   it('names the bad field of a broken config and exits 2', async () => {

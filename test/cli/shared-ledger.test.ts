@@ -25,8 +25,9 @@ function ledgerFolder(): { dir: string; dataDir: string; configFile: string } {
   writeFileSync(
     configFile,
     JSON.stringify({
-      targets: { caching: { redisUrl: 'redis://127.0.0.1:6379/0' }, database: { connectionString: 'postgres://postgres@127.0.0.1:5432/test' } },
+      targets: { caching: { redisUrl: 'redis://127.0.0.1:6379/0' }, database: { connectionString: 'postgres://postgres@127.0.0.1:5432/pp_cli_no_such_db' } },
       ledger: { localDataDir: 'ledger', localServerIdleSeconds: 60 },
+      cachingTuner: { policyRedisKey: `pptest:shared:${process.pid}:policy` },
     }),
   );
   return { dir, dataDir, configFile };
