@@ -241,7 +241,7 @@ async function settle(deps: RolloutDeps, area: Area, result: LocalRolloutResult)
     }
   } catch (error) {
     // The ledger itself may be what failed (a lost local ledger); the result says what happened.
-    logger.error('could not settle the ended execution in the ledger', { rolloutId: result.rolloutId, error: error as Error });
+    logger.warn('could not settle the ended execution in the ledger', { rolloutId: result.rolloutId, error: error as Error });
   }
   return result;
 }

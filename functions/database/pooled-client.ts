@@ -70,7 +70,7 @@ export async function withPooledClient<T>(pool: pg.Pool, target: string, work: (
   } catch (error) {
     failure = error;
     if (lost && !(error instanceof TargetUnavailableError)) {
-      throw new TargetUnavailableError(target, `the database connection was lost: ${lost.message}`, { cause: error });
+      throw new TargetUnavailableError(target, `the database connection was lost (${lost.message}): ${(error as Error).message}`, { cause: error });
     }
     throw typedDatabaseError(error, target);
   } finally {
