@@ -10,15 +10,19 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { AREAS, ConfigError, DEFAULT_CONFIG_FILE, type AreaName } from '#lib/config';
 import type { Area } from '#shared/change';
-import { ANALYZER_LOADERS, PLUGIN_LOADERS } from '#local/plugins';
+import { AREA_REGISTRY, isRegisteredArea, loadAnalyzer } from '#local/plugins';
 import { openLedger, readConfig, type GlobalOptions } from './cli/context.ts';
 import { paint, table } from './cli/format.ts';
 import { collectStatus, renderStatus } from './cli/status.ts';
 import { inconclusiveRecord, lockRefusal, progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
-import { runAwsRollout } from './cli/aws-rollout.ts';
+import { analyzeInAws, runAwsRollout } from './cli/aws-rollout.ts';
+import { EnableRuleCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { confirmRollback, plannedReverts, renderMarkReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
 import { checkTargets, revertMarks } from '#local/target-check';
 import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
+import { registerLoadTestCommands } from './cli/load-tests.ts';
+import { DEFAULT_REPORT_FILE, registerReportCommand, writeDemoReport } from './cli/report.ts';
+import { registerMonitoringCommands } from './cli/monitoring-commands.ts';
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -105,7 +109,13 @@ program
   .action(async (area: AreaName, opts: { bakeSeconds?: number; force?: boolean; json?: boolean }) => {
     const config = readConfig(globals());
     if (globals().target === 'aws') {
-      const result = await runAwsRollout(new SFNClient({}), config, area, opts.json ? () => undefined : progressPrinter(write, config.rollout.bakeSeconds));
+      const access = await openLedger(config, globals());
+      const circuit = await access.areaState.circuit(area).finally(() => access.close());
+      const result = await runAwsRollout(new SFNClient({}), config, area, opts.json ? () => undefined : progressPrinter(write, opts.bakeSeconds ?? config.rollout.bakeSeconds), 2000, {
+        bakeSeconds: opts.bakeSeconds,
+        circuit,
+        force: opts.force,
+      });
       const refused = lockRefusal(result.output);
       write(
         opts.json
@@ -222,8 +232,16 @@ program
     const config = readConfig(globals());
     const access = await openLedger(config, globals());
     try {
+      if (globals().target === 'aws') {
+        // The circuit breaker disabled the schedule rule; enabling the area turns it back on.
+        const rule = `${config.name}-${area}-schedule`;
+        await new EventBridgeClient({}).send(new EnableRuleCommand({ Name: rule }));
+        await access.areaState.enable(area);
+        write(`${area} is enabled again: its schedule rule ${rule} is on.`);
+        return;
+      }
       await access.areaState.enable(area);
-      write(`${area} is enabled again${globals().target === 'aws' ? ` (also enable its schedule rule ${config.name}-${area}-schedule: aws events enable-rule --name ${config.name}-${area}-schedule)` : ''}.`);
+      write(`${area} is enabled again.`);
     } finally {
       await access.close();
     }
@@ -236,11 +254,7 @@ program
   .option('--json', 'print JSON')
   .action(async (area: AreaName, opts: { json?: boolean }) => {
     const config = readConfig(globals());
-    const load = ANALYZER_LOADERS[area];
-    if (!load) {
-      throw new Error(`area ${area} has no analyzer yet; available: ${Object.keys(ANALYZER_LOADERS).join(', ') || 'none'}`);
-    }
-    const report = await (await load())(config);
+    const report = globals().target === 'aws' ? await analyzeInAws(new LambdaClient({}), config, area) : await (await loadAnalyzer(area))(config);
     if (opts.json) {
       write(JSON.stringify(report.json, null, 2));
       return;
@@ -268,7 +282,9 @@ program
   .addOption(new Option('--scale <scale>', 'size of the seeded app').choices(['default', 'small']).default('default').hideHelp())
   .addOption(new Option('--measure-seconds <n>', 'workload time after the last rollout').argParser(parseCount).default(10).hideHelp())
   .addOption(new Option('--loops <n>', 'concurrent request loops of the workload').argParser(parseCount).default(3).hideHelp())
-  .action(async (opts: { warmupSeconds: number; reset?: boolean; json?: boolean; scale: 'default' | 'small'; measureSeconds: number; loops: number }) => {
+  .option('--no-regression-drill', 'skip the harmful change an alarm must catch and roll back')
+  .option('--report <file>', 'where to write the HTML report', DEFAULT_REPORT_FILE)
+  .action(async (opts: { warmupSeconds: number; reset?: boolean; json?: boolean; scale: 'default' | 'small'; measureSeconds: number; loops: number; regressionDrill: boolean; report: string }) => {
     if (globals().target === 'aws') throw new InvalidArgumentError('the demo runs on the local services only (no --target aws)');
     const config = readConfig(globals());
     const { runDemo, renderDemoSummary } = await import('#local/demo/run-demo');
@@ -283,8 +299,9 @@ program
           probe: () => probeTargets(config),
           rollout: (area) => runLocalRolloutCommand(access.runtime!, config, area, {}, progress),
         },
-        { warmupSeconds: opts.warmupSeconds, measureSeconds: opts.measureSeconds, reset: Boolean(opts.reset), scale: opts.scale, loops: Math.max(1, opts.loops) },
+        { warmupSeconds: opts.warmupSeconds, measureSeconds: opts.measureSeconds, reset: Boolean(opts.reset), scale: opts.scale, loops: Math.max(1, opts.loops), regressionDrill: opts.regressionDrill },
       );
+      progress(`Report written to ${await writeDemoReport(access, report, opts.report)}`);
       if (opts.json) {
         write(JSON.stringify(report, null, 2));
       } else {
@@ -322,14 +339,18 @@ program
     if (opts.failOnKpi && !report.kpisPassed) process.exitCode = 1;
   });
 
+registerLoadTestCommands(program, globals);
+registerReportCommand(program, globals);
+registerMonitoringCommands(program, globals);
+
 program
   .command('areas')
   .description('list the areas and whether this installation can tune them yet')
   .action(() => {
     write(
       table(
-        ['AREA', 'ROLLOUT', 'ANALYZE'],
-        AREAS.map((a) => [a, PLUGIN_LOADERS[a] ? 'yes' : 'not yet', ANALYZER_LOADERS[a] ? 'yes' : 'not yet']),
+        ['AREA', 'ROLLOUT AND ANALYZE', 'TUNES'],
+        AREAS.map((a) => [a, isRegisteredArea(a) ? 'yes' : 'not yet', isRegisteredArea(a) ? AREA_REGISTRY[a].summary : '']),
       ),
     );
   });

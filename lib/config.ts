@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { scheduleExpressionProblem } from './schedule-expression.ts';
 
 export const AREAS = ['caching', 'realtime', 'database', 'vector'] as const;
@@ -35,11 +35,15 @@ const cachingTargetSchema = z
     redisUrl: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }).optional(),
     elasticache: z
       .object({
+        /**
+         * The replication group (one shard, cluster mode off). Its primary endpoint,
+         * port and whether it speaks TLS are read with DescribeReplicationGroups when
+         * the function starts, so a failover needs no redeploy.
+         */
         replicationGroupId: z.string().min(1),
         parameterGroupName: z.string().min(1),
-        /** The primary endpoint; TLS is always on (rediss://). */
-        endpoint: z.string().min(1),
-        port: positiveInt.default(6379),
+        /** Secrets Manager secret with the AUTH token or RBAC user: { "password" } or { "username", "password" }. */
+        authSecretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:/, { message: 'expected a Secrets Manager secret ARN' }).optional(),
       })
       .strict()
       .optional(),
@@ -96,24 +100,47 @@ const vectorTargetSchema = z
   })
   .strict();
 
+/** What a rollout's task states may take besides bakes and pending applies (seconds each, normally; a step that hangs to its function timeout is an exception the lock expiry then covers). */
+export const ROLLOUT_STEPS_SECONDS = 300;
+/** The stages of a rollout: the canary and the rest. */
+export const ROLLOUT_STAGES_MAX = 2;
+
+/** The longest a rollout may run: every stage pending and baking to its limit, plus its steps. */
+export function rolloutSecondsMax(r: { bakeSeconds: number; pendingMaxSeconds: number }): number {
+  return ROLLOUT_STAGES_MAX * (r.bakeSeconds + r.pendingMaxSeconds) + ROLLOUT_STEPS_SECONDS;
+}
+
 const rolloutSchema = z
   .object({
     /** Fraction of a rollout's changes applied in the canary stage (at least one change). */
     canaryFraction: z.number().gt(0).max(1).default(0.25),
     /** How long each stage bakes before its guardrails are checked. */
     bakeSeconds: z.number().int().min(0).max(86_400).default(300),
-    /** A crashed holder's area lock expires after this. */
-    lockTtlSeconds: positiveInt.default(3_600),
+    /**
+     * A change whose apply is still running (an index build) is polled this often by
+     * the state machine (a Wait state, no Lambda running in between)...
+     */
+    pollSeconds: z.number().int().min(1).max(3_600).default(30),
+    /** ...for at most this long per stage; then it is cancelled and the rollout reverts. */
+    pendingMaxSeconds: positiveInt.max(86_400).default(3_600),
+    /**
+     * A crashed holder's area lock expires after this. It is also the rollout state
+     * machine's execution timeout, so every stage's bake and pending time must fit in it.
+     */
+    lockTtlSeconds: positiveInt.max(7 * 86_400).default(10_800),
     /** The alarm-driven rollback reverts changes applied within this window. */
     rollbackLookbackMinutes: positiveInt.default(120),
   })
   .strict()
-  .refine((r) => r.lockTtlSeconds >= 2 * r.bakeSeconds + 300, {
-    // A rollout holds the lock through both stages' bakes; a lock that expires mid-rollout
-    // would let a second run in beside it.
-    message: 'lockTtlSeconds must be at least 2 × bakeSeconds + 300 (the lock must outlive both stages of a rollout)',
+  .refine((r) => r.lockTtlSeconds >= rolloutSecondsMax(r), {
+    // A rollout holds the lock through both stages' pending time and bakes; a lock that
+    // expires mid-rollout would let a second run in beside it, and the execution times
+    // out at lockTtlSeconds.
+    message: `lockTtlSeconds must be at least 2 × (bakeSeconds + pendingMaxSeconds) + ${ROLLOUT_STEPS_SECONDS} (both stages of a rollout and its steps must fit in the lock and the execution timeout)`,
     path: ['lockTtlSeconds'],
   });
+
+
 
 /** Seed KPI targets. */
 const kpiSchema = z
@@ -248,17 +275,42 @@ const indexAdvisorSchema = z
   .object({
     /** Only the statements with the most total time are planned; the rest are too cheap to matter. */
     maxStatementsAnalyzed: positiveInt.default(300),
-    /** What-if (HypoPG) plans per run; a run over thousands of statements stays inside the Lambda timeout. */
-    maxWhatIfPlans: positiveInt.default(3_000),
+    /** What-if (HypoPG) plans per run (one per constant set); a run over thousands of statements stays inside the Lambda timeout. */
+    maxWhatIfPlans: positiveInt.default(6_000),
     /** Columns per candidate index (equality → range → order). */
     maxIndexColumns: z.number().int().min(1).max(3).default(3),
     /** Statements with fewer calls than this are not planned for. */
     minStatementCalls: z.number().int().min(0).default(5),
     /** A selected index must save at least this much time over the stats window, net of its write cost. */
     minSavedMs: z.number().min(0).default(50),
-    /** Estimated cost of maintaining one index for one written row (insert, update, delete). */
-    writeCostMsPerRowPerIndex: z.number().min(0).default(0.01),
-    /** Timeouts of one CREATE/DROP INDEX CONCURRENTLY. */
+    /**
+     * Cost of maintaining one index for one written row. Unset (the default): measured on
+     * this database by timed inserts into a scratch table with and without an index of the
+     * candidate's columns. Set it only to override the measurement.
+     */
+    writeCostMsPerRowPerIndex: z.number().min(0).optional(),
+    /** Rows sampled from the table into the scratch table of one maintenance-cost measurement... */
+    writeCostSampleRows: positiveInt.default(5_000),
+    /** ...and the time all such measurements of one run may take (the rest reuse the nearest measured width). */
+    writeCostMeasureBudgetMs: positiveInt.default(10_000),
+    /** Constant sets (from pg_qualstats and sampled statement texts) each statement is planned with. */
+    constantSetsPerStatementMax: z.number().int().min(1).max(20).default(4),
+    /** A parameter is a constant predicate (partial index) when at least this many sampled executions all used one value. */
+    partialIndexSamplesMin: positiveInt.default(3),
+    /** Covering indexes INCLUDE at most this many non-key columns. */
+    includeColumnsMax: z.number().int().min(0).max(8).default(3),
+    /** BRIN is a candidate for a range-filtered column whose |pg_stats.correlation| is at least this... */
+    brinCorrelationMin: z.number().min(0).max(1).default(0.9),
+    /** ...on a table of at least this many rows. */
+    brinTableRowsMin: z.number().int().min(0).default(100_000),
+    /** Verdict: the weighted time of an index's statements plus the writes on its table may rise at most this much. */
+    verdictWorkloadSlowdownPercentMax: percent.default(5),
+    /**
+     * Timeouts of index DDL. Statements that run inside one Lambda invocation (DROP,
+     * COMMENT, waiting for a lock) are also cut to the time the function has left; an
+     * index build runs on past the invocation that started it (the state machine polls
+     * it) and is bounded by statementTimeoutMs and rollout.pendingMaxSeconds.
+     */
     lockTimeoutMs: positiveInt.default(5_000),
     statementTimeoutMs: positiveInt.default(1_800_000),
     /** Hygiene: a non-unique index scanned at most this often since the stats reset is unused. */
@@ -287,6 +339,8 @@ const cachingTunerSchema = z
     scanCountPerCall: positiveInt.default(200),
     /** Timeout of each Redis command the tuner sends. */
     commandTimeoutMs: positiveInt.default(2_000),
+    /** A parameter group still applying an earlier change is retried for this long before the step gives up (and is retried by the state machine). */
+    parameterGroupBusyWaitSeconds: z.number().int().min(0).max(600).default(60),
     ttlMinSeconds: positiveInt.default(5),
     ttlMaxSeconds: positiveInt.default(86_400),
     /** One run moves a TTL by at most this factor, up or down. */
@@ -331,14 +385,46 @@ const cachingTunerSchema = z
   })
   .strict();
 
+/** `npm run test:performance-validation`: a run of the standard mix against a saved baseline (the seed plan's criteria). */
+const performanceValidationSchema = z
+  .object({
+    /** p95 request latency may rise by less than this against the baseline... */
+    p95DegradationPercentMax: z.number().min(0).default(10),
+    /** ...throughput must stay at or above this share of the baseline's... */
+    throughputRatioPercentMin: percent.default(90),
+    /** ...and the error rate may rise by less than this many percentage points. */
+    errorRateIncreasePointsMax: percent.default(2),
+  })
+  .strict();
+
+/** How functions in the VPC reach the AWS APIs they call. */
+export const AWS_API_ACCESS = ['nat', 'create-endpoints', 'existing-endpoints'] as const;
+
 const vpcSchema = z
   .object({
     vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, { message: 'expected a VPC id such as vpc-0abc123' }),
     privateSubnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(1),
     securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/)).min(1),
     availabilityZones: z.array(z.string().min(1)).min(1),
+    /**
+     * How the functions in these subnets reach DynamoDB, CloudWatch, Secrets Manager,
+     * ElastiCache and RDS: `nat` (the subnets route to a NAT gateway), `create-endpoints`
+     * (Perfpilot creates the VPC endpoints they need) or `existing-endpoints` (the VPC
+     * has them, with private DNS). There is no default: without a way out the functions
+     * time out on their first AWS call.
+     */
+    awsApiAccess: z.enum(AWS_API_ACCESS, {
+      error: () =>
+        'say how functions in this VPC reach the AWS APIs: "nat", "create-endpoints" or "existing-endpoints" (a VPC with neither a NAT gateway nor endpoints cannot reach DynamoDB, CloudWatch or Secrets Manager)',
+    }),
+    /** Route tables of the private subnets, for the DynamoDB gateway endpoint (with create-endpoints). */
+    privateRouteTableIds: z.array(z.string().regex(/^rtb-[0-9a-f]+$/)).min(1).optional(),
   })
-  .strict();
+  .strict()
+  .refine((v) => v.awsApiAccess !== 'create-endpoints' || v.privateRouteTableIds !== undefined, {
+    message: 'create-endpoints needs privateRouteTableIds (the DynamoDB gateway endpoint is a route in them)',
+    path: ['privateRouteTableIds'],
+  });
 
 export const configSchema = z
   .object({
@@ -373,6 +459,7 @@ export const configSchema = z
     connectionPool: connectionPoolSchema.prefault({}),
     indexAdvisor: indexAdvisorSchema.prefault({}),
     cachingTuner: cachingTunerSchema.prefault({}),
+    performanceValidation: performanceValidationSchema.prefault({}),
     ledger: z
       .object({
         /**

@@ -5,7 +5,8 @@
  * stack turns into CloudWatch alarms over that history ("M out of N").
  */
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions, alarmName, evaluateAlarm, signalValue } from '#shared/alarms';
+import { alarmDefinitions } from '#functions/areas';
+import { alarmName, evaluateAlarm, signalValue, type AlarmDefinition, type AlarmState } from '#shared/alarms';
 import type { AreaPlugin } from '#shared/area';
 import type { Area } from '#shared/change';
 import type { MetricsReader, MetricsSnapshot } from '#shared/metrics';
@@ -31,17 +32,31 @@ export class LocalSignals implements MetricsReader, AlarmStateReader {
   }
 
   async firing(area: Area, _now: Date): Promise<string[]> {
+    return this.evaluate(area)
+      .filter((e) => e.definition.severity === 'critical' && e.state === 'ALARM')
+      .map((e) => e.name);
+  }
+
+  /** Every alarm of the area over the snapshots so far: its state and the datapoints it judged. */
+  evaluate(area: Area): AlarmEvaluation[] {
     const list = this.history.get(area) ?? [];
     return alarmDefinitions(this.config)
-      .filter((def) => def.area === area && def.severity === 'critical')
-      .filter((def) => {
+      .filter((def) => def.area === area)
+      .map((def) => {
         const values = list.map((s) => signalValue(def, s));
         // Locally nothing samples between runs, so the first observations stand for the
         // periods before them (a steady signal): a hit rate already low when the rollout
         // starts shows as an alarm already firing at its baseline, as CloudWatch's would.
         const padded = [...Array(Math.max(0, def.evaluationPeriods - values.length)).fill(values[0]), ...values];
-        return evaluateAlarm(def, padded) === 'ALARM';
-      })
-      .map((def) => alarmName(this.config, def));
+        return { name: alarmName(this.config, def), definition: def, state: evaluateAlarm(def, padded), datapoints: padded.slice(-def.evaluationPeriods) };
+      });
   }
+}
+
+export interface AlarmEvaluation {
+  readonly name: string;
+  readonly definition: AlarmDefinition;
+  readonly state: AlarmState;
+  /** The last `evaluationPeriods` values (oldest first; undefined = missing). */
+  readonly datapoints: readonly (number | undefined)[];
 }

@@ -1,31 +1,43 @@
 /**
- * The areas this installation can tune, loaded lazily so `perfpilot status` does not
- * pay for loading a database driver. An area appears here once it has a plugin.
+ * The registered areas' plugins and analyses, loaded lazily (so `perfpilot status`
+ * does not pay for a database driver) by the folder convention of functions/areas.ts:
+ * `functions/<area>/plugin.ts` exports `createPlugin`, `functions/<area>/analyze.ts`
+ * exports `analyze`.
  */
-import type { AreaName, PerfpilotConfig } from '#lib/config';
-import type { PluginFactory } from '#shared/area';
-import type { AnalysisReport } from '#shared/report';
+import { existsSync } from 'node:fs';
+import { AREA_REGISTRY, isRegisteredArea, REGISTERED_AREAS, type RegisteredArea } from '#functions/areas';
+import type { AreaAnalyzer, PluginFactory } from '#shared/area';
+import type { Area } from '#shared/change';
+import { InvalidRequestError } from '#shared/errors';
 import type { TargetRecordFactory } from '#shared/target-record';
 
-export const PLUGIN_LOADERS: Partial<Record<AreaName, () => Promise<PluginFactory>>> = {
-  caching: async () => (await import('#functions/caching/plugin')).createCachingPlugin,
-  database: async () => (await import('#functions/database/plugin')).createDatabasePlugin,
-};
+export { AREA_REGISTRY, REGISTERED_AREAS, isRegisteredArea, type RegisteredArea };
 
-/** `perfpilot analyze <area>`: each area's read-only analysis. */
-export const ANALYZER_LOADERS: Partial<Record<AreaName, () => Promise<(config: PerfpilotConfig) => Promise<AnalysisReport>>>> = {
-  caching: async () => {
-    const { analyzeCaching } = await import('#functions/caching/analyze');
-    return (config) => analyzeCaching(config);
-  },
-  database: async () => {
-    const { analyzeDatabase } = await import('#functions/database/analyze');
-    return (config) => analyzeDatabase(config);
-  },
-};
+function notImplemented(area: Area): InvalidRequestError {
+  return new InvalidRequestError(`area ${area} has no implementation yet; available: ${REGISTERED_AREAS.join(', ')}`);
+}
 
-/** Each area's record of Perfpilot's marks on its target (the second record, besides the ledger). */
-export const TARGET_RECORD_LOADERS: Partial<Record<AreaName, () => Promise<TargetRecordFactory>>> = {
-  caching: async () => (await import('#functions/caching/target-markers')).cachingTargetRecord,
-  database: async () => (await import('#functions/database/target-markers')).databaseTargetRecord,
-};
+export async function loadPluginFactory(area: Area): Promise<PluginFactory> {
+  if (!isRegisteredArea(area)) throw notImplemented(area);
+  const module = (await import(`../functions/${area}/plugin.ts`)) as { createPlugin: PluginFactory };
+  return module.createPlugin;
+}
+
+export async function loadAnalyzer(area: Area): Promise<AreaAnalyzer> {
+  if (!isRegisteredArea(area)) throw notImplemented(area);
+  const module = (await import(`../functions/${area}/analyze.ts`)) as { analyze: AreaAnalyzer };
+  return module.analyze;
+}
+
+/**
+ * An area's record of Perfpilot's marks on its target (the second record, beside the
+ * ledger): `functions/<area>/target-markers.ts` exports `targetRecord`. An area whose
+ * changes leave no mark on the target has no such file.
+ */
+export async function loadTargetRecord(area: Area): Promise<TargetRecordFactory | undefined> {
+  if (!isRegisteredArea(area)) return undefined;
+  const file = new URL(`../functions/${area}/target-markers.ts`, import.meta.url);
+  if (!existsSync(file)) return undefined;
+  const module = (await import(`../functions/${area}/target-markers.ts`)) as { targetRecord: TargetRecordFactory };
+  return module.targetRecord;
+}

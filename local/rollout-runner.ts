@@ -7,7 +7,7 @@ import './polyfills.ts';
 import { randomUUID } from 'node:crypto';
 import type { StateMachine } from 'aws-local-stepfunctions';
 import type { PerfpilotConfig } from '#lib/config';
-import { BAKE_STATE, ROLLOUT_TASKS, type RolloutTaskState } from '#shared/rollout-states';
+import { BAKE_STATE, POLL_STATE, ROLLOUT_TASKS, type RolloutTaskState } from '#shared/rollout-states';
 import type { Area } from '#shared/change';
 import { logger } from '#shared/observability';
 import { closeRollout, runRolloutStep, type RolloutDeps, type RolloutState, type StepEvent } from '#shared/rollout-steps';
@@ -39,6 +39,8 @@ export interface LocalRolloutOptions {
   readonly trigger?: string;
   /** Overrides every stage's bake (milliseconds); default: config.rollout.bakeSeconds. */
   readonly bakeMs?: number;
+  /** Overrides the wait between looks at pending changes (milliseconds); default: config.rollout.pollSeconds. */
+  readonly pollMs?: number;
   /** Overrides retry backoff (milliseconds); tests set 0. */
   readonly retryMs?: number;
   readonly executionName?: string;
@@ -125,7 +127,7 @@ export async function runLocalRollout(options: LocalRolloutOptions): Promise<Loc
     {
       overrides: {
         taskResourceLocalHandlers: handlers as never,
-        waitTimeOverrides: { [BAKE_STATE]: options.bakeMs ?? config.rollout.bakeSeconds * 1000 },
+        waitTimeOverrides: { [BAKE_STATE]: options.bakeMs ?? config.rollout.bakeSeconds * 1000, [POLL_STATE]: options.pollMs ?? config.rollout.pollSeconds * 1000 },
         retryIntervalOverrides: retryOverrides,
       },
       context: {

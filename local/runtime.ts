@@ -5,12 +5,11 @@
  * plugins against the local services, the local signals, the local rollout runner's
  * execution registry — wired into the same cores the Lambdas run.
  */
-import type { AreaName, PerfpilotConfig } from '#lib/config';
+import type { PerfpilotConfig } from '#lib/config';
 import type { AreaPlugin, PluginFactory } from '#shared/area';
 import { AreaLock, thisProcess } from '#shared/area-lock';
 import { AreaStateStore } from '#shared/area-state';
 import type { Area, Change } from '#shared/change';
-import { InvalidRequestError } from '#shared/errors';
 import { ChangeLedger } from '#shared/ledger';
 import { PolicyStore } from '#shared/policy-store';
 import { revertChanges, type RolloutDeps } from '#shared/rollout-steps';
@@ -18,7 +17,7 @@ import type { RollbackDeps } from '#functions/rollback/rollback';
 import { openSharedLedger, startLocalDynamo, type LocalDynamo } from './dynamo.ts';
 import { LocalSignals } from './local-signals.ts';
 import { LocalExecutions } from './local-executions.ts';
-import { PLUGIN_LOADERS } from './plugins.ts';
+import { loadPluginFactory, REGISTERED_AREAS } from './plugins.ts';
 
 export interface LocalRuntimeOptions {
   /** Keep the ledger in memory instead of `config.ledger.localDataDir` (tests). */
@@ -68,20 +67,15 @@ export class LocalRuntime {
 
   /** Areas this installation can tune (those with a plugin). */
   areas(): Area[] {
-    return [...new Set([...Object.keys(PLUGIN_LOADERS), ...Object.keys(this.options.factories ?? {})])] as Area[];
+    return [...new Set<Area>([...REGISTERED_AREAS, ...(Object.keys(this.options.factories ?? {}) as Area[])])];
   }
 
   plugin(area: Area): Promise<AreaPlugin> {
     let p = this.plugins.get(area);
     if (!p) {
       const injected = this.options.factories?.[area];
-      const load = injected ? async () => injected : PLUGIN_LOADERS[area as AreaName];
-      if (!load) {
-        return Promise.reject(
-          new InvalidRequestError(`area ${area} has no implementation yet; available: ${this.areas().join(', ')}`),
-        );
-      }
-      p = load().then((factory) => factory(this.config, { policies: this.policies, target: 'local' }));
+      const load = injected ? Promise.resolve(injected) : loadPluginFactory(area);
+      p = load.then((factory) => factory(this.config, { policies: this.policies, target: 'local' }));
       p.catch(() => this.plugins.delete(area));
       this.plugins.set(area, p);
     }

@@ -4,10 +4,10 @@
  * them from the marks. A target that does not answer is reported, never fatal: `status`
  * must work while a target is down.
  */
-import type { AreaName, PerfpilotConfig } from '#lib/config';
+import type { PerfpilotConfig } from '#lib/config';
 import type { Area } from '#shared/change';
 import type { TargetRecord, TargetRecordDeps, UnaccountedMark } from '#shared/target-record';
-import { TARGET_RECORD_LOADERS } from './plugins.ts';
+import { loadTargetRecord } from './plugins.ts';
 
 export interface TargetCheck {
   readonly marks: readonly UnaccountedMark[];
@@ -22,9 +22,9 @@ export interface MarkRevert {
 }
 
 async function withRecord<T>(config: PerfpilotConfig, deps: TargetRecordDeps, area: Area, work: (record: TargetRecord) => Promise<T>): Promise<T | undefined> {
-  const load = TARGET_RECORD_LOADERS[area as AreaName];
-  if (!load) return undefined;
-  const record = await (await load())(config, deps);
+  const factory = await loadTargetRecord(area);
+  if (!factory) return undefined;
+  const record = await factory(config, deps);
   try {
     return await work(record);
   } finally {

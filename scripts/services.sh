@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes this machine ready for Perfpilot's local runtime and tests:
-#   PostgreSQL 15 with PostGIS 3, HypoPG and pg_stat_statements, and Redis 7,
+#   PostgreSQL 15 with PostGIS 3, HypoPG, pg_stat_statements and pg_qualstats, and Redis 7
+#   (and Debian's chromium, for the test that renders the HTML report),
 # installed if missing and started if not running. Idempotent: on a machine where
 # everything runs it only checks, and it says what it did.
 set -euo pipefail
@@ -26,7 +27,8 @@ apt_install() {
 
 # 1. Packages.
 missing=()
-for pkg in postgresql-$PG_VERSION postgresql-$PG_VERSION-postgis-3 postgresql-$PG_VERSION-hypopg redis-server; do
+# chromium: the report test opens the HTML report in headless Chromium (playwright-core drives it).
+for pkg in postgresql-$PG_VERSION postgresql-$PG_VERSION-postgis-3 postgresql-$PG_VERSION-hypopg postgresql-$PG_VERSION-pg-qualstats redis-server chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -34,7 +36,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
 
-# 2. PostgreSQL: pg_stat_statements must be preloaded (needs a restart once).
+# 2. PostgreSQL: pg_stat_statements and pg_qualstats must be preloaded (needs a restart once).
+#    pg_qualstats records the constants of WHERE quals, which the index advisor plans with;
+#    its sample rate stays at the default (1 / max_connections) cluster-wide, a database
+#    that wants more sets it with ALTER DATABASE ... SET pg_qualstats.sample_rate.
 PG_CONF_DIR=/etc/postgresql/$PG_VERSION/main
 if [ ! -d "$PG_CONF_DIR" ]; then
   say "creating the PostgreSQL $PG_VERSION main cluster"
@@ -44,18 +49,19 @@ fi
 pg_running() { pg_isready -h "$PG_HOST" -p "$PG_PORT" -q; }
 PRELOAD_CONF=$PG_CONF_DIR/conf.d/50-perfpilot.conf
 need_restart=0
-if [ ! -f "$PRELOAD_CONF" ] || ! grep -q pg_stat_statements "$PRELOAD_CONF"; then
+if [ ! -f "$PRELOAD_CONF" ] || ! grep -q pg_qualstats "$PRELOAD_CONF"; then
   as_root mkdir -p "$PG_CONF_DIR/conf.d"
   as_root tee "$PRELOAD_CONF" >/dev/null <<'CONF'
 # Written by Perfpilot's scripts/services.sh
-shared_preload_libraries = 'pg_stat_statements'
+shared_preload_libraries = 'pg_stat_statements,pg_qualstats'
 pg_stat_statements.track = all
 pg_stat_statements.max = 10000
+pg_qualstats.max = 20000
 track_io_timing = on
 listen_addresses = '127.0.0.1'
 CONF
   need_restart=1
-  did+=("enabled pg_stat_statements in $PRELOAD_CONF")
+  did+=("enabled pg_stat_statements and pg_qualstats in $PRELOAD_CONF")
 fi
 # Trust auth for local connections, as on a developer machine (tests connect as postgres).
 HBA=$PG_CONF_DIR/pg_hba.conf
@@ -66,8 +72,8 @@ if ! as_root grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$HBA"; then
 fi
 if pg_running; then
   preload=$(psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -Atc 'show shared_preload_libraries' 2>/dev/null || true)
-  if [[ "$preload" != *pg_stat_statements* ]] || [ $need_restart = 1 ]; then
-    say "restarting PostgreSQL to load pg_stat_statements"
+  if [[ "$preload" != *pg_stat_statements* ]] || [[ "$preload" != *pg_qualstats* ]] || [ $need_restart = 1 ]; then
+    say "restarting PostgreSQL to load pg_stat_statements and pg_qualstats"
     as_root pg_ctlcluster --skip-systemctl-redirect $PG_VERSION main restart
     did+=("restarted PostgreSQL")
   fi
@@ -87,7 +93,7 @@ for db in test perfpilot_demo; do
 done
 # Extensions live in each database that uses them; the ones Perfpilot needs must load.
 for db in test perfpilot_demo; do
-  psql_do -d "$db" -c "create extension if not exists pg_stat_statements; create extension if not exists postgis; create extension if not exists hypopg;"
+  psql_do -d "$db" -c "create extension if not exists pg_stat_statements; create extension if not exists postgis; create extension if not exists hypopg; create extension if not exists pg_qualstats;"
 done
 
 # 3. Redis.
@@ -102,6 +108,7 @@ fi
 # 4. Report.
 pgv=$(psql_do -d test -c "select extversion from pg_extension where extname='postgis'")
 hpv=$(psql_do -d test -c "select extversion from pg_extension where extname='hypopg'")
+qsv=$(psql_do -d test -c "select extversion from pg_extension where extname='pg_qualstats'")
 rv=$(redis-cli -p "$REDIS_PORT" info server | awk -F: '/^redis_version/{print $2}' | tr -d '\r')
 if [ ${#did[@]} -eq 0 ]; then say "nothing to do: all services already ready"; else for d in "${did[@]}"; do say "$d"; done; fi
-say "ready: PostgreSQL $PG_VERSION on $PG_HOST:$PG_PORT (PostGIS $pgv, HypoPG $hpv, pg_stat_statements), Redis $rv on 127.0.0.1:$REDIS_PORT"
+say "ready: PostgreSQL $PG_VERSION on $PG_HOST:$PG_PORT (PostGIS $pgv, HypoPG $hpv, pg_stat_statements, pg_qualstats $qsv), Redis $rv on 127.0.0.1:$REDIS_PORT"

@@ -115,7 +115,8 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     const statements = await analyzeStatements(observation);
     const catalog = tableCatalog(observation.tables);
     const candidates = generateCandidates(statements, catalog, observation.indexes, base.maxIndexColumns);
-    const writtenRows = new Map(observation.tables.map((x) => [`${x.schema}.${x.name}`, x.writtenRows]));
+    // The old bench keeps its fixed per-row write cost on the rows its window's write statements wrote.
+    const writeCostMs = new Map<string, number>();
     const dataBytes = observation.tables.reduce((s, x) => s + x.bytes, 0);
     out.statements_analyzed_count = statements.length;
     out.candidates_count = candidates.length;
@@ -133,7 +134,7 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     for (const b of budgets) {
       t = performance.now();
       const sel = await withCoster(db, base.maxWhatIfPlans, (coster) =>
-        selectIndexes(statements, candidates, coster, { ...base, maxIndexes: 20, maxIndexBytes: b.bytes, writtenRows }),
+        selectIndexes(statements, candidates, coster, { ...base, maxIndexes: 20, maxIndexBytes: b.bytes, writeCostMs }),
       );
       out[`budget_${b.label}_bytes`] = b.bytes;
       out[`advisor_${b.label}_budget_workload_cost_ratio`] = round(sel.workloadCost / sel.baseWorkloadCost, 4);
@@ -148,7 +149,7 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     // 2. Dexter-style baseline on the same what-if costs.
     let dexterSet: IndexCandidate[] = [];
     await withCoster(db, 1_000_000, async (coster) => {
-      const model = new WorkloadModel(statements, coster, { ...base, writtenRows });
+      const model = new WorkloadModel(statements, coster, { ...base, writeCostMs });
       dexterSet = await selectDexterStyle(statements, generateCandidates(statements, catalog, observation.indexes, 2), coster);
       const none = await model.workloadCost([]);
       out.dexter_workload_cost_ratio = round((await model.workloadCost(dexterSet)) / none, 4);
@@ -174,7 +175,7 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
     await withCoster(db, 1_000_000, async (coster) => {
       const withCandidates = new Set(candidates.flatMap((c) => c.queryIds));
       const sub = [...statements].filter((s) => withCandidates.has(s.queryId)).sort((a, b) => b.totalTimeMs - a.totalTimeMs).slice(0, 6);
-      const model = new WorkloadModel(sub, coster, { ...base, writtenRows });
+      const model = new WorkloadModel(sub, coster, { ...base, writeCostMs });
       const scored: { c: IndexCandidate; v: number }[] = [];
       for (const c of generateCandidates(sub, catalog, observation.indexes, base.maxIndexColumns)) {
         const v = await model.value([c], model.relevant(c));
@@ -183,7 +184,7 @@ export async function run(options: { full: boolean }): Promise<Record<string, nu
       const pool = scored.sort((a, b) => b.v - a.v).slice(0, 10).map((x) => x.c);
       const maxIndexes = 3;
       const exhaustive = await selectExhaustive(model, pool, maxIndexes);
-      const advisor = await selectIndexes(sub, pool, coster, { ...base, maxIndexes, maxIndexBytes: Number.MAX_SAFE_INTEGER, minSavedMs: 0, writtenRows });
+      const advisor = await selectIndexes(sub, pool, coster, { ...base, maxIndexes, maxIndexBytes: Number.MAX_SAFE_INTEGER, minSavedMs: 0, writeCostMs });
       const baseTime = sub.reduce((s, x) => s + x.totalTimeMs, 0);
       const advisorValue = await model.value(advisor.indexes.map((i) => i.candidate));
       out.exhaustive_sub_workload_statements_count = sub.length;

@@ -11,7 +11,9 @@ import {
   type HistoryEvent,
   type SFNClient,
 } from '@aws-sdk/client-sfn';
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import type { PerfpilotConfig } from '#lib/config';
+import type { AnalysisReport } from '#shared/report';
 import type { Area } from '#shared/change';
 import type { RolloutProgress } from '#local/rollout-runner';
 
@@ -81,15 +83,28 @@ export function historyProgress(): (event: HistoryEvent) => RolloutProgress | un
   };
 }
 
+export interface AwsRolloutOptions {
+  /** This execution's bake (the plan step checks it fits the lock). */
+  readonly bakeSeconds?: number;
+  /** Whether the circuit breaker disabled the area (read from the deployed ledger); refused unless `force`. */
+  readonly circuit?: { readonly disabled: boolean; readonly reason?: string };
+  readonly force?: boolean;
+}
+
 export async function runAwsRollout(
   sfn: SFNClient,
   config: PerfpilotConfig,
   area: Area,
   onProgress: (p: RolloutProgress) => void,
   pollMs = 2000,
+  options: AwsRolloutOptions = {},
 ): Promise<{ executionArn: string; status: string; error?: string; cause?: string; output?: unknown }> {
+  if (options.circuit?.disabled && !options.force) {
+    throw new Error(`the ${area} area is disabled by the circuit breaker (${options.circuit.reason ?? 'no reason recorded'}); fix the cause, then run \`perfpilot enable ${area} --target aws\` (or pass --force)`);
+  }
   const stateMachineArn = await findStateMachine(sfn, stateMachineName(config, area));
-  const started = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ trigger: 'cli' }) }));
+  const input = { trigger: 'cli', ...(options.bakeSeconds !== undefined ? { bakeSeconds: options.bakeSeconds } : {}) };
+  const started = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }));
   const executionArn = started.executionArn!;
   let seen = 0;
   const progressOf = historyProgress();
@@ -125,4 +140,18 @@ export async function runAwsRollout(
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/**
+ * `perfpilot analyze <area> --target aws`: the analysis runs in the area function (it
+ * reaches the VPC and the target's credentials); the CLI invokes it by its fixed name.
+ */
+export async function analyzeInAws(lambda: LambdaClient, config: PerfpilotConfig, area: Area): Promise<AnalysisReport> {
+  const FunctionName = `${config.name}-${area}`;
+  const out = await lambda.send(
+    new InvokeCommand({ FunctionName, InvocationType: 'RequestResponse', Payload: new TextEncoder().encode(JSON.stringify({ step: 'analyze', area })) }),
+  );
+  const text = out.Payload ? new TextDecoder().decode(out.Payload) : '';
+  if (out.FunctionError) throw new Error(`the ${area} function ${FunctionName} failed to analyze: ${text.slice(0, 2000)}`);
+  return JSON.parse(text) as AnalysisReport;
 }

@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions } from '#shared/alarms';
+import { alarmDefinitions } from '#functions/areas';
 import { paint, table } from './format.ts';
 
 export interface ProbeResult {
@@ -29,6 +29,9 @@ export async function probeRedis(url: string): Promise<ProbeResult> {
   }
 }
 
+const preloadOf = (r: { rows: { setting: string }[] }) => r.rows[0]?.setting ?? '';
+const preloadHas = (preload: string, lib: string) => preload.split(',').map((x) => x.trim()).includes(lib);
+
 export async function probePostgres(url: string): Promise<ProbeResult> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
   const where = `database ${url.replace(/\/\/[^@]*@/, '//')}`;
@@ -41,13 +44,24 @@ export async function probePostgres(url: string): Promise<ProbeResult> {
     );
     const preload = (await client.query<{ setting: string }>(`select setting from pg_settings where name = 'shared_preload_libraries'`)).rows[0]?.setting ?? '';
     const missing = rows.filter((r) => !r.installed).map((r) => r.name);
+    // pg_qualstats is optional (RDS has no such extension): without it the index advisor plans generically.
+    const qualstats = (
+      await client.query<{ version: string | null; rate: string | null }>(
+        `select (select extversion from pg_extension where extname = 'pg_qualstats') as version,
+                (select setting from pg_settings where name = 'pg_qualstats.sample_rate') as rate`,
+      )
+    ).rows[0];
+    const qualstatsDetail =
+      qualstats?.version && preloadHas(preloadOf(await client.query<{ setting: string }>(`select setting from pg_settings where name = 'shared_preload_libraries'`)), 'pg_qualstats')
+        ? `pg_qualstats ${qualstats.version} (sample rate ${qualstats.rate === '-1' ? '1/max_connections' : qualstats.rate})`
+        : 'pg_qualstats not loaded (optional: without it the index advisor costs statements with generic plans)';
     const problems = [
       ...(missing.length ? [`extensions not created: ${missing.join(', ')}`] : []),
       ...(preload.includes('pg_stat_statements') ? [] : ['pg_stat_statements is not in shared_preload_libraries']),
     ];
     return problems.length
       ? { target: where, ok: false, detail: `${problems.join('; ')} (run \`npm run services\`)` }
-      : { target: where, ok: true, detail: `PostgreSQL answers; ${rows.map((r) => `${r.name} ${r.installed}`).join(', ')}` };
+      : { target: where, ok: true, detail: `PostgreSQL answers; ${rows.map((r) => `${r.name} ${r.installed}`).join(', ')}; ${qualstatsDetail}` };
   } catch (error) {
     return { target: where, ok: false, detail: `unreachable: ${(error as Error).message} (run \`npm run services\`)` };
   } finally {

@@ -4,11 +4,11 @@
  * and asks first, unless --yes.
  */
 import { createInterface } from 'node:readline/promises';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { rollbackEachArea } from '#functions/rollback/fan-out';
 import { AREAS, type AreaName, type PerfpilotConfig } from '#lib/config';
 import type { Area, Change } from '#shared/change';
 import { changesToRevert, rollbackArea, type RollbackReport } from '#functions/rollback/rollback';
-import type { ManualRollbackEvent, RollbackOutcome } from '#functions/rollback/events';
 import type { MarkRevert } from '#local/target-check';
 import type { UnaccountedMark } from '#shared/target-record';
 import type { LedgerAccess } from './context.ts';
@@ -92,23 +92,23 @@ export async function rollbackLocally(
   return reports;
 }
 
-/** In AWS the rollback function does the work (it can invoke the area functions); the CLI asks it. */
+/**
+ * In AWS the rollback function does the work (it can invoke the area functions); the
+ * CLI asks it once per area, in parallel (functions/rollback/fan-out.ts). An area whose
+ * rollback failed fails the command after the others finished.
+ */
 export async function rollbackInAws(
   lambda: LambdaClient,
   config: PerfpilotConfig,
   areas: readonly Area[],
   reason: string,
 ): Promise<RollbackReport[]> {
+  // The rollback function accepts deployable areas only (its event schema); the CLI names no other.
   const deployable = areas.filter((a): a is AreaName => (AREAS as readonly string[]).includes(a));
-  const event: ManualRollbackEvent = { source: 'perfpilot.cli', 'detail-type': 'Manual Rollback', detail: { areas: deployable, all: true, reason } };
-  const FunctionName = `${config.name}-rollback`;
-  const out = await lambda.send(
-    new InvokeCommand({ FunctionName, InvocationType: 'RequestResponse', Payload: new TextEncoder().encode(JSON.stringify(event)) }),
-  );
-  const text = out.Payload ? new TextDecoder().decode(out.Payload) : '';
-  if (out.FunctionError) throw new Error(`the rollback function ${FunctionName} failed: ${text.slice(0, 2000)}`);
-  const outcome = JSON.parse(text) as RollbackOutcome;
-  return outcome.kind === 'manual' ? [...outcome.reports] : [];
+  const results = await rollbackEachArea(lambda, `${config.name}-rollback`, deployable, reason);
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length > 0) throw new Error(failed.map((r) => (r.ok ? '' : r.error)).join('\n'));
+  return results.flatMap((r) => (r.ok ? r.reports : []));
 }
 
 export function renderRollbackReports(reports: readonly RollbackReport[]): string {

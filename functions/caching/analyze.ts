@@ -4,7 +4,9 @@
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { PerfpilotConfig } from '#lib/config';
+import type { AreaAnalyzer } from '#shared/area';
 import type { AnalysisReport } from '#shared/report';
 import { DEFAULT_CACHE_POLICY, normalizePolicy, type CachePolicy } from '#sdk/cache/policy';
 import { CloudWatchCacheMetricsSource } from './observe.ts';
@@ -22,12 +24,13 @@ const r1 = (n: number | undefined) => (n === undefined ? null : Math.round(n * 1
 export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCachingOptions = {}): Promise<AnalysisReport> {
   const target = options.target ?? 'local';
   const now = options.now ?? new Date();
-  const { redis, name } = await connectCacheRedis(config, target);
+  const ec = config.targets.caching.elasticache;
+  const aws = target === 'aws' && ec !== undefined;
+  const elasticache = aws ? new ElastiCacheClient({}) : undefined;
+  const { redis, name, primaryClusterId } = await connectCacheRedis(config, target, elasticache ? { elasticache, secrets: new SecretsManagerClient({}) } : undefined);
   try {
-    const ec = config.targets.caching.elasticache;
-    const aws = target === 'aws' && ec !== undefined;
-    const parameters = aws ? new ElastiCacheParameters(new ElastiCacheClient({}), ec.parameterGroupName) : new RedisConfigParameters(redis, name);
-    const cloudwatch = aws ? new CloudWatchCacheMetricsSource(new CloudWatchClient({}), `${ec.replicationGroupId}-001`) : undefined;
+    const parameters = aws ? new ElastiCacheParameters(elasticache!, ec.parameterGroupName) : new RedisConfigParameters(redis, name);
+    const cloudwatch = aws ? new CloudWatchCacheMetricsSource(new CloudWatchClient({}), primaryClusterId ?? ec.replicationGroupId) : undefined;
     const mirrored = await redis.get(config.cachingTuner.policyRedisKey);
     const current = mirrored
       ? (() => {
@@ -125,3 +128,6 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
     redis.disconnect();
   }
 }
+
+/** `perfpilot analyze caching` (the name the area loader looks for, functions/areas.ts). */
+export const analyze: AreaAnalyzer = (config, options) => analyzeCaching(config, options);

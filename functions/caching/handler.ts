@@ -3,6 +3,7 @@
  * "revert these changes"), wired once per cold start from the config.
  */
 import { rolloutStepHandler } from '#shared/rollout-handler';
+import { analyze } from './analyze.ts';
 import { createCachingPlugin } from './plugin.ts';
 
-export const handler = rolloutStepHandler(createCachingPlugin);
+export const handler = rolloutStepHandler(createCachingPlugin, analyze);

@@ -11,6 +11,7 @@ import {
   type Parameter,
 } from '@aws-sdk/client-elasticache';
 import type { Redis } from 'ioredis';
+import { arnTemplate, type AwsAccess } from '#shared/aws-access';
 import { ChangeApplyError, TargetUnavailableError } from '#shared/errors';
 
 export const TUNABLE_PARAMETERS = ['maxmemory-policy', 'lfu-log-factor', 'lfu-decay-time'] as const;
@@ -53,14 +54,46 @@ export class RedisConfigParameters implements CacheParameters {
   }
 }
 
+/** What ElastiCacheParameters calls: read and change that one parameter group. */
+export function elastiCacheParametersAccess(parameterGroupName: string): AwsAccess[] {
+  return [
+    {
+      actions: ['elasticache:DescribeCacheParameters', 'elasticache:ModifyCacheParameterGroup'],
+      resources: [arnTemplate('elasticache', `parametergroup:${parameterGroupName}`)],
+    },
+  ];
+}
+
+/**
+ * Faults that say "not now" rather than "never": the group is still applying an
+ * earlier change (a revert right after an apply meets this), or the API throttles.
+ */
+const BUSY_FAULTS = new Set(['InvalidCacheParameterGroupStateFault', 'InvalidCacheClusterStateFault', 'InvalidReplicationGroupStateFault', 'ThrottlingException', 'Throttling']);
+
+export function isBusyFault(error: unknown): boolean {
+  const e = error as { name?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
+  return BUSY_FAULTS.has(e.name ?? '') || e.$retryable !== undefined || (e.$metadata?.httpStatusCode ?? 0) >= 500;
+}
+
+export interface ElastiCacheParametersOptions {
+  /** How long a write waits, retrying, for a group busy with an earlier change (then TargetUnavailableError). @default 60 */
+  readonly busyWaitSeconds?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
 export class ElastiCacheParameters implements CacheParameters {
   readonly target: string;
+  private readonly busyWaitMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(
     private readonly client: ElastiCacheClient,
     private readonly parameterGroupName: string,
+    options: ElastiCacheParametersOptions = {},
   ) {
     this.target = `elasticache parameter group ${parameterGroupName}`;
+    this.busyWaitMs = (options.busyWaitSeconds ?? 60) * 1_000;
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
   private async describe(): Promise<Map<string, Parameter>> {
@@ -100,15 +133,27 @@ export class ElastiCacheParameters implements CacheParameters {
       }
       if (p.IsModifiable === false) throw new ChangeApplyError(`${name} on ${this.target} is not modifiable`);
     }
-    try {
-      await this.client.send(
-        new ModifyCacheParameterGroupCommand({
-          CacheParameterGroupName: this.parameterGroupName,
-          ParameterNameValues: Object.entries(values).map(([ParameterName, ParameterValue]) => ({ ParameterName, ParameterValue })),
-        }),
-      );
-    } catch (cause) {
-      throw new ChangeApplyError(`ModifyCacheParameterGroup on ${this.target} failed: ${(cause as Error).message}`, { cause });
+    const command = new ModifyCacheParameterGroupCommand({
+      CacheParameterGroupName: this.parameterGroupName,
+      ParameterNameValues: Object.entries(values).map(([ParameterName, ParameterValue]) => ({ ParameterName, ParameterValue })),
+    });
+    let waitedMs = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.client.send(command);
+        return;
+      } catch (cause) {
+        if (!isBusyFault(cause)) {
+          throw new ChangeApplyError(`ModifyCacheParameterGroup on ${this.target} failed: ${(cause as Error).message}`, { cause });
+        }
+        const delayMs = Math.min(1_000 * 2 ** attempt, 15_000);
+        if (waitedMs + delayMs > this.busyWaitMs) {
+          // Transient: the state machine retries the step (TargetUnavailableError).
+          throw new TargetUnavailableError(this.target, `still busy after ${Math.round(waitedMs / 1_000)} s: ${(cause as Error).message}`, { cause });
+        }
+        await this.sleep(delayMs);
+        waitedMs += delayMs;
+      }
     }
   }
 }

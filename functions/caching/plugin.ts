@@ -10,6 +10,7 @@
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis } from 'ioredis';
 import type { PerfpilotConfig } from '#lib/config';
 import type { AreaPlugin, PluginFactory } from '#shared/area';
@@ -22,6 +23,7 @@ import { DEFAULT_CACHE_POLICY, DEFAULT_STATS_LAYOUT, normalizePolicy, normalizeS
 import { readStatsWindow } from '#sdk/cache/stats';
 import { CloudWatchCacheMetricsSource, observeCache, type CacheMetricsSource } from './observe.ts';
 import type { CacheObservation } from './observation.ts';
+import { resolveElastiCacheTarget } from './elasticache-target.ts';
 import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
 import { configStatsLayout, planCaching, SET_PARAMETER, SET_POLICY, type CachingPlan, type CachingTuning } from './plan.ts';
 import { applyCachePolicy, captureCachePolicy, revertCachePolicy, type PolicyState } from './policy-publication.ts';
@@ -251,7 +253,11 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
  * Commands sent while it is away fail within commandTimeoutMs (TargetUnavailableError
  * where the rollout retries).
  */
-export async function connectCacheRedis(config: PerfpilotConfig, target: 'local' | 'aws'): Promise<{ redis: Redis; name: string }> {
+export async function connectCacheRedis(
+  config: PerfpilotConfig,
+  target: 'local' | 'aws',
+  aws?: { readonly elasticache: ElastiCacheClient; readonly secrets: SecretsManagerClient },
+): Promise<{ redis: Redis; name: string; primaryClusterId?: string }> {
   const c = config.targets.caching;
   const backoffCapMs = config.cachingTuner.commandTimeoutMs;
   const common = {
@@ -263,13 +269,24 @@ export async function connectCacheRedis(config: PerfpilotConfig, target: 'local'
   };
   let redis: Redis;
   let name: string;
+  let primaryClusterId: string | undefined;
   if (target === 'local' || !c.elasticache) {
     if (!c.redisUrl) throw new InvalidRequestError('targets.caching.redisUrl is required for a local caching target');
     redis = new Redis(c.redisUrl, common);
     name = c.redisUrl.replace(/\/\/[^@]*@/, '//');
   } else {
-    redis = new Redis({ ...common, host: c.elasticache.endpoint, port: c.elasticache.port, tls: {} });
-    name = `rediss://${c.elasticache.endpoint}:${c.elasticache.port}`;
+    // The primary as it is now (after any failover) and the AUTH/RBAC credentials from Secrets Manager.
+    const ec = await resolveElastiCacheTarget(c.elasticache, aws ?? { elasticache: new ElastiCacheClient({}), secrets: new SecretsManagerClient({}) });
+    redis = new Redis({
+      ...common,
+      host: ec.host,
+      port: ec.port,
+      ...(ec.tls ? { tls: { servername: ec.host } } : {}),
+      ...(ec.username ? { username: ec.username } : {}),
+      ...(ec.password ? { password: ec.password } : {}),
+    });
+    name = `${ec.tls ? 'rediss' : 'redis'}://${ec.host}:${ec.port}`;
+    primaryClusterId = ec.primaryClusterId;
   }
   redis.on('error', () => undefined); // surfaced by connect() and by each command instead
   try {
@@ -278,15 +295,16 @@ export async function connectCacheRedis(config: PerfpilotConfig, target: 'local'
     redis.disconnect();
     throw new TargetUnavailableError(name, `cannot connect to the cache: ${(cause as Error).message}`, { cause });
   }
-  return { redis, name };
+  return { redis, name, ...(primaryClusterId ? { primaryClusterId } : {}) };
 }
 
 export const createCachingPlugin: PluginFactory = async (config, deps) => {
-  const { redis, name } = await connectCacheRedis(config, deps.target);
   const ec = config.targets.caching.elasticache;
   const aws = deps.target === 'aws' && ec !== undefined;
-  const parameters = aws ? new ElastiCacheParameters(new ElastiCacheClient({}), ec.parameterGroupName) : new RedisConfigParameters(redis, name);
-  const cloudwatch = aws ? new CloudWatchCacheMetricsSource(new CloudWatchClient({}), `${ec.replicationGroupId}-001`) : undefined;
+  const elasticache = aws ? new ElastiCacheClient({}) : undefined;
+  const { redis, name, primaryClusterId } = await connectCacheRedis(config, deps.target, elasticache ? { elasticache, secrets: new SecretsManagerClient({}) } : undefined);
+  const parameters = aws ? new ElastiCacheParameters(elasticache!, ec.parameterGroupName, { busyWaitSeconds: config.cachingTuner.parameterGroupBusyWaitSeconds }) : new RedisConfigParameters(redis, name);
+  const cloudwatch = aws ? new CloudWatchCacheMetricsSource(new CloudWatchClient({}), primaryClusterId ?? ec.replicationGroupId) : undefined;
   return cachingPlugin(
     { redis, target: name, parameters, policies: deps.policies, tuning: config.cachingTuner, cloudwatch },
     async () => {
@@ -294,3 +312,6 @@ export const createCachingPlugin: PluginFactory = async (config, deps) => {
     },
   );
 };
+
+/** The name the area loader looks for (functions/areas.ts). */
+export { createCachingPlugin as createPlugin };

@@ -47,7 +47,7 @@ export async function revertPolicyMark(redis: Redis, policyKey: string, policies
   await redis.set(policyKey, JSON.stringify(published));
 }
 
-export const cachingTargetRecord: TargetRecordFactory = async (config, deps) => {
+export const targetRecord: TargetRecordFactory = async (config, deps) => {
   let connection: { redis: Redis; name: string } | undefined;
   const open = async () => (connection ??= await connectCacheRedis(config, 'local'));
   const key = config.cachingTuner.policyRedisKey;

@@ -3,6 +3,7 @@
  * "revert these changes"), wired once per cold start from the config.
  */
 import { rolloutStepHandler } from '#shared/rollout-handler';
+import { analyze } from './analyze.ts';
 import { createDatabasePlugin } from './plugin.ts';
 
-export const handler = rolloutStepHandler(createDatabasePlugin);
+export const handler = rolloutStepHandler(createDatabasePlugin, analyze);

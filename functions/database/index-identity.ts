@@ -35,16 +35,36 @@ export function indexComment(meta: IndexComment): string {
   return `${INDEX_COMMENT_MARKER} ${JSON.stringify(meta)}`;
 }
 
+/** What besides columns and method tells two index definitions apart. */
+export interface IndexNameExtras {
+  readonly include?: readonly string[];
+  readonly where?: string;
+  readonly expression?: string;
+}
+
 /**
- * A deterministic name (same candidate, same name: apply stays idempotent) within
+ * A deterministic name (same definition, same name: apply stays idempotent) within
  * PostgreSQL's 63-byte limit, made only of [a-z0-9_] so it never needs quoting
- * tricks; a hash of the exact table and columns keeps it unique.
+ * tricks; a hash of the exact definition keeps it unique.
  */
-export function indexNameFor(schema: string, table: string, columns: readonly string[], method: 'btree' | 'gist' = 'btree'): string {
-  // btree names are hashed as they always were, so existing indexes keep their names.
-  const identity = method === 'btree' ? [schema, table, columns] : [schema, table, columns, method];
+export function indexNameFor(
+  schema: string,
+  table: string,
+  columns: readonly string[],
+  method: 'btree' | 'gist' | 'brin' = 'btree',
+  extras: IndexNameExtras = {},
+): string {
+  const plain = !extras.include?.length && extras.where === undefined && extras.expression === undefined;
+  // Plain btree names are hashed as they always were, so existing indexes keep their names.
+  const identity = method === 'btree' && plain ? [schema, table, columns] : plain ? [schema, table, columns, method] : [schema, table, columns, method, extras.include ?? [], extras.where ?? null, extras.expression ?? null];
   const hash = createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 8);
-  const readable = [table, ...columns, ...(method === 'btree' ? [] : [method])]
+  const tags = [
+    ...(method === 'btree' ? [] : [method]),
+    ...(extras.expression !== undefined ? ['expr'] : []),
+    ...(extras.include?.length ? ['incl'] : []),
+    ...(extras.where !== undefined ? ['part'] : []),
+  ];
+  const readable = [table, ...columns, ...tags]
     .join('_')
     .toLowerCase()
     .replace(/[^a-z0-9_]+/g, '_')

@@ -2,16 +2,22 @@
  * Whole-workload index selection under a storage budget and an index count.
  *
  * The value of a set of indexes X is the time it saves the workload, net of its
- * write cost: Σ_s totalTime_s · (1 − cost_s(X)/cost_s(∅)) − Σ_{i∈X} writtenRows_t(i) ·
- * writeCostMsPerRowPerIndex. Estimated plan costs only say *how much* cheaper a
- * statement gets; the measured total time (calls × mean) says how much that is worth.
+ * write cost: Σ_s totalTime_s · (1 − cost_s(X)/cost_s(∅)) − Σ_{i∈X} writeCostMs(i),
+ * where writeCostMs(i) = index entries i costs over the same window (write-cost.ts) ×
+ * the per-row maintenance cost measured on this database (maintenance-cost.ts).
+ * Estimated plan costs only say *how much* cheaper a statement gets; the measured total
+ * time (calls × mean) says how much that is worth.
  *
  * The search follows Extend (Schlosser et al.; best cost under a budget in Kossmann
  * et al., VLDB 2020): greedily add an index or widen a chosen one by columns, by
  * value gained per byte, interactions included because every step re-plans the
  * statements with the whole set. A second pass by value alone guards against the
- * ratio rule stranding budget; the better set wins. No fixed percentage bar: an
+ * ratio rule stranding budget; the better set wins. No fixed percentage bar: the search
+ * keeps adding while the next index saves more than it costs within the budget, and an
  * index is kept if it saves more than it costs (and more than `minSavedMs`).
+ *
+ * The cost-vs-bytes curve: the same greedy by value per byte without a storage budget
+ * (within the plan budget), step by step, so a user can see what more budget would buy.
  */
 import type { AnalyzedStatement, IndexCandidate } from './index-candidates.ts';
 import type { WhatIfCoster } from './what-if.ts';
@@ -20,9 +26,24 @@ export interface SelectionSettings {
   readonly maxIndexes: number;
   readonly maxIndexBytes: number;
   readonly minSavedMs: number;
-  readonly writeCostMsPerRowPerIndex: number;
-  /** `schema.table` → rows written since the stats reset. */
-  readonly writtenRows: ReadonlyMap<string, number>;
+  /** Candidate key → its write cost over the stats window (ms); absent = 0. */
+  readonly writeCostMs: ReadonlyMap<string, number>;
+  /** Compute the unbudgeted cost-vs-bytes curve (extra what-if plans, mostly cached). @default true */
+  readonly curve?: boolean;
+}
+
+export interface CurveStep {
+  readonly step: number;
+  /** The index this step added (and the narrower one it replaced, when it widened one). */
+  readonly added: string;
+  readonly replaced?: string;
+  readonly totalBytes: number;
+  readonly indexes: number;
+  /** Σ calls × estimated cost of the workload with the set so far. */
+  readonly workloadCost: number;
+  /** Net time this step saves over the stats window (ms). */
+  readonly marginalSavedMs: number;
+  readonly withinBudget: boolean;
 }
 
 export interface SelectedIndex {
@@ -50,6 +71,8 @@ export interface Selection {
   /** Candidates never costed because the budget for costing them alone was spent (least promising first). */
   readonly unexaminedCandidates: number;
   readonly rejected: readonly { readonly candidate: IndexCandidate; readonly reason: string }[];
+  /** Estimated workload cost vs total index bytes, step by step, without a storage budget. */
+  readonly curve: readonly CurveStep[];
 }
 
 const tableOf = (c: IndexCandidate) => `${c.schema}.${c.table}`;
@@ -61,13 +84,21 @@ export class WorkloadModel {
   constructor(
     readonly statements: readonly AnalyzedStatement[],
     private readonly coster: WhatIfCoster,
-    private readonly settings: Pick<SelectionSettings, 'writeCostMsPerRowPerIndex' | 'writtenRows'>,
+    private readonly settings: Pick<SelectionSettings, 'writeCostMs'>,
   ) {}
 
-  /** Statements an index on this candidate could change: same table, leading column used. */
+  /**
+   * Statements an index on this candidate could change: same table, and its leading
+   * column used (a BRIN, partial or expression index: any statement on the table that
+   * reads one of its columns; a covering one also serves statements that only read them).
+   */
   relevant(candidate: IndexCandidate): AnalyzedStatement[] {
     const table = tableOf(candidate);
-    return this.statements.filter((s) => s.columns.uses.some((u) => u.table === table && u.column === candidate.columns[0]));
+    if (candidate.kind === 'btree' || candidate.kind === 'covering' || candidate.kind === undefined) {
+      return this.statements.filter((s) => s.columns.uses.some((u) => u.table === table && u.column === candidate.columns[0]));
+    }
+    const cols = new Set([...candidate.columns, ...(candidate.predicateColumns ?? [])]);
+    return this.statements.filter((s) => [...(s.columns.referenced.get(table) ?? [])].some((c) => cols.has(c)));
   }
 
   async baseCost(s: AnalyzedStatement): Promise<number | undefined> {
@@ -86,7 +117,7 @@ export class WorkloadModel {
   }
 
   writeCostMs(c: IndexCandidate): number {
-    return (this.settings.writtenRows.get(tableOf(c)) ?? 0) * this.settings.writeCostMsPerRowPerIndex;
+    return this.settings.writeCostMs.get(c.key) ?? 0;
   }
 
   /** Net value of a set over the given statements (default: all). */
@@ -107,6 +138,11 @@ export class WorkloadModel {
   }
 }
 
+/** Relative difference below which two moves (or two sets) count as equally good. */
+const TIE = 0.01;
+
+const noiseFloor = (statements: readonly AnalyzedStatement[]) => TIE * statements.reduce((sum, s) => sum + s.totalTimeMs, 0);
+
 interface Move {
   readonly add: IndexCandidate;
   readonly remove?: IndexCandidate;
@@ -122,6 +158,7 @@ async function greedy(
   settings: SelectionSettings,
   byRatio: boolean,
   planLimit: number,
+  steps: Move[] = [],
 ): Promise<IndexCandidate[]> {
   let chosen: IndexCandidate[] = [];
   const bytesOf = (set: readonly IndexCandidate[]) => set.reduce((sum, c) => sum + (sizes.get(c.key) ?? 0), 0);
@@ -132,7 +169,14 @@ async function greedy(
     for (const add of pool) {
       if (chosen.some((c) => c.key === add.key)) continue;
       const widened = chosen.filter(
-        (c) => tableOf(c) === tableOf(add) && c.columns.length < add.columns.length && c.columns.every((col, i) => add.columns[i] === col),
+        (c) =>
+          tableOf(c) === tableOf(add) &&
+          (c.method ?? 'btree') === (add.method ?? 'btree') &&
+          c.where === add.where &&
+          c.expression === undefined &&
+          add.expression === undefined &&
+          (c.columns.length < add.columns.length || (c.columns.length === add.columns.length && (c.include?.length ?? 0) < (add.include?.length ?? 0))) &&
+          c.columns.every((col, i) => add.columns[i] === col),
       );
       const options: (IndexCandidate | undefined)[] = [undefined, ...widened];
       for (const remove of options) {
@@ -142,14 +186,19 @@ async function greedy(
         const over = model.relevant(add);
         const gain = (await model.value(next, over)) - (await model.value(chosen, over));
         if (coster.exhausted || coster.plansUsed >= planLimit) return chosen;
-        if (gain <= 0) continue;
+        // A move must save more than TIE of the time of the statements it touches: below that, the
+        // gain is within the noise of measured times and write costs (an INCLUDE that saves nothing real).
+        if (gain <= noiseFloor(over)) continue;
         const bytes = bytesOf(next) - bytesOf(chosen);
         const score = byRatio ? gain / Math.max(bytes, 8192) : gain;
-        if (!best || score > best.score) best = { move: { add, remove, gain, bytes }, score };
+        // Near-ties (within TIE) go to the first in key order: measured times and write costs carry
+        // noise, and a choice between two equally good sets must not flip with it.
+        if (!best || score > best.score * (1 + TIE)) best = { move: { add, remove, gain, bytes }, score };
       }
     }
     if (!best) return chosen;
     const { add, remove } = best.move;
+    steps.push(best.move);
     chosen = [...chosen.filter((c) => c !== remove), add];
   }
 }
@@ -164,6 +213,7 @@ export async function selectIndexes(
   const rejected: { candidate: IndexCandidate; reason: string }[] = [];
   const sizes = new Map<string, number>();
   const pool: IndexCandidate[] = [];
+  const curveOnly: IndexCandidate[] = [];
   // The plan budget is split: half for costing candidates alone, the rest for the search,
   // less a reserve for the final plans of the chosen set (one per statement).
   const reserve = statements.length + 1;
@@ -182,22 +232,31 @@ export async function selectIndexes(
     }
     const bytes = await coster.size(c);
     if (bytes === undefined) {
-      rejected.push({ candidate: c, reason: 'cannot be built as a btree index' });
+      rejected.push({ candidate: c, reason: 'HypoPG cannot build it (no operator class for the type, or an expression it rejects)' });
       continue;
     }
     sizes.set(c.key, bytes);
-    if (bytes > settings.maxIndexBytes) {
-      rejected.push({ candidate: c, reason: `estimated ${bytes} bytes exceeds budgets.maxIndexBytes` });
-      continue;
-    }
-    const value = await model.value([c], model.relevant(c));
-    if (value > 0) pool.push(c);
-    else rejected.push({ candidate: c, reason: value < 0 ? 'writes would cost more than it saves' : 'no statement plan improves' });
+    // Too big for the budget: not chosen, but costed for the curve when it is wanted.
+    const oversized = bytes > settings.maxIndexBytes;
+    if (oversized) rejected.push({ candidate: c, reason: `estimated ${bytes} bytes exceeds budgets.maxIndexBytes` });
+    if (oversized && settings.curve === false) continue;
+    const over = model.relevant(c);
+    const value = await model.value([c], over);
+    if (value > noiseFloor(over)) (oversized ? curveOnly : pool).push(c);
+    else if (!oversized) rejected.push({ candidate: c, reason: value < 0 ? 'writes would cost more than it saves' : 'no statement plan improves' });
   }
+  pool.sort((a, b) => a.key.localeCompare(b.key));
+  curveOnly.sort((a, b) => a.key.localeCompare(b.key));
   const byRatio = await greedy(model, coster, pool, sizes, settings, true, searchLimit);
   const byValue = await greedy(model, coster, pool, sizes, settings, false, searchLimit);
+  // The curve: the same search with no storage budget, step by step.
+  const steps: Move[] = [];
+  if (settings.curve !== false) {
+    const all = [...pool, ...curveOnly];
+    await greedy(model, coster, all, sizes, { ...settings, maxIndexBytes: Number.MAX_SAFE_INTEGER, maxIndexes: Math.max(settings.maxIndexes, all.length) }, true, searchLimit, steps);
+  }
   const [vr, vv] = [await model.value(byRatio), await model.value(byValue)];
-  let chosen = vv > vr ? byValue : byRatio;
+  let chosen = vv > vr * (1 + TIE) ? byValue : byRatio;
 
   // Drop members that no plan uses any more, or whose share does not pay (widening can orphan one).
   const attributed = async (set: readonly IndexCandidate[]) => {
@@ -219,7 +278,8 @@ export async function selectIndexes(
     return share;
   };
   let share = await attributed(chosen);
-  const paying = chosen.filter((c) => (share.get(c.key)?.saved ?? 0) - model.writeCostMs(c) >= settings.minSavedMs);
+  const net = (c: IndexCandidate) => (share.get(c.key)?.saved ?? 0) - model.writeCostMs(c);
+  const paying = chosen.filter((c) => net(c) > 0 && net(c) >= settings.minSavedMs);
   for (const c of chosen) if (!paying.includes(c)) rejected.push({ candidate: c, reason: `saves less than ${settings.minSavedMs} ms net` });
   if (paying.length !== chosen.length) {
     chosen = paying;
@@ -239,8 +299,25 @@ export async function selectIndexes(
       };
     })
     .sort((a, b) => b.savedMs - b.writeCostMs - (a.savedMs - a.writeCostMs));
+  const curve: CurveStep[] = [];
+  let set: IndexCandidate[] = [];
+  for (const [i, move] of steps.entries()) {
+    set = [...set.filter((c) => c !== move.remove), move.add];
+    const totalBytes = set.reduce((sum, c) => sum + (sizes.get(c.key) ?? 0), 0);
+    curve.push({
+      step: i + 1,
+      added: move.add.key,
+      ...(move.remove ? { replaced: move.remove.key } : {}),
+      totalBytes,
+      indexes: set.length,
+      workloadCost: await model.workloadCost(set),
+      marginalSavedMs: move.gain,
+      withinBudget: totalBytes <= settings.maxIndexBytes && set.length <= settings.maxIndexes,
+    });
+  }
   return {
     indexes,
+    curve,
     savedMs: await model.value(chosen),
     baseWorkloadCost: await model.workloadCost([]),
     workloadCost: await model.workloadCost(chosen),

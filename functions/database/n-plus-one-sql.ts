@@ -91,7 +91,12 @@ export interface SelectShape {
   /** Column names in the target list; `*` when it selects everything. */
   readonly targetColumns: readonly string[];
   readonly firstTargetAt: number | undefined;
+  /** The lookup key: the first `<col> = $n` (a literal is a constant filter, unless traces show it varies). */
   readonly keyLookup?: KeyLookup;
+  /** Every `<col> = <param or literal>` of the WHERE clause's ANDs. */
+  readonly equalities: readonly KeyLookup[];
+  /** Highest `$n` in the statement (0 when none). */
+  readonly maxParam: number;
   readonly hasLimit: boolean;
   readonly hasAggregate: boolean;
 }
@@ -177,27 +182,32 @@ export function selectShape(sql: string): SelectShape | undefined {
   }
   const singleTable = tables.length === 1 && !joins && !subqueries;
   const predicates = equalityPredicates(select.whereClause, sql);
-  // Prefer a parameter over a literal: `where customer_id = $1 and deleted = false` is keyed by customer_id.
-  const key = predicates.find((p) => p.param !== undefined) ?? predicates[0];
-  let keyLookup: KeyLookup | undefined;
-  if (key) {
-    const table = key.column.qualifier ? tables.find((t) => t.alias === key.column.qualifier || t.table === key.column.qualifier) : tables.length === 1 ? tables[0] : undefined;
-    if (table) {
-      keyLookup = {
-        table,
-        column: key.column.column,
-        start: key.start,
-        end: key.end,
-        ...(key.param !== undefined ? { param: key.param, paramNumber: key.paramNumber! } : {}),
-      };
-    }
+  const equalities: KeyLookup[] = [];
+  for (const p of predicates) {
+    const table = p.column.qualifier ? tables.find((t) => t.alias === p.column.qualifier || t.table === p.column.qualifier) : tables.length === 1 ? tables[0] : undefined;
+    if (!table) continue;
+    equalities.push({
+      table,
+      column: p.column.column,
+      start: p.start,
+      end: p.end,
+      ...(p.param !== undefined ? { param: p.param, paramNumber: p.paramNumber! } : {}),
+    });
   }
+  // A parameter is a key; `where status = 'published'` is a constant filter, not a lookup.
+  const keyLookup = equalities.find((e) => e.param !== undefined);
+  let maxParam = 0;
+  walkSql(stmt, (type, f) => {
+    if (type === 'ParamRef') maxParam = Math.max(maxParam, Number(f.number ?? 0));
+  });
   return {
     tables,
     singleTable,
     targetColumns,
     firstTargetAt,
     ...(keyLookup ? { keyLookup } : {}),
+    equalities,
+    maxParam,
     hasLimit: select.limitCount !== undefined,
     hasAggregate,
   };
@@ -208,11 +218,16 @@ export interface BatchedRewrite {
   /** The batched statement, when it can be written mechanically. */
   readonly sql?: string;
   readonly description: string;
+  /** PostgreSQL planned it (PREPARE + EXPLAIN); a rewrite is shown as SQL only then. */
+  readonly verified?: boolean;
 }
 
-/** `... where t.id = $1` → `select t.id, ... where t.id = ANY($1)`: one round trip for the whole loop. */
-export function anyArrayRewrite(sql: string, shape: SelectShape): BatchedRewrite {
-  const key = shape.keyLookup;
+/**
+ * `... where t.id = $1` → `select t.id, ... where t.id = ANY($1)`: one round trip for the
+ * whole loop. `key` defaults to the shape's parameter key; a literal key (an interpolated
+ * id) becomes a new parameter after the statement's own.
+ */
+export function anyArrayRewrite(sql: string, shape: SelectShape, key: KeyLookup | undefined = shape.keyLookup): BatchedRewrite {
   if (!key) return { kind: 'manual', description: 'batch the loop into one query that reads all keys at once' };
   if (shape.hasAggregate) {
     return {
@@ -226,7 +241,7 @@ export function anyArrayRewrite(sql: string, shape: SelectShape): BatchedRewrite
     const cast = /::\s*([\w."]+)/.exec(key.param)?.[1];
     value = cast ? `ANY($${key.paramNumber}::${cast}[])` : `ANY($${key.paramNumber})`;
   } else {
-    value = 'ANY($1)';
+    value = `ANY($${shape.maxParam + 1})`;
   }
   let rewritten = `${sql.slice(0, key.start)}${qualified} = ${value}${sql.slice(key.end)}`;
   const selectsKey = shape.targetColumns.includes('*') || shape.targetColumns.includes(key.column);

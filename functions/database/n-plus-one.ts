@@ -14,7 +14,8 @@
 import type { PerfpilotConfig } from '#lib/config';
 import type { ReportSection } from '#shared/report';
 import type { QueryEvent, RequestTrace } from '#sdk/pg/index';
-import { anyArrayRewrite, selectShape, type BatchedRewrite, type SelectShape, type TableRef } from './n-plus-one-sql.ts';
+import type pg from 'pg';
+import { anyArrayRewrite, selectShape, type BatchedRewrite, type KeyLookup, type SelectShape, type TableRef } from './n-plus-one-sql.ts';
 
 export interface NPlusOneThresholds {
   /** Repeats of one statement from one call site within one request. */
@@ -35,8 +36,13 @@ export interface NPlusOneFinding {
   readonly confidence: 'high' | 'low';
   /** libpg_query fingerprint (traces) or pg_stat_statements queryid. */
   readonly fingerprint: string;
-  /** Where the loop issues the query; unknown (null) for pg_stat_statements findings. */
+  /**
+   * Where the loop is: the frame of the loop that repeats the query (a helper's caller,
+   * not the helper); unknown (null) for pg_stat_statements findings.
+   */
   readonly callSite: string | null;
+  /** Where the query itself is issued, when that is not the loop (a helper). */
+  readonly querySite?: string;
   readonly sql: string;
   readonly table: string | null;
   readonly keyColumn: string | null;
@@ -44,7 +50,10 @@ export interface NPlusOneFinding {
   readonly repeats: number;
   /** Requests in which the loop met the thresholds (traces), or parent calls (statements). */
   readonly requests: number;
-  /** Time spent in the repeated statement, over those requests. */
+  /**
+   * Time the repeated statement took, over those requests: the wall time the loop's
+   * queries occupied (overlapping queries of a `Promise.all` loop count once).
+   */
   readonly totalMs: number;
   /** Round trips the batched rewrite removes, over those requests. */
   readonly roundTripsSaved: number;
@@ -65,21 +74,22 @@ function shapeCache(): (sql: string) => SelectShape | undefined {
   };
 }
 
-function joinAlternative(shape: SelectShape, parent: { callSite: string | null; sql: string } | undefined): string {
-  const key = shape.keyLookup!;
+function joinAlternative(key: KeyLookup, parent: { callSite: string | null; sql: string } | undefined): string {
   const where = parent?.callSite ? ` at ${parent.callSite}` : '';
   return parent ? `; or JOIN ${tableName(key.table)} ON its ${key.column} into the parent query${where}` : '';
 }
 
-function withJoin(rewrite: BatchedRewrite, shape: SelectShape, parent: { callSite: string | null; sql: string } | undefined): BatchedRewrite {
-  return { ...rewrite, description: rewrite.description + joinAlternative(shape, parent) };
+function withJoin(rewrite: BatchedRewrite, key: KeyLookup, parent: { callSite: string | null; sql: string } | undefined): BatchedRewrite {
+  return { ...rewrite, description: rewrite.description + joinAlternative(key, parent) };
 }
 
 interface TraceGroup {
   fingerprint: string;
   callSite: string;
+  querySite: string;
   sql: string;
   shape: SelectShape;
+  key: KeyLookup;
   requests: number;
   repeatsMax: number;
   totalMs: number;
@@ -87,12 +97,100 @@ interface TraceGroup {
   parent?: { fingerprint: string; callSite: string; sql: string };
 }
 
+/** Wall time covered by the queries (their [start, start + duration] intervals merged). */
+export function wallTimeMs(queries: readonly QueryEvent[]): number {
+  const spans = queries.map((q) => [q.startedAtMs, q.startedAtMs + q.durationMs] as const).sort((a, b) => a[0] - b[0]);
+  let total = 0;
+  let end = -Infinity;
+  let start = -Infinity;
+  for (const [s, e] of spans) {
+    if (s > end) {
+      if (end > start) total += end - start;
+      start = s;
+      end = e;
+    } else end = Math.max(end, e);
+  }
+  if (end > start) total += end - start;
+  return total;
+}
+
+const lineOf = (location: string | undefined) => location?.replace(/:\d+$/, '');
+const fileOf = (location: string | undefined) => location?.replace(/:\d+:\d+$/, '');
+
 /**
- * Findings from request traces: same fingerprint, same call site, different keys,
- * at least `repeatsMin` times and `totalMsMin` ms within one request. The same
- * statement from two call sites is two loops of one, not an N+1; a loop that repeats
- * the very same key is a redundant query, not an N+1; statements without an equality
- * key (pagination, inserts) are not lookups and are left alone.
+ * The frame of the loop that repeats a query. In order:
+ * 1. the first frame that differs from the parent query's call path: the innermost frame
+ *    whose outer callers are the parent's and that sits in the parent's file at another
+ *    line (the loop lives where its list came from);
+ * 2. the application frame just outside a native iteration (`Array.map`, `Promise.all`);
+ * 3. the first frame whose async mark differs between the iterations, less one (the
+ *    function resumed after each iteration's await is the loop);
+ * 4. the query site.
+ */
+function loopFrame(members: readonly QueryEvent[], parent: QueryEvent | undefined): string {
+  const stack = members[0]!.stack ?? [];
+  const frames = stack.filter((f) => f.location);
+  if (frames.length === 0) return members[0]!.callSite;
+  const parentFrames = (parent?.stack ?? []).filter((f) => f.location);
+  // Where the two call paths part: the same callers outside (next two frames), the same file, another line.
+  for (let i = 0; i < frames.length; i++) {
+    for (let j = 0; j < parentFrames.length; j++) {
+      if (fileOf(frames[i]!.location) !== fileOf(parentFrames[j]!.location) || lineOf(frames[i]!.location) === lineOf(parentFrames[j]!.location)) continue;
+      const outer = frames.slice(i + 1, i + 3).map((f) => lineOf(f.location));
+      const parentOuter = parentFrames.slice(j + 1, j + 3).map((f) => lineOf(f.location));
+      if (outer.length === parentOuter.length && outer.every((x, k) => x === parentOuter[k])) return frames[i]!.location!;
+    }
+  }
+  const iterator = stack.findIndex((f) => f.iterator);
+  if (iterator > 0) {
+    const outside = stack.slice(iterator + 1).find((f) => f.location);
+    if (outside) return outside.location!;
+  }
+  for (let i = 1; i < frames.length; i++) {
+    const marks = new Set(members.map((m) => (m.stack ?? []).filter((f) => f.location)[i]?.async === true));
+    if (marks.size > 1) return frames[i - 1]!.location!;
+  }
+  return frames[0]!.location!;
+}
+
+/** The caller of the query site (its first frame out), which splits unrelated callers of one helper. */
+const callerOf = (q: QueryEvent) => lineOf((q.stack ?? []).filter((f) => f.location)[1]?.location) ?? '';
+
+/**
+ * The key a loop looks up: the equality predicate whose value differs between its
+ * iterations (per-parameter hashes, or the literal in each iteration's text). A filter
+ * on the same constant in every iteration (`status = 'published'`) is not a key; a loop
+ * without a varying equality (pagination, a retry) is not an N+1. Old traces without
+ * per-parameter hashes fall back to the statement's parameter key.
+ */
+function varyingKey(members: readonly QueryEvent[], shapeOf: (sql: string) => SelectShape | undefined): KeyLookup | undefined {
+  const shape = shapeOf(members[0]!.sql);
+  if (!shape) return undefined;
+  for (const e of shape.equalities) {
+    if (e.paramNumber !== undefined) {
+      if (members.some((m) => !m.paramHashes)) {
+        if (e === shape.keyLookup && new Set(members.map((m) => m.paramsHash ?? m.sql)).size >= 2) return e;
+        continue;
+      }
+      if (new Set(members.map((m) => m.paramHashes![e.paramNumber! - 1])).size >= 2) return e;
+    } else {
+      const values = members.map((m) => {
+        const own = shapeOf(m.sql)?.equalities.find((x) => x.column === e.column && x.param === undefined);
+        return own ? m.sql.slice(own.start, own.end) : undefined;
+      });
+      if (values.every((v) => v !== undefined) && new Set(values).size >= 2) return e;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Findings from request traces: the same statement (fingerprint) from the same query
+ * site and the same caller, with a key that varies, at least `repeatsMin` times and
+ * `totalMsMin` ms (wall time) within one request. The same statement from two call
+ * sites, or one helper called once each from two places, is not a loop; a loop that
+ * repeats the very same key is a redundant query, not an N+1; statements without a
+ * varying equality key (pagination, inserts) are not lookups and are left alone.
  */
 export function detectNPlusOneFromTraces(traces: readonly RequestTrace[], thresholds: NPlusOneThresholds): NPlusOneFinding[] {
   const shapeOf = shapeCache();
@@ -101,27 +199,31 @@ export function detectNPlusOneFromTraces(traces: readonly RequestTrace[], thresh
     const queries = [...trace.queries].sort((a, b) => a.startedAtMs - b.startedAtMs);
     const bySite = new Map<string, number[]>();
     queries.forEach((q, i) => {
-      const key = `${q.fingerprint}\u0000${q.callSite}`;
+      const key = `${q.fingerprint}\u0000${q.callSite}\u0000${callerOf(q)}`;
       const list = bySite.get(key) ?? [];
       list.push(i);
       bySite.set(key, list);
     });
-    for (const [key, indexes] of bySite) {
+    for (const indexes of bySite.values()) {
       if (indexes.length < thresholds.repeatsMin) continue;
       const members = indexes.map((i) => queries[i]!);
       const first = members[0]!;
       const shape = shapeOf(first.sql);
-      if (!shape?.keyLookup) continue;
-      const distinctKeys = new Set(members.map((q) => q.paramsHash ?? q.sql));
-      if (distinctKeys.size < 2) continue;
-      const totalMs = members.reduce((s, q) => s + q.durationMs, 0);
+      if (!shape) continue;
+      const key = varyingKey(members, shapeOf);
+      if (!key) continue;
+      const totalMs = wallTimeMs(members);
       if (totalMs < thresholds.totalMsMin) continue;
       const parent = parentOf(queries, indexes[0]!, first);
-      const g: TraceGroup = groups.get(key) ?? {
+      const loop = loopFrame(members, parent);
+      const groupKey = `${first.fingerprint}\u0000${first.callSite}\u0000${loop}`;
+      const g: TraceGroup = groups.get(groupKey) ?? {
         fingerprint: first.fingerprint,
-        callSite: first.callSite,
+        callSite: loop,
+        querySite: first.callSite,
         sql: first.sql,
         shape,
+        key,
         requests: 0,
         repeatsMax: 0,
         totalMs: 0,
@@ -132,7 +234,7 @@ export function detectNPlusOneFromTraces(traces: readonly RequestTrace[], thresh
       g.repeatsMax = Math.max(g.repeatsMax, members.length);
       g.totalMs += totalMs;
       g.roundTripsSaved += members.length - 1;
-      groups.set(key, g);
+      groups.set(groupKey, g);
     }
   }
   return [...groups.values()]
@@ -142,14 +244,15 @@ export function detectNPlusOneFromTraces(traces: readonly RequestTrace[], thresh
         confidence: 'high',
         fingerprint: g.fingerprint,
         callSite: g.callSite,
+        ...(g.querySite !== g.callSite ? { querySite: g.querySite } : {}),
         sql: g.sql,
-        table: tableName(g.shape.keyLookup!.table),
-        keyColumn: g.shape.keyLookup!.column,
+        table: tableName(g.key.table),
+        keyColumn: g.key.column,
         repeats: g.repeatsMax,
         requests: g.requests,
         totalMs: round(g.totalMs),
         roundTripsSaved: g.roundTripsSaved,
-        rewrite: withJoin(anyArrayRewrite(g.sql, g.shape), g.shape, g.parent),
+        rewrite: withJoin(anyArrayRewrite(g.sql, g.shape, g.key), g.key, g.parent),
         ...(g.parent ? { parent: g.parent } : {}),
       }),
     )
@@ -163,6 +266,39 @@ function parentOf(queries: readonly QueryEvent[], firstIndex: number, loop: Quer
     if (q.callSite !== loop.callSite && !q.failed) return q;
   }
   return undefined;
+}
+
+/**
+ * Runs every suggested rewrite before it is shown: PREPARE (parse, analyze, infer the
+ * parameter types) and EXPLAIN of its generic plan, in a transaction rolled back. A
+ * rewrite that does not run is replaced by its description, saying why.
+ */
+export async function verifyRewrites(db: pg.ClientBase, findings: readonly NPlusOneFinding[]): Promise<NPlusOneFinding[]> {
+  const out: NPlusOneFinding[] = [];
+  for (const f of findings) {
+    if (!f.rewrite.sql) {
+      out.push(f);
+      continue;
+    }
+    try {
+      await db.query('begin');
+      try {
+        await db.query(`prepare perfpilot_rewrite_check as ${f.rewrite.sql}`);
+        const types = (await db.query(`select cardinality(parameter_types) as n from pg_prepared_statements where name = 'perfpilot_rewrite_check'`)).rows[0]?.n;
+        await db.query(`set local plan_cache_mode = force_generic_plan`);
+        const args = Number(types ?? 0) > 0 ? `(${Array.from({ length: Number(types) }, () => 'null').join(', ')})` : '';
+        await db.query(`explain execute perfpilot_rewrite_check${args}`);
+      } finally {
+        await db.query('rollback').catch(() => undefined);
+        await db.query('deallocate perfpilot_rewrite_check').catch(() => undefined);
+      }
+      out.push({ ...f, rewrite: { ...f.rewrite, verified: true } });
+    } catch (error) {
+      const { sql: _dropped, ...rest } = f.rewrite;
+      out.push({ ...f, rewrite: { ...rest, kind: 'manual', verified: false, description: `${f.rewrite.description} (the mechanical rewrite did not run here: ${(error as Error).message})` } });
+    }
+  }
+  return out;
 }
 
 /** One pg_stat_statements row (for one database). */
@@ -262,7 +398,7 @@ export function detectNPlusOneFromStatements(statements: readonly StatementStat[
       requests: p.calls,
       totalMs: round(child.stat.totalExecTimeMs),
       roundTripsSaved: Math.max(0, child.stat.calls - p.calls),
-      rewrite: withJoin(anyArrayRewrite(child.stat.query, child.shape), child.shape, parentRef),
+      rewrite: withJoin(anyArrayRewrite(child.stat.query, child.shape), child.shape.keyLookup!, parentRef),
       parent: parentRef,
     });
   }
@@ -279,8 +415,10 @@ function clip(sql: string, max = 120): string {
 }
 
 export function nPlusOneReportSections(findings: readonly NPlusOneFinding[]): ReportSection[] {
-  const row = (f: NPlusOneFinding) => [f.callSite ?? '(unknown)', clip(f.sql), f.repeats, f.requests, f.totalMs, f.roundTripsSaved, clip(f.rewrite.sql ?? f.rewrite.description, 160)];
-  const columns = ['call site', 'statement', 'repeats', 'requests', 'total ms', 'round trips saved', 'batched rewrite'];
+  // Only a rewrite PostgreSQL planned (verifyRewrites) is shown as SQL.
+  const rewrite = (f: NPlusOneFinding) => clip(f.rewrite.sql && f.rewrite.verified ? f.rewrite.sql : `${f.rewrite.description}${f.rewrite.sql && !f.rewrite.verified ? ' (rewrite not verified)' : ''}`, 160);
+  const row = (f: NPlusOneFinding) => [f.callSite ? `${f.callSite}${f.querySite ? ` (query at ${f.querySite})` : ''}` : '(unknown)', clip(f.sql), f.repeats, f.requests, f.totalMs, f.roundTripsSaved, rewrite(f)];
+  const columns = ['loop (call site)', 'statement', 'repeats', 'requests', 'wall ms', 'round trips saved', 'batched rewrite'];
   return [
     {
       title: 'N+1 queries (request traces)',

@@ -22,6 +22,8 @@ export interface ObservedColumn {
   /** pg_stats n_distinct: > 0 a count, < 0 a fraction of the rows; undefined when not analyzed. */
   readonly nDistinct?: number;
   readonly nullFraction?: number;
+  /** pg_stats correlation of the column's order with the physical row order (−1…1). */
+  readonly correlation?: number;
 }
 
 export interface ObservedTable {
@@ -31,8 +33,6 @@ export interface ObservedTable {
   readonly bytes: number;
   readonly seqScans: number;
   readonly indexScans: number;
-  /** Rows inserted + updated (not HOT) + deleted since the stats reset: each costs every index a write. */
-  readonly writtenRows: number;
   readonly columns: readonly ObservedColumn[];
 }
 
@@ -67,7 +67,11 @@ export interface DatabaseObservation {
   readonly database: string;
   readonly databaseOid: number;
   readonly statsResetAt: string | null;
+  /** Start of pg_stat_statements' window (its last reset): savings and write cost both come from it. */
+  readonly statementsSince?: string | null;
   readonly statements: readonly ObservedStatement[];
+  /** INSERT/UPDATE/DELETE/MERGE/COPY statements of the same window (parsed for their target later). */
+  readonly writeStatements?: readonly ObservedStatement[];
   readonly tables: readonly ObservedTable[];
   readonly indexes: readonly ObservedIndex[];
 }
@@ -80,15 +84,17 @@ const intArray = (v: unknown): number[] =>
     .filter((x) => x.length > 0)
     .map(Number);
 
-export async function observeStatements(db: Queryable, limit: number, minCalls = 0): Promise<ObservedStatement[]> {
+const STATEMENT_TEXT_EXCLUDED = `s.query !~* '(pg_catalog|pg_stat_|information_schema|hypopg)'`;
+
+async function readStatements(db: Queryable, leading: string, orderBy: string, limit: number, minCalls: number): Promise<ObservedStatement[]> {
   const { rows } = await db.query(
     `select s.queryid::text as query_id, s.query, s.calls, s.total_exec_time, s.mean_exec_time, s.rows
        from pg_stat_statements s
       where s.dbid = (select oid from pg_database where datname = current_database())
         and s.toplevel and s.calls >= $2
-        and s.query ~* '^\\s*(select|with|update|delete)\\s'
-        and s.query !~* '(pg_catalog|pg_stat_|information_schema|hypopg)'
-      order by s.total_exec_time desc
+        and s.query ~* '^\\s*(${leading})\\s'
+        and ${STATEMENT_TEXT_EXCLUDED}
+      order by ${orderBy} desc
       limit $1`,
     [limit, minCalls],
   );
@@ -100,6 +106,20 @@ export async function observeStatements(db: Queryable, limit: number, minCalls =
     meanTimeMs: num(r.mean_exec_time),
     rows: num(r.rows),
   }));
+}
+
+/** Statements that read (and UPDATE/DELETE, whose WHERE needs indexes too), most total time first. */
+export function observeStatements(db: Queryable, limit: number, minCalls = 0): Promise<ObservedStatement[]> {
+  return readStatements(db, 'select|with|update|delete', 's.total_exec_time', limit, minCalls);
+}
+
+/**
+ * Write statements of this database over pg_stat_statements' window, with the rows they
+ * wrote: the write cost of an index comes from the same window as the time it saves
+ * (never from pg_stat_user_tables counters, which count every bulk load since a reset).
+ */
+export function observeWriteStatements(db: Queryable, limit: number, minCalls = 0): Promise<ObservedStatement[]> {
+  return readStatements(db, 'insert|update|delete|merge|copy|with', 's.rows', limit, minCalls);
 }
 
 /** Calls and total time of given statements right now (for before/after measurements). */
@@ -123,13 +143,14 @@ export async function readStatementTotals(
 
 export async function observeTables(db: Queryable): Promise<ObservedTable[]> {
   const { rows: tables } = await db.query(
-    `select t.relid::int as relid, t.schemaname, t.relname, t.n_live_tup, pg_relation_size(t.relid) as bytes,
-            t.seq_scan, coalesce(t.idx_scan, 0) as idx_scan,
-            t.n_tup_ins + (t.n_tup_upd - t.n_tup_hot_upd) + t.n_tup_del as written
-       from pg_stat_user_tables t`,
+    // Row counts from pg_class.reltuples (kept by VACUUM/ANALYZE), not n_live_tup, which a
+    // pg_stat_reset() zeroes: the advice must not change because statistics were reset.
+    `select t.relid::int as relid, t.schemaname, t.relname, greatest(c.reltuples, 0)::bigint as live_rows, pg_relation_size(t.relid) as bytes,
+            t.seq_scan, coalesce(t.idx_scan, 0) as idx_scan
+       from pg_stat_user_tables t join pg_class c on c.oid = t.relid`,
   );
   const { rows: columns } = await db.query(
-    `select a.attrelid::int as relid, a.attname, format_type(a.atttypid, a.atttypmod) as type, s.n_distinct, s.null_frac
+    `select a.attrelid::int as relid, a.attname, format_type(a.atttypid, a.atttypmod) as type, s.n_distinct, s.null_frac, s.correlation
        from pg_attribute a
        join pg_stat_user_tables t on t.relid = a.attrelid
        left join pg_stats s on s.schemaname = t.schemaname and s.tablename = t.relname and s.attname = a.attname
@@ -144,17 +165,17 @@ export async function observeTables(db: Queryable): Promise<ObservedTable[]> {
       type: String(c.type),
       nDistinct: c.n_distinct === null ? undefined : Number(c.n_distinct),
       nullFraction: c.null_frac === null ? undefined : Number(c.null_frac),
+      correlation: c.correlation === null || c.correlation === undefined ? undefined : Number(c.correlation),
     });
     byTable.set(c.relid, list);
   }
   return tables.map((t) => ({
     schema: String(t.schemaname),
     name: String(t.relname),
-    liveRows: num(t.n_live_tup),
+    liveRows: num(t.live_rows),
     bytes: num(t.bytes),
     seqScans: num(t.seq_scan),
     indexScans: num(t.idx_scan),
-    writtenRows: num(t.written),
     columns: byTable.get(t.relid) ?? [],
   }));
 }
@@ -215,11 +236,15 @@ export async function observeDatabase(db: Queryable, statementLimit: number, min
       where d.datname = current_database()`,
   );
   const head = rows[0];
+  const info = await db.query(`select stats_reset from pg_stat_statements_info`).catch(() => ({ rows: [] as Record<string, unknown>[] }));
+  const since = info.rows[0]?.stats_reset;
   return {
     database: String(head?.datname ?? ''),
     databaseOid: num(head?.oid),
     statsResetAt: head?.stats_reset ? new Date(head.stats_reset as string).toISOString() : null,
+    statementsSince: since ? new Date(since as string).toISOString() : null,
     statements: await observeStatements(db, statementLimit, minCalls),
+    writeStatements: await observeWriteStatements(db, statementLimit, minCalls),
     tables: await observeTables(db),
     indexes: await observeIndexes(db),
   };

@@ -11,10 +11,13 @@ import { generateCandidates, type AnalyzedStatement, type IndexCandidate } from 
 import type { CreateIndexParams, DropIndexParams } from './index-ddl.ts';
 import { indexNameFor } from './index-identity.ts';
 import { selectIndexes, type Selection } from './index-selection.ts';
+import { measureMaintenanceCosts, type MaintenanceCost } from './maintenance-cost.ts';
 import { observeDatabase, type DatabaseObservation } from './observe.ts';
 import { withPooledClient } from './pooled-client.ts';
 import { columnsOfStatement, tableCatalog } from './statement-columns.ts';
+import { alignExample, buildConstantSets, observeConstants, type ConstantsSettings, type ObservedConstants } from './statement-constants.ts';
 import { HypoPgWhatIf, type WhatIfCoster } from './what-if.ts';
+import { existingIndexColumns, maintainedRows, tableWriteLoads, type TableWriteLoad, type WriteStatement } from './write-cost.ts';
 
 export interface IndexAdvice {
   readonly observation: DatabaseObservation;
@@ -23,6 +26,12 @@ export interface IndexAdvice {
   readonly selection: Selection;
   readonly hygiene: readonly HygieneFinding[];
   readonly notes: readonly string[];
+  /** Rows written per table by the window's write statements (the write cost's evidence). */
+  readonly writeLoads: ReadonlyMap<string, TableWriteLoad>;
+  /** Per candidate: index entries it costs over the window, the per-row cost and how it was obtained. */
+  readonly writeCosts: ReadonlyMap<string, { readonly maintainedRows: number; readonly cost: MaintenanceCost; readonly writeCostMs: number }>;
+  /** pg_qualstats is there to give constants. */
+  readonly constantsAvailable: boolean;
 }
 
 export type AdvisorSettings = PerfpilotConfig['indexAdvisor'] & PerfpilotConfig['budgets'];
@@ -41,6 +50,28 @@ export async function analyzeStatements(observation: DatabaseObservation): Promi
     analyzed.push({ ...s, columns });
   }
   return analyzed;
+}
+
+/** The window's write statements attributed to the table each writes. */
+export async function analyzeWrites(observation: DatabaseObservation, minCalls: number): Promise<WriteStatement[]> {
+  const catalog = tableCatalog(observation.tables);
+  const writes: WriteStatement[] = [];
+  for (const s of observation.writeStatements ?? []) {
+    if (s.calls < minCalls) continue;
+    const columns = await columnsOfStatement(s.query, catalog);
+    if (columns?.write) writes.push({ queryId: s.queryId, query: s.query, calls: s.calls, rows: s.rows, target: columns.write });
+  }
+  return writes;
+}
+
+/** Attaches the constants pg_qualstats knows to each statement (pure once observed). */
+export function withConstants(statements: readonly AnalyzedStatement[], observed: ObservedConstants, settings: ConstantsSettings): AnalyzedStatement[] {
+  return statements.map((s) => {
+    const example = observed.examples.get(s.queryId);
+    const aligned = example ? alignExample(s.query, example) : undefined;
+    const constants = buildConstantSets(s.columns, aligned, observed.quals.get(s.queryId) ?? [], settings);
+    return { ...s, constants };
+  });
 }
 
 export async function adviseIndexes(
@@ -74,14 +105,34 @@ export async function adviseFromObservation(
   }
   const hasHypoPg = (await pool.query(`select 1 from pg_extension where extname = 'hypopg'`)).rowCount === 1;
   if (!hasHypoPg) throw new TargetUnavailableError(`postgres ${observation.database}`, 'extension hypopg is not installed: create extension hypopg');
-  const statements = await analyzeStatements(observation);
-  const candidates = generateCandidates(statements, tableCatalog(observation.tables), observation.indexes, settings.maxIndexColumns);
-  const writtenRows = new Map(observation.tables.map((t) => [`${t.schema}.${t.name}`, t.writtenRows]));
+  const constants = await observeConstants(pool, observation.statements.map((s) => s.queryId));
+  const statements = withConstants(await analyzeStatements(observation), constants, settings);
+  const writes = await analyzeWrites(observation, settings.minStatementCalls);
+  const writeLoads = tableWriteLoads(writes);
+  const catalog = tableCatalog(observation.tables);
+  const candidates = generateCandidates(statements, catalog, observation.indexes, settings, writeLoads);
+
+  const generic = statements.filter((s) => (s.constants?.sets.length ?? 0) === 0 && s.columns.paramCount > 0);
+  if (!constants.available) notes.push('pg_qualstats is not loaded: every statement is costed with its generic plan (default selectivity for ranges); load it for real constants');
+  else if (generic.length > 0) notes.push(`${generic.length} statement(s) costed with their generic plan: pg_qualstats has no constants for them yet`);
+
+  const writeCosts = new Map<string, { maintainedRows: number; cost: MaintenanceCost; writeCostMs: number }>();
+  // A lost connection fails the plan with TargetUnavailableError (retried), never the process.
   const selection: Selection = await withPooledClient(pool, `postgres ${observation.database}`, async (client) => {
+    // Per-row maintenance cost, measured only for candidates on tables the window writes.
+    const written = candidates.filter((c) => writeLoads.has(`${c.schema}.${c.table}`));
+    const perRow = await measureMaintenanceCosts(client, written, new Map(observation.tables.map((t) => [`${t.schema}.${t.name}`, t.liveRows])), settings);
+    for (const c of written) {
+      const table = `${c.schema}.${c.table}`;
+      const columns = catalog.get(table)?.columns.map((x) => x.name) ?? [];
+      const rows = maintainedRows(c, writeLoads.get(table), existingIndexColumns(observation.indexes, table, columns));
+      const cost = perRow.get(c.key)!;
+      writeCosts.set(c.key, { maintainedRows: rows, cost, writeCostMs: rows * cost.msPerRow });
+    }
     const whatIf = coster ? coster(client) : new HypoPgWhatIf(client, settings.maxWhatIfPlans);
     if (whatIf instanceof HypoPgWhatIf) await whatIf.reset();
     try {
-      return await selectIndexes(statements, candidates, whatIf, { ...settings, writtenRows });
+      return await selectIndexes(statements, candidates, whatIf, { ...settings, writeCostMs: new Map([...writeCosts].map(([k, v]) => [k, v.writeCostMs])) });
     } finally {
       await client.query('select hypopg_reset()').catch(() => undefined);
     }
@@ -93,27 +144,39 @@ export async function adviseFromObservation(
     );
   }
   notes.push(`${statements.length} statements analyzed (of the top ${settings.maxStatementsAnalyzed} by total time), ${candidates.length} candidates, ${selection.plansUsed} what-if plans`);
+  notes.push(`write cost from ${writes.length} write statement(s) of the same pg_stat_statements window (statements with ≥ ${settings.minStatementCalls} calls, as for the savings)`);
   if (observation.statsResetAt) notes.push(`statistics since ${observation.statsResetAt}`);
   const hygiene = findIndexHygiene(observation.indexes, settings, { now, statsResetAt: observation.statsResetAt });
-  return { observation, statements, candidates, selection, hygiene, notes };
+  return { observation, statements, candidates, selection, hygiene, notes, writeLoads, writeCosts, constantsAvailable: constants.available };
 }
 
 /** The changes the advice proposes: create the selected indexes, drop what hygiene may drop. Pure. */
 export function proposeIndexChanges(advice: IndexAdvice): ProposedChange[] {
   const creates = advice.selection.indexes.map((ix): ProposedChange => {
     const c = ix.candidate;
+    const extras = { ...(c.include?.length ? { include: c.include } : {}), ...(c.where !== undefined ? { where: c.where } : {}), ...(c.expression !== undefined ? { expression: c.expression } : {}) };
+    const method = c.method ?? 'btree';
+    const writeQueryIds = advice.writeLoads.get(`${c.schema}.${c.table}`)?.queryIds ?? [];
     const params: CreateIndexParams = {
       schema: c.schema,
       table: c.table,
       columns: c.columns,
-      indexName: indexNameFor(c.schema, c.table, c.columns),
+      indexName: indexNameFor(c.schema, c.table, c.columns, method, extras),
       queryIds: ix.queryIds,
+      ...(method !== 'btree' ? { method } : {}),
+      ...extras,
+      ...(writeQueryIds.length ? { writeQueryIds } : {}),
     };
+    const perRow = advice.writeCosts.get(c.key);
     return {
       kind: 'create-index',
       target: c.key,
-      params: { ...params, estimatedBytes: ix.bytes },
-      reason: `saves an estimated ${Math.round(ix.savedMs)} ms of ${ix.queryIds.length} statement(s) over the stats window (plan cost ×${ix.costRatio.toFixed(2)}), write cost ${Math.round(ix.writeCostMs)} ms, ~${ix.bytes} bytes`,
+      params: { ...params, kind: c.kind, estimatedBytes: ix.bytes },
+      reason:
+        `${c.kind} index: saves an estimated ${Math.round(ix.savedMs)} ms of ${ix.queryIds.length} statement(s) over the stats window (plan cost ×${ix.costRatio.toFixed(2)}), ` +
+        `write cost ${Math.round(ix.writeCostMs)} ms` +
+        (perRow ? ` (${perRow.maintainedRows} index entries × ${perRow.cost.msPerRow.toFixed(5)} ms ${perRow.cost.how})` : '') +
+        `, ~${ix.bytes} bytes`,
       expected: { savedMs: Math.round(ix.savedMs), costRatio: Number(ix.costRatio.toFixed(3)) },
     };
   });

@@ -9,9 +9,9 @@
  */
 import type pg from 'pg';
 import { RDSClient } from '@aws-sdk/client-rds';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PerfpilotConfig } from '#lib/config';
-import type { AreaPlugin, PluginFactory } from '#shared/area';
+import { pendingApply, type AreaPlugin, type PluginFactory, type StepContext } from '#shared/area';
 import type { Change, ChangeEffect } from '#shared/change';
 import { ChangeApplyError, InvalidRequestError } from '#shared/errors';
 import { logger } from '#shared/observability';
@@ -26,7 +26,19 @@ import {
 } from './connection-pool.ts';
 import { openDatabasePool } from './database-client.ts';
 import { databaseHealthReader } from './health-snapshot.ts';
-import { createIndex, dropIndex, INDEX_METHODS, dropOwnIndex, readIndexState, restoreIndex, type DdlTimeouts, type IndexState } from './index-ddl.ts';
+import {
+  buildIndex,
+  cancelIndexBuild,
+  dropIndex,
+  INDEX_METHODS,
+  INVOCATION_RESERVE_MS,
+  dropOwnIndex,
+  readIndexState,
+  restoreIndex,
+  timeoutsWithin,
+  type DdlTimeouts,
+  type IndexState,
+} from './index-ddl.ts';
 import { isPerfpilotIndex } from './index-identity.ts';
 import { captureCreateIndex, judgeCreateIndex, measureCreateIndex, type CreateIndexBefore } from './index-verification.ts';
 import { adviseIndexes, advisorSettings, proposeIndexChanges } from './plan-indexes.ts';
@@ -41,6 +53,11 @@ const createIndexParams = z.object({
   queryIds: z.array(z.string()),
   // Ledger records from before GiST support have no method: they are btree.
   method: z.enum(INDEX_METHODS).default('btree'),
+  // Covering, partial and expression indexes (absent in older records: a plain index).
+  include: z.array(identifier).max(32).optional(),
+  where: z.string().min(1).max(2_000).optional(),
+  expression: z.string().min(1).max(2_000).optional(),
+  writeQueryIds: z.array(z.string()).optional(),
 });
 const dropIndexParams = z.object({ schema: identifier, indexName: identifier });
 
@@ -64,7 +81,9 @@ function proxyDeps(deps: DatabasePluginDeps): RdsProxyDeps | undefined {
 
 export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
   const { pool, config } = deps;
-  const timeouts: DdlTimeouts = config.indexAdvisor;
+  const configured: DdlTimeouts = config.indexAdvisor;
+  // DDL inside one invocation is bounded by the time it has left.
+  const within = (ctx: StepContext | undefined): DdlTimeouts => (ctx ? timeoutsWithin(configured, ctx.remainingMs()) : configured);
   const snapshot = databaseHealthReader(pool);
   const rdsFor = (change: Change): RDSClient => {
     if (!deps.rds) throw new InvalidRequestError(`change ${change.changeId} (${change.kind}) needs the RDS API: run with the aws target`);
@@ -77,12 +96,20 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
     async plan(ctx) {
       const advice = await adviseIndexes(pool, advisorSettings(config), ctx.now);
       const changes = proposeIndexChanges(advice);
+      // The later phases (GiST scratch builds, pool sampling) are skipped when the step's
+      // budget is spent: what was planned is kept and the rollout says what was left out.
+      const outOfTime = () => ctx.deadline !== undefined && Date.now() >= ctx.deadline.getTime();
+      if (outOfTime()) {
+        ctx.note?.('database plan stopped at its deadline after the btree advisor: spatial indexes and the connection pool were not planned this run');
+        return changes;
+      }
       // GiST indexes the PostGIS advisor measured worth it, within what the btree picks left of the budgets.
       const gist = proposeGistIndexChanges(await adviseGistIndexes(pool, config.spatialAdvisor), config.spatialAdvisor, remainingIndexBudget(advice.selection, config.budgets));
       for (const note of gist.notes) logger.info('database plan: spatial', { note });
       changes.push(...gist.changes);
       const proxy = proxyDeps(deps);
-      if (proxy) {
+      if (proxy && outOfTime()) ctx.note?.('database plan stopped at its deadline: the RDS Proxy pool was not planned this run');
+      else if (proxy) {
         const poolPlan = planConnectionPool(await observeConnectionPool(pool, proxy, config), config);
         if (poolPlan.proxyChange) changes.push(poolPlan.proxyChange);
       }
@@ -104,10 +131,16 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
       }
     },
 
-    async apply(change) {
+    async apply(change, ctx) {
+      const timeouts = within(ctx);
       switch (change.kind) {
-        case 'create-index':
-          return createIndex(pool, paramsOf(createIndexParams, change), change.rolloutId, timeouts, new Date());
+        case 'create-index': {
+          // Started here, followed by the state machine's polls: a build longer than the invocation is never killed with it.
+          const remainingMs = ctx?.remainingMs() ?? Number.POSITIVE_INFINITY;
+          const waitMs = Math.min(config.rollout.pollSeconds * 1_000, remainingMs - 2 * INVOCATION_RESERVE_MS);
+          const status = await buildIndex(pool, paramsOf(createIndexParams, change), change.rolloutId, configured, { waitMs, remainingMs });
+          return status.done ? status.state : pendingApply(status.detail);
+        }
         case 'drop-index': {
           const p = paramsOf(dropIndexParams, change);
           const state = await readIndexState(pool, p.schema, p.indexName);
@@ -125,12 +158,15 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
       }
     },
 
-    async revert(change) {
+    async revert(change, ctx) {
+      const timeouts = within(ctx);
       switch (change.kind) {
         case 'create-index': {
           const p = paramsOf(createIndexParams, change);
           const before = change.before as CreateIndexBefore | undefined;
           if (before?.index.exists) return; // it was there before Perfpilot: not ours to drop
+          // A revert (or an alarm's rollback) arriving mid-build stops the build, then drops what it left.
+          await cancelIndexBuild(pool, p.schema, p.indexName, ctx?.remainingMs() ?? Number.POSITIVE_INFINITY);
           return dropOwnIndex(pool, p.schema, p.indexName, timeouts);
         }
         case 'drop-index': {
@@ -166,3 +202,6 @@ export const createDatabasePlugin: PluginFactory = async (config, deps) => {
   const pool = await openDatabasePool(config, deps.target);
   return databasePlugin({ pool, config, rds: deps.target === 'aws' ? new RDSClient({}) : undefined });
 };
+
+/** The name the area loader looks for (functions/areas.ts). */
+export { createDatabasePlugin as createPlugin };

@@ -17,6 +17,31 @@ export interface ColumnUse {
   readonly position?: number;
   /** For ORDER BY: descending. */
   readonly descending?: boolean;
+  /** `column <op> $n` with the column on the left (commuted when written the other way). */
+  readonly operator?: string;
+  /** The `$n` the column is compared with, when the other side is a bare parameter. */
+  readonly param?: number;
+  /** `column IS NULL`: a constant predicate in every execution. */
+  readonly isNull?: boolean;
+}
+
+/** `<expression over one table's columns> <op> <value>`: a candidate for an expression index. */
+export interface ExpressionUse {
+  readonly table: string;
+  /** The expression's text as written in the statement (may hold `$n`). */
+  readonly text: string;
+  readonly columns: readonly string[];
+  readonly role: 'equality' | 'range';
+  /** Parameters inside the expression: its value must be fixed for an index to match. */
+  readonly params: readonly number[];
+}
+
+/** The table an INSERT/UPDATE/DELETE/MERGE/COPY FROM writes, and what an UPDATE sets. */
+export interface WriteTarget {
+  readonly kind: 'insert' | 'update' | 'delete' | 'merge' | 'copy';
+  readonly table: string;
+  /** UPDATE: the columns it sets (HOT is possible only if none of them is indexed). */
+  readonly setColumns?: readonly string[];
 }
 
 export interface StatementColumns {
@@ -27,6 +52,12 @@ export interface StatementColumns {
   readonly paramCount: number;
   /** ORDER BY lists whose items are all bare columns of one table, by table. */
   readonly orderBy: ReadonlyMap<string, readonly { column: string; descending: boolean }[]>;
+  /** Every column the statement reads, by table (for covering indexes). */
+  readonly referenced: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Tables read with `*`: no index can cover them. */
+  readonly selectsAll: ReadonlySet<string>;
+  readonly expressions: readonly ExpressionUse[];
+  readonly write?: WriteTarget;
 }
 
 // The parse tree is plain JSON; the walk is structural.
@@ -59,6 +90,7 @@ function resolveTable(catalog: ReadonlyMap<string, ObservedTable>, schema: strin
 }
 
 const OPS_EQUALITY = new Set(['=']);
+const optionalParam = (n: number | undefined) => (n === undefined ? {} : { param: n });
 const OPS_RANGE = new Set(['<', '>', '<=', '>=']);
 
 function opName(expr: Node): string | undefined {
@@ -81,6 +113,49 @@ function bareColumn(node: Node): string[] | undefined {
   return fields as string[];
 }
 
+const COMMUTED: Record<string, string> = { '=': '=', '<': '>', '>': '<', '<=': '>=', '>=': '<=' };
+
+/** `$n` of a bare parameter, also under a cast (`$1::int`). */
+function paramNumber(node: Node): number | undefined {
+  const inner = node?.TypeCast ? node.TypeCast.arg : node;
+  return inner?.ParamRef ? Number(inner.ParamRef.number) : undefined;
+}
+
+function paramsIn(node: Node, into: number[] = []): number[] {
+  if (node === null || typeof node !== 'object') return into;
+  if (node.ParamRef) into.push(Number(node.ParamRef.number));
+  for (const v of Object.values(node)) paramsIn(v, into);
+  return into;
+}
+
+function columnRefsIn(node: Node, into: string[][] = []): string[][] {
+  if (node === null || typeof node !== 'object') return into;
+  if (node.SubLink) return into;
+  const fields = bareColumn(node);
+  if (fields) {
+    into.push(fields);
+    return into;
+  }
+  for (const v of Object.values(node)) columnRefsIn(v, into);
+  return into;
+}
+
+function firstLocation(node: Node): number | undefined {
+  let min: number | undefined;
+  const visit = (n: Node) => {
+    if (n === null || typeof n !== 'object') return;
+    if (typeof n.location === 'number' && n.location >= 0) min = min === undefined ? n.location : Math.min(min, n.location);
+    for (const v of Object.values(n)) visit(v);
+  };
+  visit(node);
+  return min;
+}
+
+/** libpg_query locations are byte offsets into the UTF-8 text. */
+function byteSlice(text: string, from: number, to: number): string {
+  return Buffer.from(text, 'utf8').subarray(from, to).toString('utf8');
+}
+
 function maxParam(node: Node): number {
   if (node === null || typeof node !== 'object') return 0;
   if (Array.isArray(node)) return node.reduce((m: number, n: Node) => Math.max(m, maxParam(n)), 0);
@@ -93,8 +168,55 @@ class Walker {
   readonly uses: ColumnUse[] = [];
   readonly tables = new Set<string>();
   readonly orderBy = new Map<string, { column: string; descending: boolean }[]>();
+  readonly referenced = new Map<string, Set<string>>();
+  readonly selectsAll = new Set<string>();
+  readonly expressions: ExpressionUse[] = [];
+  write?: WriteTarget;
 
-  constructor(private readonly catalog: ReadonlyMap<string, ObservedTable>) {}
+  constructor(
+    private readonly catalog: ReadonlyMap<string, ObservedTable>,
+    private readonly text: string,
+  ) {}
+
+  private reference(fields: string[], scope: Scope): void {
+    const at = this.resolve(fields, scope);
+    if (!at) return;
+    const set = this.referenced.get(at.table) ?? new Set<string>();
+    set.add(at.column);
+    this.referenced.set(at.table, set);
+  }
+
+  /** Every column read by these nodes (sub-queries are walked as statements of their own). */
+  private readAll(node: Node, scope: Scope): void {
+    for (const fields of columnRefsIn(node)) this.reference(fields, scope);
+  }
+
+  private targets(list: Node[] | undefined, scope: Scope): void {
+    for (const t of list ?? []) {
+      const val = t?.ResTarget?.val;
+      const ref = val?.ColumnRef;
+      if (ref && (ref.fields as Node[]).some((f) => f?.A_Star !== undefined)) {
+        const fields = (ref.fields as Node[]).map((f) => f?.String?.sval as string | undefined);
+        const qualifier = fields.length > 1 ? fields.slice(0, -1).join('.') : undefined;
+        for (const rel of scope.relations) if (!qualifier || rel.names.includes(qualifier)) this.selectsAll.add(rel.key);
+        continue;
+      }
+      this.readAll(val, scope);
+    }
+  }
+
+  private expressionUse(expr: Node, other: Node, role: 'equality' | 'range', scope: Scope, operatorAt: number): void {
+    if (containsColumnRef(other)) return;
+    const refs = columnRefsIn(expr).map((f) => this.resolve(f, scope));
+    const first = refs[0];
+    if (!first || refs.some((r) => !r || r.table !== first.table)) return;
+    if (JSON.stringify(expr).includes('"SubLink"')) return;
+    const start = firstLocation(expr);
+    if (start === undefined || start >= operatorAt) return;
+    const text = byteSlice(this.text, start, operatorAt).trim();
+    if (!text) return;
+    this.expressions.push({ table: first.table, text, columns: [...new Set(refs.map((r) => r!.column))], role, params: paramsIn(expr) });
+  }
 
   private relationOf(rangeVar: Node): Relation | undefined {
     const t = resolveTable(this.catalog, rangeVar.schemaname, rangeVar.relname);
@@ -160,7 +282,7 @@ class Walker {
       return;
     }
     if (node.NullTest) {
-      if (node.NullTest.nulltesttype === 'IS_NULL') this.use(bareColumn(node.NullTest.arg), scope, 'equality');
+      if (node.NullTest.nulltesttype === 'IS_NULL') this.use(bareColumn(node.NullTest.arg), scope, 'equality', { isNull: true });
       return;
     }
     if (node.SubLink) {
@@ -185,9 +307,11 @@ class Walker {
         }
         const role: ColumnRole | undefined = OPS_EQUALITY.has(op) ? 'equality' : OPS_RANGE.has(op) ? 'range' : undefined;
         if (!role) return;
-        if (left && !containsColumnRef(e.rexpr)) this.use(left, scope, role);
-        else if (right && !containsColumnRef(e.lexpr)) this.use(right, scope, role);
-        else if (left && right) {
+        if (left && !containsColumnRef(e.rexpr)) this.use(left, scope, role, { operator: op, ...optionalParam(paramNumber(e.rexpr)) });
+        else if (right && !containsColumnRef(e.lexpr)) this.use(right, scope, role, { operator: COMMUTED[op] ?? op, ...optionalParam(paramNumber(e.lexpr)) });
+        else if (!left && !right && containsColumnRef(e.lexpr) && typeof e.location === 'number') {
+          this.expressionUse(e.lexpr, e.rexpr, role as 'equality' | 'range', scope, e.location);
+        } else if (left && right) {
           this.use(left, scope, 'join');
           this.use(right, scope, 'join');
         }
@@ -214,8 +338,10 @@ class Walker {
       const scope: Scope = { relations: [], parent };
       this.ctes(u.withClause, scope);
       this.fromItem({ RangeVar: u.relation }, scope);
+      this.target('update', u.relation, parent, ((u.targetList as Node[] | undefined) ?? []).map((t) => String(t?.ResTarget?.name ?? '')));
       this.from(u.fromClause, scope);
       this.predicate(u.whereClause, scope);
+      this.readAll(u.whereClause, scope);
       return;
     }
     if (node.DeleteStmt) {
@@ -223,8 +349,41 @@ class Walker {
       const scope: Scope = { relations: [], parent };
       this.ctes(d.withClause, scope);
       this.fromItem({ RangeVar: d.relation }, scope);
+      this.target('delete', d.relation, parent);
       this.from(d.usingClause, scope);
       this.predicate(d.whereClause, scope);
+      this.readAll(d.whereClause, scope);
+      return;
+    }
+    if (node.InsertStmt) {
+      const i = node.InsertStmt;
+      this.target('insert', i.relation, parent);
+      if (i.selectStmt) this.statement(i.selectStmt, parent);
+      return;
+    }
+    if (node.MergeStmt) {
+      this.target('merge', node.MergeStmt.relation, parent);
+      return;
+    }
+    if (node.CopyStmt?.is_from && node.CopyStmt.relation) this.target('copy', node.CopyStmt.relation, parent);
+  }
+
+  /** The table a top-level write statement writes (not one in a CTE or sub-query). */
+  private target(kind: WriteTarget['kind'], rangeVar: Node, parent: Scope | undefined, setColumns?: string[]): void {
+    if (parent || this.write || !rangeVar) return;
+    const t = resolveTable(this.catalog, rangeVar.schemaname, rangeVar.relname);
+    if (!t) return;
+    const table = tableKey(t.schema, t.name);
+    this.tables.add(table);
+    this.write = { kind, table, ...(setColumns ? { setColumns: setColumns.filter((c) => c.length > 0) } : {}) };
+  }
+
+  private readJoinQuals(items: Node[] | undefined, scope: Scope): void {
+    for (const item of items ?? []) {
+      const j = item?.JoinExpr;
+      if (!j) continue;
+      this.readAll(j.quals, scope);
+      this.readJoinQuals([j.larg, j.rarg], scope);
     }
   }
 
@@ -243,6 +402,9 @@ class Walker {
     this.from(s.fromClause, scope);
     this.predicate(s.whereClause, scope);
     this.predicate(s.havingClause, scope);
+    this.targets(s.targetList, scope);
+    for (const part of [s.whereClause, s.havingClause, s.groupClause, s.sortClause]) this.readAll(part, scope);
+    this.readJoinQuals(s.fromClause, scope);
     const groups = (s.groupClause as Node[] | undefined) ?? [];
     groups.forEach((g, position) => this.use(bareColumn(g), scope, 'group', { position }));
     const sorts = (s.sortClause as Node[] | undefined) ?? [];
@@ -265,10 +427,19 @@ class Walker {
 }
 
 /** Roles of columns in one parsed statement; pure. */
-export function columnsOfParsed(tree: Node, catalog: ReadonlyMap<string, ObservedTable>): StatementColumns {
-  const walker = new Walker(catalog);
+export function columnsOfParsed(tree: Node, catalog: ReadonlyMap<string, ObservedTable>, text = ''): StatementColumns {
+  const walker = new Walker(catalog, text);
   for (const raw of (tree?.stmts as Node[] | undefined) ?? []) walker.statement(raw.stmt);
-  return { tables: [...walker.tables], uses: walker.uses, paramCount: maxParam(tree), orderBy: walker.orderBy };
+  return {
+    tables: [...walker.tables],
+    uses: walker.uses,
+    paramCount: maxParam(tree),
+    orderBy: walker.orderBy,
+    referenced: walker.referenced,
+    selectsAll: walker.selectsAll,
+    expressions: walker.expressions,
+    ...(walker.write ? { write: walker.write } : {}),
+  };
 }
 
 /** Parses with libpg-query; undefined for what PostgreSQL's parser rejects. */
@@ -277,7 +448,7 @@ export async function columnsOfStatement(
   catalog: ReadonlyMap<string, ObservedTable>,
 ): Promise<StatementColumns | undefined> {
   try {
-    return columnsOfParsed(await parse(query), catalog);
+    return columnsOfParsed(await parse(query), catalog, query);
   } catch {
     return undefined;
   }

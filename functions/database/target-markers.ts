@@ -82,7 +82,7 @@ export async function unaccountedIndexes(indexes: readonly MarkedIndex[], ledger
   return marks;
 }
 
-export const databaseTargetRecord: TargetRecordFactory = async (config, deps) => {
+export const targetRecord: TargetRecordFactory = async (config, deps) => {
   let pool: pg.Pool | undefined;
   const open = async () => (pool ??= await openDatabasePool(config, 'local'));
   return {

@@ -6,6 +6,7 @@ import { DisableRuleCommand, type EventBridgeClient } from '@aws-sdk/client-even
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { ListExecutionsCommand, StopExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { AwsAccess } from '#shared/aws-access';
 import type { Area, Change } from '#shared/change';
 import { ChangeRevertError, InvalidRequestError } from '#shared/errors';
 import type { ChangeReverter, Notifier, RolloutExecutions, ScheduleSwitch } from './rollback.ts';
@@ -81,3 +82,24 @@ export class SnsNotifier implements Notifier {
     await this.sns.send(new PublishCommand({ TopicArn: this.topicArn, Subject: subject.slice(0, 99), Message: message }));
   }
 }
+
+/**
+ * What these ports call, declared beside them (see functions/shared/aws-access.ts);
+ * the construct binds the placeholders to the deployed resources and grants exactly
+ * this. Execution names are chosen at run time, hence the one wildcard.
+ */
+export const ROLLBACK_PORTS_ACCESS = {
+  executions: [
+    { actions: ['states:ListExecutions'], resources: ['{rolloutStateMachineArn}'] },
+    {
+      actions: ['states:StopExecution'],
+      resources: ['arn:{partition}:states:{region}:{account}:execution:{rolloutStateMachineName}:*'],
+      wildcardReason: 'Execution names are chosen at run time; StopExecution is limited to the executions of this one Perfpilot rollout state machine.',
+    },
+  ],
+  reverter: [{ actions: ['lambda:InvokeFunction'], resources: ['{areaFunctionArn}'] }],
+  schedules: [{ actions: ['events:DisableRule'], resources: ['{scheduleRuleArn}'] }],
+  notifier: [{ actions: ['sns:Publish'], resources: ['{topicArn}'] }],
+  /** Publishing to a topic encrypted with a customer managed key (narrower than grantPublish's GenerateDataKey*). */
+  notifierKey: [{ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: ['{topicKeyArn}'] }],
+} as const satisfies Record<string, readonly AwsAccess[]>;

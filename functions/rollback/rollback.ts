@@ -6,7 +6,8 @@
  * the only thing allowed to touch the target.
  */
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions, alarmName } from '#shared/alarms';
+import { alarmDefinitions } from '#functions/areas';
+import { alarmName } from '#shared/alarms';
 import type { AreaStateStore } from '#shared/area-state';
 import type { AreaLock } from '#shared/area-lock';
 import { LIVE_STATUSES, type Area, type Change } from '#shared/change';

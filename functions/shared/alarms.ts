@@ -3,9 +3,12 @@
  * the local runtime evaluates the same definitions against metrics read from the
  * services. Thresholds come from the config's `alerts` (the seed's alert table).
  *
- * Critical alarms trigger the rollback of their area; warnings only notify.
+ * Critical alarms trigger the rollback of their area; warnings only notify. Each
+ * area declares its own alarms in its registration (`functions/<area>/area.ts`);
+ * `alarmDefinitions` in `functions/areas.ts` collects them.
  */
 import type { AreaName, PerfpilotConfig } from '#lib/config';
+import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
 import type { MetricsSnapshot, Signal } from './metrics.ts';
 
 export type AlarmSeverity = 'critical' | 'warning';
@@ -54,118 +57,60 @@ export function alarmName(config: Pick<PerfpilotConfig, 'name'>, def: Pick<Alarm
   return `${config.name}-${def.severity}-${def.id}`;
 }
 
-/** Per-area application signals every area has: p95 latency and error rate. */
-const APP_AREAS: readonly AreaName[] = ['caching', 'realtime', 'database', 'vector'];
+export type AlarmTiming = Pick<AlarmDefinition, 'periodSeconds' | 'evaluationPeriods' | 'datapointsToAlarm'>;
 
-export function alarmDefinitions(config: PerfpilotConfig): AlarmDefinition[] {
+export function alarmTiming(config: Pick<PerfpilotConfig, 'alerts'>): AlarmTiming {
   const a = config.alerts;
-  const timing = {
-    periodSeconds: a.periodSeconds,
-    evaluationPeriods: a.evaluationPeriods,
-    datapointsToAlarm: a.datapointsToAlarm,
-  };
+  return { periodSeconds: a.periodSeconds, evaluationPeriods: a.evaluationPeriods, datapointsToAlarm: a.datapointsToAlarm };
+}
+
+/**
+ * The application signals of an area as the application-side runtime publishes them
+ * (sdk/metrics: EMF, namespace `Perfpilot/<name>`, dimensions service=application and
+ * Area): p95 latency and error rate (critical), throughput against its KPI (warning).
+ */
+export function applicationAlarms(area: AreaName, config: PerfpilotConfig): AlarmDefinition[] {
+  const a = config.alerts;
+  const timing = alarmTiming(config);
   const ns = appNamespace(config);
-  const defs: AlarmDefinition[] = [];
-
-  for (const area of APP_AREAS) {
-    defs.push(
-      {
-        id: `${area}-latency`,
-        area,
-        severity: 'critical',
-        signal: 'latencyMs',
-        comparison: 'GreaterThanThreshold',
-        threshold: a.latencyMsCritical,
-        ...timing,
-        description: `${area}: p95 latency above ${a.latencyMsCritical} ms`,
-        cloudwatch: { kind: 'metric', namespace: ns, metricName: 'Latency', statistic: 'p95', dimensions: { Area: area } },
-      },
-      {
-        id: `${area}-error-rate`,
-        area,
-        severity: 'critical',
-        signal: 'errorRatePercent',
-        comparison: 'GreaterThanThreshold',
-        threshold: a.errorRatePercentCritical,
-        ...timing,
-        description: `${area}: error rate above ${a.errorRatePercentCritical}%`,
-        cloudwatch: { kind: 'metric', namespace: ns, metricName: 'ErrorRate', statistic: 'Average', dimensions: { Area: area } },
-      },
-      {
-        id: `${area}-throughput-drop`,
-        area,
-        severity: 'warning',
-        signal: 'throughputQps',
-        comparison: 'LessThanThreshold',
-        // CloudWatch alarms cannot compare with an earlier window, so the drop is
-        // measured against the throughput KPI: 20% below 200 QPS is 160 QPS.
-        threshold: config.kpis.throughputQpsMin * (1 - a.throughputDropPercentWarning / 100),
-        ...timing,
-        description: `${area}: throughput ${a.throughputDropPercentWarning}% below the ${config.kpis.throughputQpsMin} QPS target`,
-        cloudwatch: { kind: 'metric', namespace: ns, metricName: 'Throughput', statistic: 'Average', dimensions: { Area: area } },
-      },
-    );
-  }
-
-  const cache = config.targets.caching.elasticache;
-  // ElastiCache publishes host-level metrics per node; the primary of a replication
-  // group created by ElastiCache is `<group>-001`.
-  const cacheDims: Record<string, string> = cache ? { CacheClusterId: `${cache.replicationGroupId}-001` } : { Area: 'caching' };
-  const cacheNs = cache ? 'AWS/ElastiCache' : ns;
-  defs.push(
+  const dimensions = { service: APPLICATION_SERVICE, Area: area };
+  return [
     {
-      id: 'cache-hit-rate',
-      area: 'caching',
+      id: `${area}-latency`,
+      area,
       severity: 'critical',
-      signal: 'cacheHitRatePercent',
-      comparison: 'LessThanThreshold',
-      threshold: a.cacheHitRatePercentCritical,
+      signal: 'latencyMs',
+      comparison: 'GreaterThanThreshold',
+      threshold: a.latencyMsCritical,
       ...timing,
-      description: `cache hit rate below ${a.cacheHitRatePercentCritical}%`,
-      cloudwatch: { kind: 'metric', namespace: cacheNs, metricName: 'CacheHitRate', statistic: 'Average', dimensions: cacheDims },
+      description: `${area}: p95 latency above ${a.latencyMsCritical} ms`,
+      cloudwatch: { kind: 'metric', namespace: ns, metricName: APPLICATION_METRICS.latency, statistic: 'p95', dimensions },
     },
     {
-      id: 'cache-memory',
-      area: 'caching',
-      severity: 'warning',
-      signal: 'memoryUsagePercent',
+      id: `${area}-error-rate`,
+      area,
+      severity: 'critical',
+      signal: 'errorRatePercent',
       comparison: 'GreaterThanThreshold',
-      threshold: a.memoryUsagePercentWarning,
+      threshold: a.errorRatePercentCritical,
       ...timing,
-      description: `cache memory above ${a.memoryUsagePercentWarning}%`,
-      cloudwatch: {
-        kind: 'metric',
-        namespace: cacheNs,
-        metricName: 'DatabaseMemoryUsagePercentage',
-        statistic: 'Average',
-        dimensions: cacheDims,
-      },
+      description: `${area}: error rate above ${a.errorRatePercentCritical}%`,
+      cloudwatch: { kind: 'metric', namespace: ns, metricName: APPLICATION_METRICS.errorRate, statistic: 'Average', dimensions },
     },
-  );
-
-  const rds = config.targets.database.rds;
-  defs.push({
-    id: 'db-connection-utilization',
-    area: 'database',
-    severity: 'warning',
-    signal: 'connectionUtilizationPercent',
-    comparison: 'GreaterThanThreshold',
-    threshold: a.connectionUtilizationPercentWarning,
-    ...timing,
-    description: `database connections above ${a.connectionUtilizationPercentWarning}% of max_connections`,
-    cloudwatch: rds
-      ? {
-          kind: 'math',
-          expression: `100 * m1 / ${rds.maxConnections}`,
-          namespace: 'AWS/RDS',
-          metricName: 'DatabaseConnections',
-          statistic: 'Maximum',
-          dimensions: { DBInstanceIdentifier: rds.instanceIdentifier },
-        }
-      : { kind: 'metric', namespace: ns, metricName: 'ConnectionUtilization', statistic: 'Maximum', dimensions: { Area: 'database' } },
-  });
-
-  return defs;
+    {
+      id: `${area}-throughput-drop`,
+      area,
+      severity: 'warning',
+      signal: 'throughputQps',
+      comparison: 'LessThanThreshold',
+      // CloudWatch alarms cannot compare with an earlier window, so the drop is
+      // measured against the throughput KPI: 20% below 200 QPS is 160 QPS.
+      threshold: config.kpis.throughputQpsMin * (1 - a.throughputDropPercentWarning / 100),
+      ...timing,
+      description: `${area}: throughput ${a.throughputDropPercentWarning}% below the ${config.kpis.throughputQpsMin} QPS target`,
+      cloudwatch: { kind: 'metric', namespace: ns, metricName: APPLICATION_METRICS.throughput, statistic: 'Average', dimensions },
+    },
+  ];
 }
 
 export type AlarmState = 'OK' | 'ALARM' | 'INSUFFICIENT_DATA';

@@ -10,11 +10,32 @@ import {
   type MetricDataQuery,
 } from '@aws-sdk/client-cloudwatch';
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions, alarmName, type AlarmDefinition } from './alarms.ts';
+import { alarmDefinitions } from '#functions/areas';
+import { alarmName, type AlarmDefinition } from './alarms.ts';
+import { arnTemplate, type AwsAccess } from './aws-access.ts';
 import type { Area } from './change.ts';
 import { TargetUnavailableError } from './errors.ts';
 import type { MetricsReader, MetricsSnapshot, Signal } from './metrics.ts';
 import type { AlarmStateReader } from './rollout-steps.ts';
+
+/**
+ * What CloudWatchSignals calls: GetMetricData (no resource-level permissions) and
+ * DescribeAlarms on this deployment's critical alarms (`<name>-critical-*`).
+ */
+export function cloudWatchSignalsAccess(config: Pick<PerfpilotConfig, 'name'>): AwsAccess[] {
+  return [
+    {
+      actions: ['cloudwatch:GetMetricData'],
+      resources: ['*'],
+      wildcardReason: 'cloudwatch:GetMetricData does not support resource-level permissions; it only reads metrics.',
+    },
+    {
+      actions: ['cloudwatch:DescribeAlarms'],
+      resources: [arnTemplate('cloudwatch', `alarm:${config.name}-critical-*`)],
+      wildcardReason: `DescribeAlarms reads the state of this deployment's critical alarms, all named "${config.name}-critical-<id>"; the ids follow the deployed areas.`,
+    },
+  ];
+}
 
 /** The GetMetricData queries for one definition; the returned id carries the value. */
 export function metricQueries(def: AlarmDefinition, id: string): { queries: MetricDataQuery[]; resultId: string } {

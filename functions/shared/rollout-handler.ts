@@ -7,7 +7,8 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { configFromEnv } from '#lib/config';
-import type { PluginFactory } from './area.ts';
+import type { AreaAnalyzer, AreaPlugin, PluginFactory } from './area.ts';
+import type { MetricsReader } from './metrics.ts';
 import { AreaLock } from './area-lock.ts';
 import { CloudWatchSignals } from './cloudwatch-signals.ts';
 import { InvalidRequestError } from './errors.ts';
@@ -17,7 +18,23 @@ import { PolicyStore } from './policy-store.ts';
 import { runRolloutStep, type RolloutDeps, type StepEvent } from './rollout-steps.ts';
 import { logger } from './observability.ts';
 
-export function rolloutStepHandler(factory: PluginFactory) {
+/** The area's own snapshot over CloudWatch's: both, the area's value where both have one. */
+export function combinedSignals(plugin: Pick<AreaPlugin, 'snapshot'>, cloudwatch: MetricsReader): MetricsReader {
+  return {
+    async snapshot(area, now) {
+      const [own, published] = await Promise.all([plugin.snapshot(now), cloudwatch.snapshot(area, now)]);
+      return { ...published, ...own, at: now.toISOString() };
+    },
+  };
+}
+
+/** `{ step: 'analyze', area }`: what `perfpilot analyze <area> --target aws` sends. */
+export interface AnalyzeEvent {
+  readonly step: 'analyze';
+  readonly area: string;
+}
+
+export function rolloutStepHandler(factory: PluginFactory, analyzer?: AreaAnalyzer) {
   let deps: Promise<RolloutDeps> | undefined;
   const build = async (): Promise<RolloutDeps> => {
     const config = configFromEnv();
@@ -30,7 +47,10 @@ export function rolloutStepHandler(factory: PluginFactory) {
       ledger: new ChangeLedger(doc, tableName),
       lock: new AreaLock(doc, tableName),
       plugin,
-      metrics: signals,
+      // What the area measures itself from inside the VPC (pg_stat_statements, Redis INFO,
+      // the clients' counters), completed by what CloudWatch has (AWS metrics, the
+      // application's EMF): the guardrails see both, as they do locally.
+      metrics: combinedSignals(plugin, signals),
       alarms: signals,
       clock: () => new Date(),
     };
@@ -40,11 +60,16 @@ export function rolloutStepHandler(factory: PluginFactory) {
     if (!event || typeof event !== 'object' || typeof (event as { step?: unknown }).step !== 'string') {
       throw new InvalidRequestError(`expected a rollout step event, got ${JSON.stringify(event)?.slice(0, 200)}`);
     }
+    if ((event as unknown as AnalyzeEvent).step === 'analyze') {
+      if (!analyzer) throw new InvalidRequestError('this function has no analysis');
+      // Read-only, and independent of the rollout's dependencies (no lock, no ledger).
+      return analyzer(configFromEnv(), { target: 'aws' });
+    }
     deps ??= build().catch((error) => {
       deps = undefined;
       throw error;
     });
     logger.appendKeys({ area: event.area, step: event.step });
-    return runRolloutStep(await deps, event);
+    return runRolloutStep({ ...(await deps), remainingMs: () => _context.getRemainingTimeInMillis() }, event);
   });
 }

@@ -16,6 +16,8 @@ export type RolloutTaskState = keyof typeof ROLLOUT_TASKS;
 export type RolloutStep = (typeof ROLLOUT_TASKS)[RolloutTaskState];
 
 export const BAKE_STATE = 'Bake';
+/** The Wait between two looks at a stage whose changes are still being applied. */
+export const POLL_STATE = 'WaitForPending';
 
 /** Errors a task may throw that send the rollout to Revert (any other error does too). */
 export const REVERTING_ERRORS = ['ChangeApplyError', 'LedgerConflictError', 'InvalidRequestError', 'TargetUnavailableError'];

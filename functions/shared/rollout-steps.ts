@@ -6,8 +6,8 @@
  * Every step is safe to retry: ledger writes are conditional, area `apply`/`revert`
  * are idempotent, and a step that finds its work done returns the same answer.
  */
-import type { PerfpilotConfig } from '#lib/config';
-import type { AreaPlugin } from './area.ts';
+import { ROLLOUT_STAGES_MAX, ROLLOUT_STEPS_SECONDS, type PerfpilotConfig } from '#lib/config';
+import { isPendingApply, type AreaPlugin, type StepContext } from './area.ts';
 import {
   LIVE_STATUSES,
   type Area,
@@ -35,16 +35,29 @@ export interface RolloutDeps {
   readonly metrics: MetricsReader;
   readonly alarms: AlarmStateReader;
   readonly clock: () => Date;
+  /** Milliseconds the invocation has left (Lambda's context); absent: no limit. */
+  readonly remainingMs?: () => number;
+}
+
+/** What a step keeps for itself at the end of its invocation (ledger writes, the answer). */
+export const STEP_RESERVE_MS = 15_000;
+
+function stepContext(deps: Pick<RolloutDeps, 'remainingMs'>): StepContext {
+  return { remainingMs: () => (deps.remainingMs ? deps.remainingMs() : Number.POSITIVE_INFINITY) };
 }
 
 /** The execution state as the state machine passes it (`state.$: "$"`). */
 export interface RolloutState {
   readonly trigger?: string;
+  /** A bake for this execution instead of rollout.bakeSeconds (`perfpilot rollout --bake-seconds`); it must fit the lock. */
+  readonly bakeSeconds?: number;
   readonly rollout?: StartResult;
   readonly plan?: PlanResult;
   readonly baseline?: BaselineResult;
   /** The stage being rolled out (0 is the canary). */
   readonly stage?: { readonly index: number };
+  /** The last ApplyStage result (while changes are pending, the state machine loops back into it). */
+  readonly applied?: ApplyResult;
   readonly check?: CheckResult;
   /** Set by a Catch: Step Functions' `{ Error, Cause }`. */
   readonly error?: { readonly Error?: string; readonly Cause?: string };
@@ -67,6 +80,19 @@ export interface PlanResult {
   readonly changeCount: number;
   readonly stageCount: number;
   readonly bakeSeconds: number;
+  /** The Wait between two looks at pending changes. */
+  readonly pollSeconds: number;
+  /** What the planner left out (e.g. it stopped at its deadline). */
+  readonly notes?: readonly string[];
+}
+export interface ApplyResult {
+  readonly stage: number;
+  readonly applied: number;
+  /** Changes whose apply still runs; the state machine polls while this is > 0. */
+  readonly pending: number;
+  /** When this stage first had pending changes (ISO); bounds the polling. */
+  readonly pendingSince?: string;
+  readonly pendingDetail?: readonly string[];
 }
 export interface CheckResult {
   readonly stage: number;
@@ -108,7 +134,7 @@ const newestFirst = (a: Change, b: Change) =>
  * and how many failures were transient (a target that may answer again: worth a retry).
  */
 export async function revertChanges(
-  deps: Pick<RolloutDeps, 'ledger' | 'plugin' | 'clock'>,
+  deps: Pick<RolloutDeps, 'ledger' | 'plugin' | 'clock' | 'remainingMs'>,
   changes: readonly Change[],
   reason: string,
 ): Promise<{ reverted: number; failed: number; transient: number; errors: string[] }> {
@@ -126,7 +152,7 @@ export async function revertChanges(
     if (!LIVE_STATUSES.includes(change.status)) continue;
     const reverting = await deps.ledger.transition(change, 'reverting', { now: deps.clock(), note: reason });
     try {
-      await deps.plugin.revert(reverting);
+      await deps.plugin.revert(reverting, stepContext(deps));
       await deps.ledger.transition(change, 'reverted', { now: deps.clock() });
       reverted++;
     } catch (error) {
@@ -172,6 +198,17 @@ function describeError(error: RolloutState['error']): string {
   return `${error.Error ?? 'Error'}: ${message}`;
 }
 
+/** The execution's bake: the input's override when it fits the lock (the execution timeout), else the config's. */
+export function bakeSecondsOf(state: RolloutState, config: PerfpilotConfig): number {
+  const bake = state.bakeSeconds;
+  if (bake === undefined) return config.rollout.bakeSeconds;
+  const max = Math.floor((config.rollout.lockTtlSeconds - ROLLOUT_STEPS_SECONDS) / ROLLOUT_STAGES_MAX) - config.rollout.pendingMaxSeconds;
+  if (!Number.isInteger(bake) || bake < 0 || bake > max) {
+    throw new InvalidRequestError(`bakeSeconds ${bake} does not fit the rollout: it must be a whole number from 0 to ${max} (rollout.lockTtlSeconds is the execution timeout)`);
+  }
+  return bake;
+}
+
 function requireRolloutState<K extends keyof RolloutState>(state: RolloutState, key: K, step: string): NonNullable<RolloutState[K]> {
   const value = state[key];
   if (value === undefined || value === null) {
@@ -204,7 +241,8 @@ async function requireRunning(deps: RolloutDeps, rolloutId: string): Promise<voi
   );
 }
 
-async function applyOne(deps: RolloutDeps, change: Change): Promise<Change> {
+/** Applies one change; `pending` when its apply still runs (it stays `applying`). */
+async function applyOne(deps: RolloutDeps, change: Change): Promise<Change | { pending: string }> {
   let current = change;
   if (current.status === 'applied' || current.status === 'kept') return current;
   if (current.status === 'planned') {
@@ -216,13 +254,14 @@ async function applyOne(deps: RolloutDeps, change: Change): Promise<Change> {
   }
   let after: unknown;
   try {
-    after = await deps.plugin.apply(current);
+    after = await deps.plugin.apply(current, stepContext(deps));
   } catch (error) {
     await deps.ledger.transition(current, 'failed', { now: deps.clock(), note: (error as Error).message });
     throw new ChangeApplyError(`applying ${current.kind} ${current.target} failed: ${(error as Error).message}`, {
       cause: error,
     });
   }
+  if (isPendingApply(after)) return { pending: after.detail };
   try {
     return await deps.ledger.transition(current, 'applied', { now: deps.clock(), after: after ?? null });
   } catch (error) {
@@ -286,8 +325,14 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
     case 'plan': {
       await requireRunning(deps, rolloutId);
       let changes = await ledger.listChanges(rolloutId);
+      const notes: string[] = [];
       if (changes.length === 0) {
-        const proposals = await plugin.plan({ now: deps.clock(), config, rolloutId });
+        const now = deps.clock();
+        const remaining = deps.remainingMs?.();
+        // Planning stops in time for the step to write its changes and answer.
+        const deadline = remaining !== undefined && Number.isFinite(remaining) ? new Date(now.getTime() + Math.max(0, remaining - STEP_RESERVE_MS)) : undefined;
+        const proposals = await plugin.plan({ now, config, rolloutId, deadline, note: (text) => notes.push(text) });
+        for (const note of notes) logger.warn('plan note', { note });
         changes = await ledger.addChanges(rolloutId, area, assignStages(proposals, config.rollout.canaryFraction), deps.clock());
       }
       const stageCount = changes.length === 0 ? 0 : Math.max(...changes.map((c) => c.stage)) + 1;
@@ -296,7 +341,13 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
         await ledger.endRollout(rolloutId, 'nothing-to-do', 'the planner proposed no change', deps.clock());
         await lock.release(area, rolloutId);
       }
-      return { changeCount: changes.length, stageCount, bakeSeconds: config.rollout.bakeSeconds } satisfies PlanResult;
+      return {
+        changeCount: changes.length,
+        stageCount,
+        bakeSeconds: bakeSecondsOf(state, config),
+        pollSeconds: config.rollout.pollSeconds,
+        ...(notes.length ? { notes } : {}),
+      } satisfies PlanResult;
     }
 
     case 'baseline': {
@@ -312,14 +363,30 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
     case 'apply': {
       const stage = requireRolloutState(state, 'stage', 'apply').index;
       const changes = (await ledger.listChanges(rolloutId)).filter((c) => c.stage === stage);
+      const now = deps.clock();
+      const previous = state.applied?.stage === stage ? state.applied : undefined;
+      const pendingSince = previous?.pendingSince;
+      if (pendingSince && now.getTime() - Date.parse(pendingSince) > config.rollout.pendingMaxSeconds * 1_000) {
+        // Revert stops what still runs (the plugin's revert cancels it).
+        throw new ChangeApplyError(
+          `stage ${stage} still pending after ${config.rollout.pendingMaxSeconds} s (rollout.pendingMaxSeconds): ${(previous?.pendingDetail ?? []).join('; ')}`,
+        );
+      }
       let applied = 0;
+      const pendingDetail: string[] = [];
       for (const change of changes) {
         // Checked before every change: a rollback may arrive while a stage applies.
         await requireRunning(deps, rolloutId);
-        await applyOne(deps, change);
-        applied++;
+        const result = await applyOne(deps, change);
+        if ('pending' in result) pendingDetail.push(`${change.kind} ${change.target}: ${result.pending}`);
+        else applied++;
       }
-      return { stage, applied };
+      return {
+        stage,
+        applied,
+        pending: pendingDetail.length,
+        ...(pendingDetail.length ? { pendingSince: pendingSince ?? now.toISOString(), pendingDetail } : {}),
+      } satisfies ApplyResult;
     }
 
     case 'check': {

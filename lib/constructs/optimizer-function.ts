@@ -8,7 +8,7 @@
  * and the IAM statement it needs together, so the two cannot drift apart.
  */
 import { basename } from 'node:path';
-import { ArnFormat, Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -20,7 +20,9 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { PerfpilotConfig } from '#lib/config';
 import { appNamespace } from '#shared/alarms';
-import { LEDGER_TABLE } from '#shared/ledger-table';
+import { assertAccessDeclared, hasWildcard, renderArnTemplates, type ArnBindings, type ArnTemplate, type AwsAccess } from '#shared/aws-access';
+import { ledgerTableAccess } from '#shared/table-access';
+import { ROLLBACK_PORTS_ACCESS } from '#functions/rollback/aws-ports';
 import { lambdaConfigJson } from './function-config.ts';
 import type { FunctionNetwork } from './function-network.ts';
 
@@ -53,10 +55,13 @@ export interface OptimizerFunctionProps {
   readonly functionName?: string;
 }
 
-/** `arn:<partition>:<service>:<region>:<account>` as pseudo-parameter tokens. */
-function pseudoArnPrefix(service: string): string {
-  return `arn:${Aws.PARTITION}:${service}:${Aws.REGION}:${Aws.ACCOUNT_ID}`;
-}
+/**
+ * The stack's pseudo parameters as tokens (not formatArn: an ARN, and so cdk-nag's
+ * finding id, reads the same whether or not the stack has a fixed env), and how
+ * cdk-nag spells them in its finding ids.
+ */
+const STACK_PSEUDO = { partition: Aws.PARTITION, region: Aws.REGION, account: Aws.ACCOUNT_ID };
+const NAG_PSEUDO = { partition: '<AWS::Partition>', region: '<AWS::Region>', account: '<AWS::AccountId>' };
 
 /**
  * Node's ESM has no `require`, `__filename` or `__dirname`; bundled CommonJS
@@ -73,7 +78,8 @@ const ESM_BANNER = [
 
 /**
  * Files that bundled dependencies read at run time from their own folder
- * (`__dirname`, which in the bundle is the bundle's folder), copied next to it.
+ * (`__dirname`, which in the bundle is the bundle's folder), copied next to a bundle
+ * that names them (a function that never loads the SQL parser ships no 1.7 MB of WASM).
  * Paths are relative to the project root.
  */
 export const RUNTIME_FILES: readonly string[] = [
@@ -81,6 +87,17 @@ export const RUNTIME_FILES: readonly string[] = [
   'node_modules/pg-format/lib/reserved.js',
   // libpg-query: the Emscripten loader reads its .wasm from __dirname
   'node_modules/libpg-query/wasm/libpg-query.wasm',
+];
+
+/** The CA bundle Lambda's Node.js runtimes ship (with the RDS certificate authorities). */
+export const LAMBDA_CA_BUNDLE = '/var/runtime/ca-cert.pem';
+
+/** Modules only the SDK's default credential chain imports, after `fromEnv` — never reached in Lambda. */
+export const UNREACHABLE_IN_LAMBDA: readonly string[] = [
+  '@aws-sdk/credential-provider-sso',
+  '@aws-sdk/credential-provider-ini',
+  '@aws-sdk/credential-provider-process',
+  '@aws-sdk/credential-provider-web-identity',
 ];
 
 export class OptimizerFunction extends Construct implements iam.IGrantable {
@@ -107,8 +124,9 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
     this.logGroup.grantWrite(this.role);
 
     const network = props.network;
+    let eni: iam.Policy | undefined;
     if (network) {
-      const eni = new iam.Policy(this, 'VpcAccess', {
+      eni = new iam.Policy(this, 'VpcAccess', {
         statements: [
           new iam.PolicyStatement({
             actions: [
@@ -147,6 +165,9 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
       securityGroups: network?.securityGroups,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
+        // The Lambda runtime's CA bundle includes the Amazon RDS CAs, which are not in
+        // Node's own trust store; Node loads it only when told (TLS to RDS verifies).
+        NODE_EXTRA_CA_CERTS: LAMBDA_CA_BUNDLE,
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: appNamespace(props.config),
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
@@ -159,19 +180,28 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
         mainFields: ['module', 'main'],
         banner: ESM_BANNER,
         sourceMap: true,
+        // Stack traces need the mappings, not the sources: a map without them is about
+        // a third of the size, and Node parses it at load (--enable-source-maps).
+        sourcesContent: false,
         minify: true,
         // Typed errors are matched by name in the rollout; keep class names readable in traces too.
         keepNames: true,
         // The AWS SDK is bundled (no '@aws-sdk/*' external): the function runs the
         // client versions the tests ran against, not whatever the runtime ships.
         // pg's optional native binding is never used.
-        externalModules: ['pg-native'],
+        // The credential providers the SDK's default chain reaches only through dynamic
+        // imports after `fromEnv` (SSO, INI files, credential_process, web identity) are
+        // left out: in Lambda the role's credentials are always in the environment, and
+        // bundling them costs ~100 KB of every function's cold start.
+        externalModules: ['pg-native', ...UNREACHABLE_IN_LAMBDA],
         forceDockerBundling: false,
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
           afterBundling: (inputDir: string, outputDir: string) =>
-            RUNTIME_FILES.map((file) => `cp "${inputDir}/${file}" "${outputDir}/${basename(file)}"`),
+            RUNTIME_FILES.map(
+              (file) => `if grep -qF "${basename(file)}" "${outputDir}/index.mjs"; then cp "${inputDir}/${file}" "${outputDir}/${basename(file)}"; fi`,
+            ),
         },
       },
     });
@@ -181,9 +211,14 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
       reason:
         'Pinned to nodejs22.x on purpose: the code is developed and tested on Node 20/22, and a runtime upgrade is a reviewed change, not an automatic one.',
     });
+    // Created (and so invocable) only once its role may do what it needs: Lambda checks
+    // the ENI permissions when it creates the function, and a first invocation racing an
+    // inline policy would fail.
+    if (eni) this.function.node.addDependency(eni);
     // Tracing.ACTIVE puts the X-Ray statement into the role's default policy.
     const defaultPolicy = this.role.node.tryFindChild('DefaultPolicy');
     if (defaultPolicy) {
+      this.function.node.addDependency(defaultPolicy);
       Validations.of(defaultPolicy).acknowledge({
         id: 'AwsSolutions-IAM5[Resource::*]',
         reason: 'xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) do not support resource-level permissions.',
@@ -204,103 +239,43 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
     return this;
   }
 
-  /** The change ledger: read/write items of the table and its gsi1 index (no scans, no table admin). */
+  /** The change ledger: exactly the item calls its readers and writers declare (functions/shared/table-access.ts). */
   bindLedger(table: dynamodb.ITable): this {
     this.addEnvironment('LEDGER_TABLE_NAME', table.tableName);
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: [
-          'dynamodb:GetItem',
-          'dynamodb:BatchGetItem',
-          'dynamodb:Query',
-          'dynamodb:PutItem',
-          'dynamodb:UpdateItem',
-          'dynamodb:DeleteItem',
-          'dynamodb:BatchWriteItem',
-          'dynamodb:ConditionCheckItem',
-          'dynamodb:DescribeTable',
-        ],
-        resources: [table.tableArn, `${table.tableArn}/index/${LEDGER_TABLE.gsi1.indexName}`],
-      }),
-    );
-    return this;
-  }
-
-  /** CloudWatch GetMetricData, for baselines and guardrail checks. */
-  bindMetricsRead(): this {
-    const policy = new iam.Policy(this, 'MetricsRead', {
-      statements: [new iam.PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] })],
-    });
-    this.role.attachInlinePolicy(policy);
-    Validations.of(policy).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'cloudwatch:GetMetricData does not support resource-level permissions; it only reads metrics.',
-    });
-    return this;
-  }
-
-  /** The Secrets Manager secret with the database credentials: that one ARN, read only. */
-  bindDatabaseSecret(secretArn: string): this {
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secretArn] }),
-    );
-    return this;
-  }
-
-  /** Read and change one ElastiCache parameter group (eviction policy and friends). */
-  bindCacheParameterGroup(parameterGroupName: string): this {
-    const arn = Stack.of(this).formatArn({
-      service: 'elasticache',
-      resource: 'parametergroup',
-      resourceName: parameterGroupName,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['elasticache:DescribeCacheParameters', 'elasticache:ModifyCacheParameterGroup'],
-        resources: [arn],
-      }),
-    );
-    return this;
+    return this.bindAccess(ledgerTableAccess(), 'Ledger', { ledgerTableArn: table.tableArn });
   }
 
   /**
-   * Read and resize the connection pool of an RDS Proxy. RDS Proxy ARNs carry the
-   * generated resource id (prx-…), not the name the config knows, so the statement
-   * is scoped to the account's proxies and target groups in this region, and the
-   * handler names the proxy in every call.
+   * Grants what the code declares it calls (functions/shared/aws-access.ts), as one
+   * inline policy named `id`, placeholders bound to `bindings` (and the stack's
+   * partition, region and account). A wildcard resource is acknowledged for cdk-nag
+   * with the reason the declaration gives. The function depends on the policy, so it
+   * is never created (or invoked) before it may make its calls.
    */
-  bindDatabaseProxy(proxyName: string): this {
-    const arn = (resource: string) => `${pseudoArnPrefix('rds')}:${resource}:*`;
-    const policy = new iam.Policy(this, 'DatabaseProxy', {
-      statements: [
-        new iam.PolicyStatement({
-          actions: ['rds:DescribeDBProxies', 'rds:DescribeDBProxyTargetGroups', 'rds:ModifyDBProxyTargetGroup'],
-          resources: [arn('db-proxy'), arn('target-group')],
-        }),
-      ],
+  bindAccess(access: readonly AwsAccess[], id: string, bindings: ArnBindings = {}): this {
+    assertAccessDeclared(access, `${this.node.path}/${id}`);
+    if (access.length === 0) return this;
+    const render = (template: ArnTemplate, pseudo: typeof STACK_PSEUDO) => renderArnTemplates(template, { ...pseudo, ...bindings });
+    const policy = new iam.Policy(this, id, {
+      statements: access.map((a) => new iam.PolicyStatement({ actions: [...a.actions], resources: a.resources.flatMap((r) => render(r, STACK_PSEUDO)) })),
     });
     this.role.attachInlinePolicy(policy);
-    this.addEnvironment('PERFPILOT_DB_PROXY_NAME', proxyName);
-    for (const resource of ['db-proxy', 'target-group']) {
-      Validations.of(policy).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:${resource}:*]`,
-        reason: `RDS Proxy ${resource} ARNs use generated resource ids (prx-...), not the proxy name "${proxyName}" the config gives; scoped to this account and region.`,
-      });
+    this.function.node.addDependency(policy);
+    for (const a of access) {
+      for (const resource of a.resources.filter(hasWildcard)) {
+        for (const rendered of render(resource, NAG_PSEUDO)) {
+          Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::${rendered}]`, reason: a.wildcardReason! });
+        }
+      }
     }
     return this;
   }
 
-  /** Publish to the topic, encrypting with its KMS key: that topic and that key only. */
+  /** Publish to the topic (the rollback's notifier), encrypting with its KMS key: that topic and that key only. */
   bindTopic(topic: sns.ITopic): this {
     this.addEnvironment('PERFPILOT_TOPIC_ARN', topic.topicArn);
-    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [topic.topicArn] }));
-    if (topic.masterKey) {
-      // What SNS needs of a publisher to an encrypted topic (narrower than grantPublish's GenerateDataKey*).
-      this.role.addToPrincipalPolicy(
-        new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [topic.masterKey.keyArn] }),
-      );
-    }
+    this.bindAccess(ROLLBACK_PORTS_ACCESS.notifier, 'Notify', { topicArn: topic.topicArn });
+    if (topic.masterKey) this.bindAccess(ROLLBACK_PORTS_ACCESS.notifierKey, 'NotifyKey', { topicKeyArn: topic.masterKey.keyArn });
     return this;
   }
 
@@ -315,52 +290,30 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
       Stack.of(this).toJsonString(Object.fromEntries(Object.entries(stateMachines).map(([area, sm]) => [area, sm.stateMachineArn]))),
     );
     if (machines.length === 0) return this;
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['states:ListExecutions'], resources: machines.map((sm) => sm.stateMachineArn) }),
-    );
     // With the fixed name StagedRollout gives its state machine, the execution ARNs
     // (and cdk-nag's finding ids) name the machine literally.
     const nameOf = (sm: sfn.StateMachine) => (sm.node.defaultChild as sfn.CfnStateMachine).stateMachineName ?? sm.stateMachineName;
-    // Pseudo-parameter tokens, not formatArn: the ARN (and so cdk-nag's finding id,
-    // acknowledged below) reads the same whether or not the stack has a fixed env.
-    const executionsOf = (sm: sfn.StateMachine) => `${pseudoArnPrefix('states')}:execution:${nameOf(sm)}:*`;
-    const stop = new iam.Policy(this, 'StopRollouts', {
-      statements: [new iam.PolicyStatement({ actions: ['states:StopExecution'], resources: machines.map(executionsOf) })],
+    return this.bindAccess(ROLLBACK_PORTS_ACCESS.executions, 'StopRollouts', {
+      rolloutStateMachineArn: machines.map((sm) => sm.stateMachineArn),
+      rolloutStateMachineName: machines.map(nameOf),
     });
-    this.role.attachInlinePolicy(stop);
-    for (const sm of machines) {
-      Validations.of(stop).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${nameOf(sm)}:*]`,
-        reason: 'Execution names are chosen at run time; StopExecution is limited to the executions of this one Perfpilot rollout state machine.',
-      });
-    }
-    return this;
   }
 
   /** The schedule rules the rollback may disable (circuit breaker). */
   bindScheduleRules(rules: Readonly<Record<string, events.IRule>>): this {
-    return this.bindByArea('PERFPILOT_SCHEDULE_RULES', rules, (rule) => rule.ruleName, (rule) => rule.ruleArn, 'events:DisableRule');
+    this.mapByArea('PERFPILOT_SCHEDULE_RULES', rules, (rule) => rule.ruleName);
+    return this.bindAccess(ROLLBACK_PORTS_ACCESS.schedules, 'Schedules', { scheduleRuleArn: Object.values(rules).map((r) => r.ruleArn) });
   }
 
   /** The area functions the rollback asks to revert (it needs no target access itself). */
   bindAreaFunctions(functions: Readonly<Record<string, OptimizerFunction>>): this {
+    this.mapByArea('PERFPILOT_AREA_FUNCTIONS', functions, (fn) => fn.functionName);
     // The function ARN only (no `:*` qualifiers): it invokes $LATEST, as deployed.
-    return this.bindByArea('PERFPILOT_AREA_FUNCTIONS', functions, (fn) => fn.functionName, (fn) => fn.functionArn, 'lambda:InvokeFunction');
+    return this.bindAccess(ROLLBACK_PORTS_ACCESS.reverter, 'Revert', { areaFunctionArn: Object.values(functions).map((f) => f.functionArn) });
   }
 
-  /** An env var mapping area → name (JSON), and one action on exactly those resources. */
-  private bindByArea<T>(
-    variable: string,
-    byArea: Readonly<Record<string, T>>,
-    nameOf: (resource: T) => string,
-    arnOf: (resource: T) => string,
-    action: string,
-  ): this {
-    const entries = Object.entries(byArea);
-    this.addEnvironment(variable, Stack.of(this).toJsonString(Object.fromEntries(entries.map(([area, r]) => [area, nameOf(r)]))));
-    if (entries.length > 0) {
-      this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: [action], resources: entries.map(([, r]) => arnOf(r)) }));
-    }
-    return this;
+  /** An env var mapping area → name (JSON). */
+  private mapByArea<T>(variable: string, byArea: Readonly<Record<string, T>>, nameOf: (resource: T) => string): void {
+    this.addEnvironment(variable, Stack.of(this).toJsonString(Object.fromEntries(Object.entries(byArea).map(([area, r]) => [area, nameOf(r)]))));
   }
 }

@@ -10,12 +10,16 @@ import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions, alarmName, type AlarmDefinition } from '#shared/alarms';
+import { alarmDefinitions, type RegisteredArea } from '#functions/areas';
+import { alarmName, appNamespace, type AlarmDefinition } from '#shared/alarms';
+import { hasProducer } from '#shared/metric-producers';
 
 export interface PerfpilotAlarmsProps {
   readonly config: PerfpilotConfig;
   /** Every alarm notifies this topic when it goes into ALARM. */
   readonly topic: sns.ITopic;
+  /** The deployed areas; only their alarms are created. */
+  readonly areas: readonly RegisteredArea[];
 }
 
 const COMPARISON: Record<AlarmDefinition['comparison'], cloudwatch.ComparisonOperator> = {
@@ -45,7 +49,11 @@ export class PerfpilotAlarms extends Construct {
     super(scope, id);
     const action = new actions.SnsAction(props.topic);
     const alarms: Record<string, cloudwatch.Alarm> = {};
-    for (const def of alarmDefinitions(props.config)) {
+    // Only alarms whose metric something produces in AWS (functions/shared/metric-producers.ts):
+    // with a local target, e.g., the cache's hit rate is read from Redis by the local
+    // runtime and nothing publishes it to CloudWatch.
+    const namespace = appNamespace(props.config);
+    for (const def of alarmDefinitions(props.config, props.areas).filter((d) => hasProducer(d.cloudwatch, namespace))) {
       const alarm = new cloudwatch.Alarm(this, def.id, {
         alarmName: alarmName(props.config, def),
         alarmDescription: def.description,

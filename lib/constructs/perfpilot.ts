@@ -19,17 +19,25 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import type { AreaName, PerfpilotConfig } from '#lib/config';
+import type { PerfpilotConfig } from '#lib/config';
+import { AREA_REGISTRY, REGISTERED_AREAS, type RegisteredArea } from '#functions/areas';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import type { AwsAccess } from '#shared/aws-access';
+import { cloudWatchSignalsAccess } from '#shared/cloudwatch-signals';
+import { ledgerTableAccess } from '#shared/table-access';
+import { ApiEndpoints, endpointServicesFor } from './api-endpoints.ts';
 import { importFunctionNetwork } from './function-network.ts';
+import { RollbackDeadLetters } from './rollback-dead-letters.ts';
+import { AREA_INFRASTRUCTURE } from './area-infrastructure.ts';
 import { LedgerTable } from './ledger-table.ts';
 import { NotificationTopic } from './notification-topic.ts';
 import { OptimizerFunction, type PowertoolsLogLevel } from './optimizer-function.ts';
 import { PerfpilotAlarms } from './perfpilot-alarms.ts';
 import { StagedRollout } from './staged-rollout.ts';
 
-/** The areas that have an implementation (`functions/<area>/handler.ts`) and are deployed. */
-export const DEPLOYED_AREAS = ['caching', 'database'] as const satisfies readonly AreaName[];
-export type DeployedArea = (typeof DEPLOYED_AREAS)[number];
+/** The areas that have an implementation (functions/areas.ts) and are deployed by default. */
+export const DEPLOYED_AREAS: readonly RegisteredArea[] = REGISTERED_AREAS;
+export type DeployedArea = RegisteredArea;
 
 /** The package's `functions/` folder, next to `lib/`. */
 const FUNCTIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'functions');
@@ -75,12 +83,18 @@ export class Perfpilot extends Construct {
   public readonly rollouts: Readonly<Partial<Record<DeployedArea, StagedRollout>>>;
   public readonly stateMachines: Readonly<Partial<Record<DeployedArea, sfn.StateMachine>>>;
   public readonly scheduleRules: Readonly<Partial<Record<DeployedArea, events.Rule>>>;
+  /** What areas with resources of their own created (lib/constructs/area-infrastructure.ts). */
+  public readonly areaResources: Readonly<Partial<Record<DeployedArea, Readonly<Record<string, unknown>>>>>;
   public readonly rollbackFunction: OptimizerFunction;
   /** Perfpilot's critical alarms going to ALARM → rollback. */
   public readonly alarmRule: events.Rule;
   /** A rollout execution that failed, timed out or was aborted → rollback closes it. */
   public readonly executionRule: events.Rule;
   public readonly alarms: PerfpilotAlarms;
+  /** Failed rollbacks and undeliverable rollback events, with an alarm on their depth. */
+  public readonly rollbackDeadLetters: RollbackDeadLetters;
+  /** With `vpc.awsApiAccess: create-endpoints`: the endpoints the functions in the VPC need. */
+  public readonly apiEndpoints?: ApiEndpoints;
 
   constructor(scope: Construct, id: string, props: PerfpilotProps) {
     super(scope, id);
@@ -90,7 +104,11 @@ export class Perfpilot extends Construct {
     if (areas.length === 0) throw new Error('Perfpilot needs at least one area to deploy');
     const network = config.vpc ? importFunctionNetwork(this, config.vpc) : undefined;
     const functionsDir = props.functionsDir ?? FUNCTIONS_DIR;
+    // Area functions run in the VPC (they reach the cache and the database); the
+    // rollback function reaches only AWS APIs, so it runs outside it and needs no
+    // NAT or endpoint to do its job while the VPC is sick.
     const functionDefaults = { config, network, logLevel: props.logLevel, logRetention: props.logRetention };
+    const inVpcAccess: AwsAccess[] = [];
 
     this.ledgerTable = props.ledgerTable ?? new LedgerTable(this, 'Ledger').table;
     this.topic = new NotificationTopic(this, 'Notifications', {
@@ -102,17 +120,34 @@ export class Perfpilot extends Construct {
     const rollouts: Partial<Record<DeployedArea, StagedRollout>> = {};
     const stateMachines: Partial<Record<DeployedArea, sfn.StateMachine>> = {};
     const scheduleRules: Partial<Record<DeployedArea, events.Rule>> = {};
+    const areaResources: Partial<Record<DeployedArea, Readonly<Record<string, unknown>>>> = {};
     for (const area of areas) {
       const fn = new OptimizerFunction(this, `${area}-function`, {
         ...functionDefaults,
         entry: join(functionsDir, area, 'handler.ts'),
         serviceName: `${config.name}-${area}`,
-        description: `Perfpilot ${area}: the steps of its staged rollout`,
+        // Fixed: `perfpilot analyze <area> --target aws` invokes it by name.
+        functionName: `${config.name}-${area}`,
+        description: `Perfpilot ${area}: the steps of its staged rollout, and its analysis`,
         environment: { PERFPILOT_AREA: area },
-      })
-        .bindLedger(this.ledgerTable)
-        .bindMetricsRead();
-      bindAreaTargets(fn, area, config);
+      }).bindLedger(this.ledgerTable);
+      const registration = AREA_REGISTRY[area];
+      fn.bindAccess(cloudWatchSignalsAccess(config), 'Signals');
+      fn.bindAccess(registration.access(config), `${area}-targets`);
+      inVpcAccess.push(...ledgerTableAccess(), ...cloudWatchSignalsAccess(config), ...registration.access(config));
+      for (const [key, value] of Object.entries(registration.environment?.(config) ?? {})) fn.addEnvironment(key, value);
+      const infrastructure = AREA_INFRASTRUCTURE[area];
+      if (infrastructure) {
+        areaResources[area] = infrastructure({
+          scope: this,
+          config,
+          areaFunction: fn,
+          functionDefaults,
+          functionsDir,
+          ledgerTable: this.ledgerTable,
+          topic: this.topic,
+        });
+      }
 
       const rollout = new StagedRollout(this, `${area}-rollout`, { area, stepFunction: fn.function, config });
       acknowledgeRolloutRole(rollout, fn);
@@ -136,9 +171,19 @@ export class Perfpilot extends Construct {
     this.rollouts = rollouts;
     this.stateMachines = stateMachines;
     this.scheduleRules = scheduleRules;
+    this.areaResources = areaResources;
+
+    if (network && config.vpc?.awsApiAccess === 'create-endpoints') {
+      this.apiEndpoints = new ApiEndpoints(this, 'ApiEndpoints', {
+        network,
+        vpc: config.vpc,
+        services: endpointServicesFor(inVpcAccess, true),
+      });
+    }
 
     this.rollbackFunction = new OptimizerFunction(this, 'rollback-function', {
       ...functionDefaults,
+      network: undefined,
       entry: join(functionsDir, 'rollback', 'handler.ts'),
       serviceName: `${config.name}-rollback`,
       // Fixed: `perfpilot rollback --target aws` (the emergency rollback) invokes it by name.
@@ -153,9 +198,19 @@ export class Perfpilot extends Construct {
       .bindAreaFunctions(areaFunctions)
       .bindTopic(this.topic);
 
+    // A rollback that fails is retried (EventBridge delivery, then Lambda's asynchronous
+    // retries); one that still fails, or an event that cannot be delivered, lands in the
+    // dead-letter queue, whose depth alarms (and notifies) so a person finishes the job.
+    this.rollbackDeadLetters = new RollbackDeadLetters(this, 'rollback-dlq', { config, topic: this.topic });
+    this.rollbackFunction.function.configureAsyncInvoke({
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(1),
+      onFailure: new destinations.SqsDestination(this.rollbackDeadLetters.queue),
+    });
     const rollbackTarget = new targets.LambdaFunction(this.rollbackFunction.function, {
       retryAttempts: 4,
       maxEventAge: Duration.hours(1),
+      deadLetterQueue: this.rollbackDeadLetters.queue,
     });
     this.alarmRule = new events.Rule(this, 'alarm-rollback', {
       ruleName: `${config.name}-critical-alarm-rollback`,
@@ -185,26 +240,7 @@ export class Perfpilot extends Construct {
       targets: [rollbackTarget],
     });
 
-    this.alarms = new PerfpilotAlarms(this, 'alarms', { config, topic: this.topic });
-  }
-}
-
-/** What an area function may touch in the tuned system, when the AWS targets are set. */
-function bindAreaTargets(fn: OptimizerFunction, area: DeployedArea, config: PerfpilotConfig): void {
-  switch (area) {
-    case 'caching': {
-      const elasticache = config.targets.caching.elasticache;
-      if (elasticache) fn.bindCacheParameterGroup(elasticache.parameterGroupName);
-      return;
-    }
-    case 'database': {
-      const rds = config.targets.database.rds;
-      if (rds) {
-        fn.bindDatabaseSecret(rds.secretArn);
-        if (rds.proxyName) fn.bindDatabaseProxy(rds.proxyName);
-      }
-      return;
-    }
+    this.alarms = new PerfpilotAlarms(this, 'alarms', { config, topic: this.topic, areas });
   }
 }
 

@@ -2,7 +2,8 @@
  * The staged rollout of one area, as a Step Functions state machine.
  *
  *   Start (lock) ─► Plan ─► nothing? ─► NothingToDo
- *                    └─► Baseline ─► FirstStage ─► ApplyStage ─► Bake ─► CheckGuardrails
+ *                    └─► Baseline ─► FirstStage ─► ApplyStage ─► pending? ─► WaitForPending ─► ApplyStage
+ *                                                                   └─► Bake ─► CheckGuardrails
  *                                        ▲                                   │
  *                                        └──── NextStage ◄── more stages ────┤
  *                                                          healthy, last ─► Record ─► Succeeded
@@ -25,9 +26,9 @@ import { Construct } from 'constructs';
 import type { PerfpilotConfig } from '#lib/config';
 import type { Area } from '#shared/change';
 import { TRANSIENT_ERRORS } from '#shared/errors';
-import { BAKE_STATE, REVERTING_ERRORS, ROLLOUT_TASKS, type RolloutTaskState } from '#shared/rollout-states';
+import { BAKE_STATE, POLL_STATE, REVERTING_ERRORS, ROLLOUT_TASKS, type RolloutTaskState } from '#shared/rollout-states';
 
-export { BAKE_STATE, REVERTING_ERRORS, ROLLOUT_TASKS, type RolloutTaskState };
+export { BAKE_STATE, POLL_STATE, REVERTING_ERRORS, ROLLOUT_TASKS, type RolloutTaskState };
 
 export interface StagedRolloutProps {
   /** The area this state machine rolls out. */
@@ -133,7 +134,14 @@ export class StagedRollout extends Construct {
     const succeeded = new sfn.Succeed(this, 'Succeeded', { stateName: 'Succeeded' });
     const nothingToDo = new sfn.Succeed(this, 'NothingToDo', { stateName: 'NothingToDo' });
 
-    applyStage.next(bake).next(check).next(
+    // Work that outlives one invocation (an index build): ApplyStage answers `pending`,
+    // the machine waits without a Lambda running and asks again (see AreaPlugin.apply).
+    const pollWait = new sfn.Wait(this, POLL_STATE, { stateName: POLL_STATE, time: sfn.WaitTime.secondsPath('$.plan.pollSeconds') });
+    const stagePending = new sfn.Choice(this, 'StagePending', { stateName: 'StagePending' })
+      .when(sfn.Condition.numberGreaterThan('$.applied.pending', 0), pollWait.next(applyStage))
+      .otherwise(bake);
+    applyStage.next(stagePending);
+    bake.next(check).next(
       new sfn.Choice(this, 'StageHealthy', { stateName: 'StageHealthy' })
         .when(sfn.Condition.booleanEquals('$.check.healthy', false), revert)
         .when(sfn.Condition.booleanEquals('$.check.more', true), nextStage.next(applyStage))
@@ -153,8 +161,9 @@ export class StagedRollout extends Construct {
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       stateMachineName: `${config.name}-${area}-rollout`,
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      // A rollout bakes each of at most a few stages; a day bounds a stuck one.
-      timeout: Duration.hours(24),
+      // The lock TTL: config validation makes it cover every stage's pending time and
+      // bake plus the steps, and a rollout never outlives its lock.
+      timeout: Duration.seconds(config.rollout.lockTtlSeconds),
       tracingEnabled: props.tracingEnabled ?? true,
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
     });

@@ -5,10 +5,12 @@
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import type { Percentiles } from '#local/load/latency-histogram';
 import type { FleetWorkloadOptions, WorkloadCounts } from './fleet-workload.ts';
 
 type ThreadMessage =
   | { readonly type: 'counts'; readonly counts: WorkloadCounts }
+  | { readonly type: 'phase'; readonly counts: WorkloadCounts; readonly latency: Percentiles | null }
   | { readonly type: 'stopped'; readonly counts: WorkloadCounts; readonly warnings: readonly string[] };
 
 export class BackgroundWorkload {
@@ -18,6 +20,7 @@ export class BackgroundWorkload {
   private readonly exited: Promise<unknown>;
   private failure: Error | undefined;
   private stopping: Promise<WorkloadCounts> | undefined;
+  private phaseWaiters: ((latency: Percentiles | null) => void)[] = [];
   /** Resolves when the thread has started its request loops (loading TypeScript in a thread takes a few seconds). */
   readonly started: Promise<void>;
 
@@ -31,6 +34,7 @@ export class BackgroundWorkload {
       markStarted();
       this.latest = message.counts;
       if (message.type === 'stopped') this.warnings = message.warnings;
+      if (message.type === 'phase') this.phaseWaiters.shift()?.(message.latency);
     });
     this.worker.on('error', (error) => {
       this.failure = error;
@@ -45,6 +49,16 @@ export class BackgroundWorkload {
 
   get cacheWarnings(): readonly string[] {
     return this.warnings;
+  }
+
+  /** Request latency percentiles since the previous call (or the start); null when none finished. */
+  phase(): Promise<Percentiles | null> {
+    return new Promise((resolve) => {
+      this.phaseWaiters.push(resolve);
+      this.worker.postMessage({ type: 'phase' });
+      // A thread that has exited answers nothing.
+      void this.exited.then(() => resolve(null));
+    });
   }
 
   /** Asks the thread to stop, waits for it to exit (at most `timeoutMs`, then terminates it). Idempotent. */

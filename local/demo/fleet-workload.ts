@@ -16,6 +16,19 @@ import type { FleetSize } from './fleet-seed.ts';
 
 export const DEMO_CACHE_PATTERNS = ['vehicle:{id}:position', 'vehicle:{id}:profile'] as const;
 
+/**
+ * The request mix: each loop issues these in turn (starting at its own offset), so
+ * over time every loop sends each kind in these proportions. Load tests print it.
+ */
+export const FLEET_REQUEST_MIX = ['vehiclePage', 'fleetMap', 'positionHistory', 'fleetMap', 'dispatchBoard', 'vehiclePage', 'tripReport', 'gpsFix'] as const;
+
+/** The mix as a person reads it: `fleetMap 2/8, vehiclePage 2/8, …`. */
+export function describeRequestMix(): string {
+  const counts = new Map<string, number>();
+  for (const r of FLEET_REQUEST_MIX) counts.set(r, (counts.get(r) ?? 0) + 1);
+  return [...counts].map(([name, n]) => `${name} ${n}/${FLEET_REQUEST_MIX.length}`).join(', ');
+}
+
 export interface FleetWorkloadOptions {
   readonly databaseUrl: string;
   readonly redisUrl: string;
@@ -121,7 +134,7 @@ export class FleetWorkload {
     this.cache.registerLoader('vehicle:{id}:position', (key) => this.loadPosition(idOf(key)));
     this.cache.registerLoader('vehicle:{id}:profile', (key) => this.loadProfile(idOf(key)));
     this.cache.startWarming(5, 30);
-    const requests = [this.vehiclePage, this.fleetMap, this.positionHistory, this.fleetMap, this.dispatchBoard, this.vehiclePage, this.tripReport, this.gpsFix];
+    const requests = FLEET_REQUEST_MIX.map((name) => this[name]);
     this.loops = Array.from({ length: this.o.loops }, (_, i) => this.loop(i, requests));
     this.deadline = setTimeout(() => void this.stop(), this.o.maxSeconds * 1000);
     this.deadline.unref();

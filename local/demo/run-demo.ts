@@ -4,7 +4,10 @@
  *   2. a fleet-tracking app is seeded in `fleet_demo` (reused if there);
  *   3. its workload runs in the background, through the sdk's traced pg pool and cache client;
  *   4. after a warm-up, the database rollout, then the caching rollout, exactly as `perfpilot rollout`;
- *   5. the workload stops; the summary shows what the ledger recorded and what the demo measured itself.
+ *   5. it measures a while with the changes in place;
+ *   6. the regression drill (regression-drill.ts): a harmful caching change, the local alarm, the alarm rollback;
+ *   7. the workload stops; the summary shows what the ledger recorded and what the demo measured itself
+ *      (the CLI then writes the HTML report from the demo's report and the ledger).
  * The rollout itself and the service probe come in as functions (the CLI's own), so
  * what runs here is what `perfpilot rollout <area>` runs.
  */
@@ -31,6 +34,8 @@ import {
 import { DEMO_SCHEMA, FLEET_SCALES, dropFleet, seedFleet, type FleetScale, type SeedResult } from './fleet-seed.ts';
 import type { WorkloadCounts } from './fleet-workload.ts';
 import { BackgroundWorkload } from './background-workload.ts';
+import { renderDrillTimeline, runRegressionDrill, type DrillReport } from './regression-drill.ts';
+import type { Percentiles } from '#local/load/latency-histogram';
 
 export const DEMO_AREAS = ['database', 'caching'] as const satisfies readonly Area[];
 
@@ -42,9 +47,14 @@ export interface DemoOptions {
   readonly scale: FleetScale;
   /** Concurrent request loops of the workload. */
   readonly loops: number;
+  /** After the rollouts, a harmful change an alarm must catch (regression-drill.ts). */
+  readonly regressionDrill: boolean;
 }
 
-export const DEFAULT_DEMO_OPTIONS: DemoOptions = { warmupSeconds: 20, measureSeconds: 10, reset: false, scale: 'default', loops: 3 };
+export const DEFAULT_DEMO_OPTIONS: DemoOptions = { warmupSeconds: 20, measureSeconds: 10, reset: false, scale: 'default', loops: 3, regressionDrill: true };
+
+/** How often the demo reads the cache clients' counters for its hit-rate-over-time series. */
+const HIT_RATE_SAMPLE_MS = 5_000;
 
 export interface DemoDeps {
   readonly config: PerfpilotConfig;
@@ -84,9 +94,16 @@ export interface DemoReport {
   readonly measured: {
     /** Before: the warm-up; after: from the end of the database rollout to the end. */
     readonly database: { readonly before: DatabaseWindow; readonly after: DatabaseWindow };
-    /** Before: the warm-up; after: from the end of the caching rollout to the end. */
+    /** Before: the warm-up; after: from the end of the caching rollout to the end of the measuring. */
     readonly cache: { readonly before: CacheWindow; readonly after: CacheWindow };
   };
+  /** The workload's request latency: during the warm-up, and while measuring after the rollouts. */
+  readonly latency?: { readonly before: Percentiles | null; readonly after: Percentiles | null };
+  /** The clients' hit rate, one window every few seconds, over the whole run. */
+  readonly hitRateSeries: readonly { readonly at: string; readonly hitRatePercent: number }[];
+  /** When each phase ended (rollouts, drill events), for the report's charts. */
+  readonly markers: readonly { readonly at: string; readonly label: string }[];
+  readonly regression?: DrillReport;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -192,6 +209,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
   redis.on('error', () => undefined);
   let workload: BackgroundWorkload | undefined;
+  let stopSampling = async () => undefined as void;
   try {
     const database = (await pool.query<{ db: string }>('select current_database() as db')).rows[0]?.db ?? '?';
     if (options.reset) {
@@ -228,6 +246,25 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       readings.push({ db: await readDatabase(pool), cache: await readCache(redis, t) });
     };
 
+    const hitRateSeries: { at: string; hitRatePercent: number }[] = [];
+    const markers: { at: string; label: string }[] = [];
+    const mark = (label: string) => markers.push({ at: new Date().toISOString(), label });
+    let sampling = true;
+    const hitRateSampler = (async () => {
+      let last = await readCache(redis, t).catch(() => undefined);
+      while (sampling) {
+        await sleep(HIT_RATE_SAMPLE_MS);
+        const now = await readCache(redis, t).catch(() => undefined);
+        const w = last && now ? cacheWindow(last, now) : undefined;
+        if (w?.hitRatePercent !== undefined && now) hitRateSeries.push({ at: new Date(now.atMs).toISOString(), hitRatePercent: w.hitRatePercent });
+        last = now ?? last;
+      }
+    })();
+    stopSampling = async () => {
+      sampling = false;
+      await hitRateSampler;
+    };
+
     write(
       `3. Starting the app's workload: ${options.loops} request loops (vehicle page and fleet map with cache-aside profiles and positions, ` +
         `position history, GPS fixes, dispatch by plate and nearby vehicles, trip report with an N+1), warming up ${options.warmupSeconds} s`,
@@ -245,6 +282,8 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       write(`   … ${((performance.now() - warmupStarted) / 1000).toFixed(0)} s: ${workload.counts.requests} requests, ${workload.counts.errors} errors`);
     } while (performance.now() < warmupEnds);
     await take();
+    const latencyBefore = await workload.phase();
+    mark('warm-up ends');
 
     const rollouts: DemoRollout[] = [];
     for (const [i, area] of DEMO_AREAS.entries()) {
@@ -253,12 +292,25 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       const { result, changes } = await deps.rollout(area);
       rollouts.push(toDemoRollout(area, await runtime.ledger.getRollout(result.rolloutId), result, changes));
       await take();
+      mark(`${area} rollout`);
     }
 
     write('');
-    write(`6. Measuring ${options.measureSeconds} s more with the changes in place, then stopping the workload`);
+    write(`6. Measuring ${options.measureSeconds} s more with the changes in place`);
     await sleep(options.measureSeconds * 1000);
     await take();
+    const latencyAfter = await workload.phase();
+
+    let regression: DrillReport | undefined;
+    if (options.regressionDrill) {
+      write('');
+      write(`7. A regression an alarm must catch: a harmful caching change, the local alarm evaluation, the alarm rollback`);
+      regression = await runRegressionDrill({ config, runtime, redis, write });
+      for (const line of renderDrillTimeline(regression)) write(`   ${line}`);
+      if (regression.injectedAt) markers.push({ at: regression.injectedAt, label: 'injected' });
+      if (regression.revertedAt) markers.push({ at: regression.revertedAt, label: 'reverted' });
+    }
+    await stopSampling();
     const counts = await workload.stop();
     write(`   workload stopped: ${counts.requests} requests, ${counts.errors} errors${counts.lastError ? ` (last: ${counts.lastError})` : ''}`);
 
@@ -273,8 +325,13 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
         database: { before: databaseWindow(r0.db, r1.db), after: databaseWindow(r2.db, r4.db) },
         cache: { before: cacheWindow(r0.cache, r1.cache), after: cacheWindow(r3.cache, r4.cache) },
       },
+      latency: { before: latencyBefore, after: latencyAfter },
+      hitRateSeries,
+      markers,
+      ...(regression ? { regression } : {}),
     };
   } finally {
+    await stopSampling();
     await workload?.stop();
     redis.disconnect();
     await pool.end();
@@ -345,6 +402,7 @@ export function renderDemoSummary(report: DemoReport): string {
   lines.push(
     '  (a hit rate that rises after the warm-up is mostly the cache filling up, not a Perfpilot change)',
   );
+  if (report.regression) lines.push('', ...renderDrillTimeline(report.regression));
   lines.push('', `Workload: ${report.workload.requests} requests, ${report.workload.errors} errors.`);
   lines.push('', 'Next: `npx perfpilot status` shows the ledger; `npx perfpilot rollback --all` undoes everything Perfpilot applied.');
   return lines.join('\n');

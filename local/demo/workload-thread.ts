@@ -3,19 +3,28 @@
  * event loop, so the tuner's latency probes measure the services, not the app's
  * request loops (in production they are different processes altogether).
  * Messages: it posts `{ type: 'counts' }` once started and every second after, and
- * `{ type: 'stopped' }` once stopped; it obeys `{ type: 'stop' }`.
+ * `{ type: 'stopped' }` once stopped; it obeys `{ type: 'stop' }`, and answers `{ type: 'phase' }`
+ * with the request latency percentiles since the previous phase.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { LatencyHistogram } from '#local/load/latency-histogram';
 import { FleetWorkload, type FleetWorkloadOptions } from './fleet-workload.ts';
 
 if (!parentPort) throw new Error('workload-thread runs as a worker thread');
 const port = parentPort;
-const workload = new FleetWorkload(workerData as FleetWorkloadOptions);
+// Request latencies per phase of the demo (warm-up, after the rollouts…): `{ type: 'phase' }` closes one.
+let phase = new LatencyHistogram();
+const workload = new FleetWorkload({ ...(workerData as FleetWorkloadOptions), onRequestEnd: (trace) => phase.record(trace.durationMs) });
 workload.start();
 port.postMessage({ type: 'counts', counts: workload.counts });
 const ticker = setInterval(() => port.postMessage({ type: 'counts', counts: workload.counts }), 1_000);
 
 port.on('message', (message: { type?: string }) => {
+  if (message.type === 'phase') {
+    port.postMessage({ type: 'phase', counts: workload.counts, latency: phase.percentiles() });
+    phase = new LatencyHistogram();
+    return;
+  }
   if (message.type !== 'stop') return;
   clearInterval(ticker);
   void workload.stop().then(

@@ -11,18 +11,16 @@
  * - cache round-trip latency, from a probe on its own connection issuing GETs under load;
  * - database connections of the workload (pg_stat_activity, sampled) against max_connections.
  * The highest concurrency level is then compared with the config's KPI targets.
- * Percentiles are exact (a sort of the recorded durations, at most MAX_SAMPLES a series).
+ * Percentiles come from HdrHistograms (every duration counts; within 0.1% of the true value).
  */
-import { performance } from 'node:perf_hooks';
-import { Redis } from 'ioredis';
-import pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
 import { InvalidRequestError } from '#shared/errors';
-import type { RequestTrace } from '#sdk/pg/index';
-import { cacheWindow, readCache } from '#local/demo/demo-measurements';
-import { FLEET_SCALES, seedFleet, type FleetScale, type SeedResult } from '#local/demo/fleet-seed';
-import { FleetWorkload } from '#local/demo/fleet-workload';
-import { localDemoTargets } from '#local/demo/run-demo';
+import type { FleetScale, SeedResult } from '#local/demo/fleet-seed';
+import { describeRequestMix } from '#local/demo/fleet-workload';
+import { loadPreamble, MAX_LOOPS, openLoadTarget, runFleetLevel, type LevelReport, type Percentiles } from './fleet-load.ts';
+
+export { MAX_LOOPS, type LevelReport, type Percentiles };
+export { percentiles } from './latency-histogram.ts';
 
 export interface LoadOptions {
   /** Concurrent request loops, one level after the other. */
@@ -32,41 +30,6 @@ export interface LoadOptions {
 }
 
 export const DEFAULT_LOAD_OPTIONS: LoadOptions = { levels: [1, 4, 16, 32], secondsPerLevel: 10, scale: 'default' };
-
-/** Durations kept per series; beyond it, the rest are counted but not kept (percentiles of the first ones). */
-export const MAX_SAMPLES = 200_000;
-/** Highest concurrency a level may ask for (each loop holds a database connection). */
-export const MAX_LOOPS = 64;
-
-export interface Percentiles {
-  readonly count: number;
-  readonly p50Ms: number;
-  readonly p95Ms: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
-}
-
-export interface LevelReport {
-  readonly loops: number;
-  readonly durationSeconds: number;
-  readonly requests: number;
-  readonly errors: number;
-  readonly errorRatePercent: number;
-  readonly throughputRequestsPerSecond: number;
-  readonly throughputQueriesPerSecond: number;
-  readonly latency: Percentiles | null;
-  readonly latencyByKind: Readonly<Record<string, Percentiles>>;
-  readonly queryLatency: Percentiles | null;
-  readonly cacheProbeLatency: Percentiles | null;
-  readonly cacheReads: number;
-  /** Absent when the level made no cache read. */
-  readonly cacheHitRatePercent?: number;
-  readonly peakConnections: number;
-  readonly peakActiveConnections: number;
-  readonly maxConnections: number;
-  readonly connectionUtilizationPercent: number;
-  readonly lastError?: string;
-}
 
 export interface KpiVerdict {
   readonly kpi: string;
@@ -93,21 +56,6 @@ export interface LoadDeps {
   readonly write: (line: string) => void;
 }
 
-/** Exact percentiles (nearest rank) of recorded durations. */
-export function percentiles(samples: readonly number[]): Percentiles | null {
-  if (samples.length === 0) return null;
-  const sorted = Float64Array.from(samples).sort();
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-  return { count: sorted.length, p50Ms: at(50), p95Ms: at(95), p99Ms: at(99), maxMs: sorted[sorted.length - 1]! };
-}
-
-class Series {
-  readonly samples: number[] = [];
-  push(ms: number) {
-    if (this.samples.length < MAX_SAMPLES) this.samples.push(ms);
-  }
-}
-
 /** The KPI verdicts of one level (pure: the level's numbers against the config's targets). */
 export function kpiVerdicts(level: LevelReport, config: PerfpilotConfig): KpiVerdict[] {
   const k = config.kpis;
@@ -129,125 +77,6 @@ export function kpiVerdicts(level: LevelReport, config: PerfpilotConfig): KpiVer
   ];
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Samples until `stop` is called, one sample at a time (never overlapping). */
-function sampler(intervalMs: number, sample: () => Promise<void>): { stop: () => Promise<void> } {
-  let running = true;
-  const done = (async () => {
-    while (running) {
-      await sample().catch(() => undefined);
-      await sleep(intervalMs);
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
-}
-
-/**
- * The fleet workload's connections in the database (its pool's application_name), and how
- * many run a statement. Client backends only: the parallel workers of its scans carry the
- * same name but do not count against max_connections.
- */
-async function workloadConnections(pool: pg.Pool, database: string): Promise<{ total: number; active: number }> {
-  const { rows } = await pool.query<{ total: number; active: number }>(
-    `select count(*)::int as total, count(*) filter (where state = 'active')::int as active
-       from pg_stat_activity
-      where datname = $1 and application_name = 'perfpilot-demo-fleet' and backend_type = 'client backend'`,
-    [database],
-  );
-  return rows[0] ?? { total: 0, active: 0 };
-}
-
-async function runLevel(
-  loops: number,
-  seconds: number,
-  env: { config: PerfpilotConfig; databaseUrl: string; redisUrl: string; seed: SeedResult; pool: pg.Pool; probe: Redis; maxConnections: number; database: string },
-): Promise<LevelReport> {
-  const t = env.config.cachingTuner;
-  const overall = new Series();
-  const queries = new Series();
-  const probe = new Series();
-  const byKind = new Map<string, Series>();
-  let queryCount = 0;
-  const onRequestEnd = (trace: RequestTrace) => {
-    overall.push(trace.durationMs);
-    const kind = trace.name ?? 'unnamed';
-    let s = byKind.get(kind);
-    if (!s) byKind.set(kind, (s = new Series()));
-    s.push(trace.durationMs);
-    for (const q of trace.queries) queries.push(q.durationMs);
-    queryCount += trace.queries.length;
-  };
-  // The previous level's backends leave pg_stat_activity a moment after its pool closed: not counted here.
-  for (let waited = 0; waited < 3_000 && (await workloadConnections(env.pool, env.database)).total > 0; waited += 50) await sleep(50);
-  const cacheBefore = await readCache(env.probe, t);
-  const workload = new FleetWorkload({
-    databaseUrl: env.databaseUrl,
-    redisUrl: env.redisUrl,
-    keyNamespace: t.keyNamespace,
-    policyRedisKey: t.policyRedisKey,
-    policyRefreshSeconds: t.policyRefreshSeconds,
-    size: env.seed.size,
-    loops,
-    // As fast as the loops go: a load test, not the demo's paced traffic.
-    minRequestMs: 0,
-    maxSeconds: seconds + 30,
-    zipfExponent: 1.1,
-    onRequestEnd,
-  });
-  let peakConnections = 0;
-  let peakActive = 0;
-  const connections = sampler(200, async () => {
-    const now = await workloadConnections(env.pool, env.database);
-    peakConnections = Math.max(peakConnections, now.total);
-    peakActive = Math.max(peakActive, now.active);
-  });
-  const probeKey = `${t.keyNamespace}vehicle:1:position`;
-  const cacheProbe = sampler(50, async () => {
-    const started = performance.now();
-    await env.probe.get(probeKey);
-    probe.push(performance.now() - started);
-  });
-  const started = performance.now();
-  let durationSeconds: number;
-  try {
-    workload.start();
-    await sleep(seconds * 1000);
-  } finally {
-    await workload.stop();
-    durationSeconds = (performance.now() - started) / 1000;
-    await Promise.all([connections.stop(), cacheProbe.stop()]);
-  }
-  const cache = cacheWindow(cacheBefore, await readCache(env.probe, t));
-  const { requests, errors, lastError } = workload.counts;
-  const attempted = requests + errors;
-  return {
-    loops,
-    durationSeconds,
-    requests,
-    errors,
-    errorRatePercent: attempted > 0 ? (errors / attempted) * 100 : 0,
-    throughputRequestsPerSecond: requests / durationSeconds,
-    throughputQueriesPerSecond: queryCount / durationSeconds,
-    latency: percentiles(overall.samples),
-    latencyByKind: Object.fromEntries([...byKind].sort(([a], [b]) => a.localeCompare(b)).map(([kind, s]) => [kind, percentiles(s.samples)!])),
-    queryLatency: percentiles(queries.samples),
-    cacheProbeLatency: percentiles(probe.samples),
-    cacheReads: cache.reads,
-    ...(cache.hitRatePercent !== undefined ? { cacheHitRatePercent: cache.hitRatePercent } : {}),
-    peakConnections,
-    peakActiveConnections: peakActive,
-    maxConnections: env.maxConnections,
-    connectionUtilizationPercent: (peakConnections / Math.max(1, env.maxConnections)) * 100,
-    ...(lastError ? { lastError } : {}),
-  };
-}
-
 export function validateLoadOptions(options: LoadOptions): void {
   if (options.levels.length === 0) throw new InvalidRequestError('--levels: name at least one concurrency level');
   for (const l of options.levels) {
@@ -259,31 +88,27 @@ export function validateLoadOptions(options: LoadOptions): void {
 export async function runLoad(deps: LoadDeps, options: LoadOptions): Promise<LoadReport> {
   validateLoadOptions(options);
   const { config, write } = deps;
-  const { databaseUrl, redisUrl } = localDemoTargets(config);
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, application_name: 'perfpilot-load' });
-  pool.on('error', () => undefined);
-  const probe = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
-  probe.on('error', () => undefined);
+  const target = await openLoadTarget(config, options.scale, write);
   try {
-    const database = (await pool.query<{ db: string }>('select current_database() as db')).rows[0]?.db ?? '?';
-    const maxConnections = Number((await pool.query<{ n: number }>(`select current_setting('max_connections')::int as n`)).rows[0]?.n ?? 0);
-    const wanted = FLEET_SCALES[options.scale];
-    write(`Seeding the fleet app in ${database} if needed (${wanted.vehicles} vehicles, ${wanted.positions} positions, ${wanted.trips} trips)`);
-    const seed = await seedFleet(pool, wanted);
-    write(seed.reused ? '  reusing the existing seed' : `  seeded in ${seed.seconds.toFixed(1)} s`);
+    for (const line of loadPreamble(
+      'Peak-load test',
+      target,
+      `closed loop (each loop sends its next request when the previous one returns), concurrency ${options.levels.join(' → ')} loop(s)`,
+      `${options.secondsPerLevel} s per level, ${options.levels.length * options.secondsPerLevel} s in all`,
+      describeRequestMix(),
+    )) write(line);
     const levels: LevelReport[] = [];
     for (const loops of options.levels) {
       write(`Level ${loops} loop(s), ${options.secondsPerLevel} s …`);
-      const level = await runLevel(loops, options.secondsPerLevel, { config, databaseUrl, redisUrl, seed, pool, probe, maxConnections, database });
+      const level = await runFleetLevel(target, { loops, seconds: options.secondsPerLevel, minRequestMs: 0 }, write);
       write(`  ${level.requests} requests, ${level.throughputRequestsPerSecond.toFixed(1)} req/s, p95 ${level.latency?.p95Ms.toFixed(1) ?? '–'} ms, ${level.errors} errors`);
       levels.push(level);
     }
     const peak = levels.reduce((a, b) => (b.loops > a.loops ? b : a));
     const kpis = kpiVerdicts(peak, config);
-    return { database, seed, levels, peakLoops: peak.loops, kpis, kpisPassed: kpis.every((k) => k.verdict !== 'fail') };
+    return { database: target.database, seed: target.seed, levels, peakLoops: peak.loops, kpis, kpisPassed: kpis.every((k) => k.verdict !== 'fail') };
   } finally {
-    probe.disconnect();
-    await pool.end();
+    await target.close();
   }
 }
 

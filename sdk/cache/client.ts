@@ -32,6 +32,7 @@ import {
   type PatternPolicy,
   type StatsLayout,
 } from './policy.ts';
+import type { OperationRecorder } from '../metrics/index.ts';
 import { DEFAULT_STATS_BUCKET_SECONDS, DEFAULT_STATS_RETENTION_SECONDS, StatsRecorder, type StatCounter } from './stats.ts';
 
 export type Loader<T> = () => Promise<T>;
@@ -63,6 +64,8 @@ export interface CacheClientOptions {
   readonly traceMaxEntries?: number;
   /** One stored value in this many (of patterns with compression off) is trial-compressed to measure what it would save. */
   readonly compressionTrialEvery?: number;
+  /** Publishes each read as a `caching` operation (latency, error = Redis failed, throughput): sdk/metrics' OperationMetrics. */
+  readonly metrics?: OperationRecorder;
   /** Called (at most once per `warningIntervalMs`) when Redis fails and the loader is used directly. */
   readonly onWarning?: (message: string, error?: unknown) => void;
   /** How long the first read waits for the Redis connection before using loaders directly. */
@@ -139,6 +142,7 @@ export class CacheClient {
     >
   >;
   private readonly onWarning: (message: string, error?: unknown) => void;
+  private readonly metricsRecorder: OperationRecorder | undefined;
   /** The client's own bucket layout: in force only while no policy is (and for policies that carry none). */
   private readonly localStats: StatsLayout;
   private policyState: { version: number; document: CachePolicy };
@@ -151,6 +155,7 @@ export class CacheClient {
 
   constructor(options: CacheClientOptions) {
     this.redis = options.redis;
+    this.metricsRecorder = options.metrics;
     this.namespace = options.namespace ?? '';
     this.patterns = new KeyPatterns(options.patterns ?? []);
     this.policyKey = options.policyKey ?? POLICY_REDIS_KEY;
@@ -359,6 +364,19 @@ export class CacheClient {
   }
 
   private async read(key: string, loader: Loader<unknown> | undefined, tags: readonly string[]): Promise<ReadResult> {
+    if (!this.metricsRecorder) return this.readCounted(key, loader, tags);
+    const started = performance.now();
+    try {
+      const result = await this.readCounted(key, loader, tags);
+      this.metricsRecorder.recordOperation('caching', performance.now() - started, result.outcome !== 'fallback');
+      return result;
+    } catch (error) {
+      this.metricsRecorder.recordOperation('caching', performance.now() - started, false);
+      throw error;
+    }
+  }
+
+  private async readCounted(key: string, loader: Loader<unknown> | undefined, tags: readonly string[]): Promise<ReadResult> {
     await this.policyReady;
     const pattern = this.patterns.match(key);
     this.stats.op();

@@ -62,6 +62,22 @@ export function paramsHashOf(values: unknown): string | null {
   } catch {
     return null;
   }
+  return fnv(text);
+}
+
+/** One short hash per bound value ($1, $2, ...): which parameter a loop varies. */
+export function paramHashesOf(values: unknown): string[] | undefined {
+  if (!Array.isArray(values) || values.length === 0) return undefined;
+  return values.map((v) => {
+    try {
+      return fnv(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? 'undefined');
+    } catch {
+      return 'unhashable';
+    }
+  });
+}
+
+function fnv(text: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);

@@ -1,5 +1,5 @@
 /** Application-side PostgreSQL tracing for N+1 detection. */
 export { QueryTracer, type QueryTracerOptions } from './query-tracer.ts';
 export type { QueryEvent, RequestTrace } from './trace.ts';
-export { captureCallSite } from './call-site.ts';
+export { captureCallSite, captureCallStack, type StackFrame } from './call-site.ts';
 export { fingerprintOf, parserReady } from './fingerprint.ts';

@@ -9,12 +9,13 @@
  *   const pool = tracer.instrument(new pg.Pool());
  *   app.use((req, res, next) => tracer.run({ name: req.route }, next));
  */
+import type { OperationRecorder } from '../metrics/index.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { captureCallSite } from './call-site.ts';
-import { fingerprintOf, paramsHashOf, parserReady } from './fingerprint.ts';
+import { captureCallStack } from './call-site.ts';
+import { fingerprintOf, paramHashesOf, paramsHashOf, parserReady } from './fingerprint.ts';
 import type { QueryEvent, RequestTrace } from './trace.ts';
 
 export interface QueryTracerOptions {
@@ -24,6 +25,8 @@ export interface QueryTracerOptions {
   readonly keepTraces?: number;
   /** Called with each finished request's trace (ship it, or detect N+1 in process). */
   readonly onRequestEnd?: (trace: RequestTrace) => void;
+  /** Publishes each query as a `database` operation (latency, error, throughput): sdk/metrics' OperationMetrics. */
+  readonly metrics?: OperationRecorder;
 }
 
 interface PendingEvent extends Omit<QueryEvent, 'fingerprint'> {
@@ -132,12 +135,25 @@ export class QueryTracer {
     const state = this.storage.getStore();
     const first = args[0];
     const submittable = typeof first === 'object' && first !== null && typeof (first as { submit?: unknown }).submit === 'function';
-    if (!state || submittable) return call(args);
+    if (!state || submittable) {
+      if (submittable || !this.options.metrics) return call(args);
+      // Outside a traced request: still one database operation for the metrics.
+      const t0 = performance.now();
+      const out = call(args);
+      if (out && typeof (out as Promise<unknown>).then === 'function') {
+        (out as Promise<unknown>).then(
+          () => this.options.metrics?.recordOperation('database', performance.now() - t0, true),
+          () => this.options.metrics?.recordOperation('database', performance.now() - t0, false),
+        );
+      }
+      return out;
+    }
     const sql = typeof first === 'string' ? first : ((first as { text?: string } | null)?.text ?? '');
     const values = Array.isArray(args[1]) ? args[1] : (first as { values?: unknown } | null)?.values;
-    const callSite = captureCallSite();
+    const { callSite, stack } = captureCallStack();
     const started = performance.now();
     const record = (rows: number | null) => {
+      this.options.metrics?.recordOperation('database', performance.now() - started, rows !== null);
       if (state.events.length >= this.maxQueries) {
         state.truncated = true;
         return;
@@ -146,9 +162,11 @@ export class QueryTracer {
         sql,
         fingerprint: fingerprintOf(sql),
         callSite,
+        stack,
         durationMs: performance.now() - started,
         rows,
         paramsHash: paramsHashOf(values),
+        paramHashes: paramHashesOf(values),
         startedAtMs: started - state.startedAtMs,
         failed: rows === null,
       });

@@ -64,9 +64,39 @@ describe('index advisor on a seeded workload (real PostgreSQL + HypoPG)', () => 
     expect(advice.notes.join(' ')).toMatch(/what-if budget of 3 plans spent/);
   });
 
-  it('counts write cost against a heavily written table', async () => {
-    const advice = await adviseIndexes(db.pool, advisorSettings(config({}, { writeCostMsPerRowPerIndex: 1_000 })), new Date());
-    expect(advice.selection.indexes.filter((i) => i.candidate.table === 'orders')).toHaveLength(0);
-    expect(advice.selection.rejected.some((r) => r.reason.includes('writes would cost more'))).toBe(true);
+  it('takes write cost from the window: the bulk load before it does not count, writes in it do, an unwritten table costs nothing', async () => {
+    // The seed (a bulk load) ran before this database's pg_stat_statements window began.
+    await db.pool.query(`select pg_stat_statements_reset(0, (select oid from pg_database where datname = current_database()), 0)`);
+    await runStatement(db.pool, 'select * from orders where customer_id = $1 order by created_at desc limit 10', (i) => [1 + (i % 5000)], 30);
+    await runStatement(db.pool, 'select * from customers where region = $1', (i) => [`r${i % 20}`], 30);
+    const quiet = await adviseIndexes(db.pool, advisorSettings(config({}, { writeCostMsPerRowPerIndex: undefined })), new Date());
+    expect(quiet.writeLoads.size).toBe(0);
+    expect(quiet.writeCosts.size).toBe(0);
+    expect(quiet.selection.indexes.some((i) => i.candidate.table === 'orders' && i.writeCostMs === 0)).toBe(true);
+
+    // Writes inside the window: 40 inserts of 50 rows each, and one more bulk insert (1 call, below minStatementCalls).
+    await runStatement(
+      db.pool,
+      `insert into orders select 1000000 + $1::int * 50 + g, 1 + g % 5000, 'new', now(), 1 from generate_series(1, 50) g`,
+      (i) => [i],
+      40,
+    );
+    await db.pool.query(`insert into orders select 2000000 + g, 1, 'new', now(), 1 from generate_series(1, 20000) g`);
+    const busy = await adviseIndexes(db.pool, advisorSettings(config({}, { writeCostMsPerRowPerIndex: undefined })), new Date());
+    expect(busy.writeLoads.get('public.orders')?.insertedRows).toBe(2000);
+    expect(busy.writeLoads.has('public.customers')).toBe(false);
+    const onOrders = [...busy.writeCosts.entries()].filter(([key]) => key.startsWith('public.orders'));
+    expect(onOrders.length).toBeGreaterThan(0);
+    for (const [, w] of onOrders) {
+      expect(w.maintainedRows).toBe(2000);
+      expect(['measured', 'nearest measurement']).toContain(w.cost.how);
+      expect(w.writeCostMs).toBeCloseTo(w.maintainedRows * w.cost.msPerRow, 6);
+    }
+    expect(onOrders.some(([, w]) => w.cost.how === 'measured' && w.cost.msPerRow > 0)).toBe(true);
+    expect([...busy.writeCosts.keys()].some((k) => k.startsWith('public.customers'))).toBe(false);
+    // A per-row cost high enough makes every orders index not pay.
+    const costly = await adviseIndexes(db.pool, advisorSettings(config({}, { writeCostMsPerRowPerIndex: 1_000 })), new Date());
+    expect(costly.selection.indexes.filter((i) => i.candidate.table === 'orders')).toHaveLength(0);
+    expect(costly.selection.rejected.some((r) => r.reason.includes('writes would cost more'))).toBe(true);
   });
 });

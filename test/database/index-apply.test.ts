@@ -83,6 +83,35 @@ describe('create-index: apply, verify, revert through the ledger', () => {
     expect((await readIndexState(db.pool, 'public', String(applied.params.indexName))).exists).toBe(false);
   });
 
+  it('checks the workload: the statements an index is for plus the writes on its table must not get slower', async () => {
+    const plugin = databasePlugin({ pool: db.pool, config: config() });
+    const insert = `insert into orders select 5000000 + $1::int * 20 + g, 1, 'new', now(), 1 from generate_series(1, 20) g`;
+    await runStatement(db.pool, insert, (i) => [i], 20);
+    const q = async (like: string) =>
+      String((await db.pool.query(`select queryid::text as q from pg_stat_statements where query like $1 and dbid = (select oid from pg_database where datname = current_database())`, [like])).rows[0]?.q);
+    const [readId, writeId] = [await q('select * from orders where customer_id%'), await q('insert into orders select % + $1::int * %')];
+    const applied = await applyThroughLedger(ledger, plugin, {
+      kind: 'create-index',
+      target: 'public.orders(created_at)',
+      params: { schema: 'public', table: 'orders', columns: ['created_at'], indexName: indexNameFor('public', 'orders', ['created_at']), queryIds: [readId], writeQueryIds: [writeId] },
+      reason: 'test: the workload check',
+    });
+    expect((applied.before as { writes: { queryId: string; calls: number }[] }).writes).toEqual([expect.objectContaining({ queryId: writeId, calls: 20 })]);
+    await byCustomer(15);
+    await runStatement(db.pool, insert, (i) => [100 + i], 15);
+    const effect = await plugin.measure!(applied, new Date());
+    expect(effect.workloadWeightedMs!.before).toBeGreaterThan(0);
+    expect(effect.workloadWeightedMs!.after).toBeGreaterThan(0);
+    // The same effect with the weighted time up by half is reverted for it, naming the workload.
+    const slower = { ...effect, idxScan: { before: 0, after: 15 }, workloadWeightedMs: { before: 100, after: 150 } };
+    try {
+      expect(plugin.verdict!(applied, slower)).toMatch(/workload got slower.*100\.0 → 150\.0 ms/);
+      expect(plugin.verdict!(applied, { ...slower, workloadWeightedMs: { before: 100, after: 103 } })).not.toMatch(/workload/);
+    } finally {
+      await plugin.revert(applied);
+    }
+  });
+
   it('cleans up an INVALID index a timed-out concurrent build leaves, fails the change, and rebuilds on retry', async () => {
     const blocker = new pg.Client({ connectionString: db.url });
     await blocker.connect();

@@ -15,17 +15,21 @@ export interface OwnDatabase {
   drop(): Promise<void>;
 }
 
-export async function createOwnDatabase(prefix = 'perfpilot_t', extensions: readonly string[] = ['hypopg', 'pg_stat_statements']): Promise<OwnDatabase> {
+export async function createOwnDatabase(prefix = 'perfpilot_t', extensions: readonly string[] = ['hypopg', 'pg_stat_statements', 'pg_qualstats']): Promise<OwnDatabase> {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   try {
     await admin.query(`create database ${name}`);
+    // Every execution sampled (the cluster default is 1 / max_connections): tests run few.
+    await admin.query(`alter database ${name} set pg_qualstats.sample_rate = 1`);
   } finally {
     await admin.end();
   }
   const url = ADMIN_URL.replace(/\/[^/]*$/, `/${name}`);
   const pool = new pg.Pool({ connectionString: url, max: 6 });
+  // `drop database ... with (force)` ends idle pooled connections: not a test failure.
+  pool.on('error', () => undefined);
   for (const ext of extensions) await pool.query(`create extension if not exists ${ext}`);
   return {
     name,

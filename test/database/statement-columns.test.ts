@@ -10,7 +10,6 @@ const table = (name: string, columns: string[], schema = 'public'): ObservedTabl
   bytes: 0,
   seqScans: 0,
   indexScans: 0,
-  writtenRows: 0,
   columns: columns.map((c) => ({ name: c, type: c === 'geom' ? 'geometry(Point,4326)' : 'integer', nDistinct: c === 'tenant_id' ? 5 : -1 })),
 });
 const catalog = tableCatalog([
@@ -104,5 +103,51 @@ describe('candidate column lists', () => {
     expect(coveredByExisting([ix], 'public', 'orders', ['created_at'])).toBe(false);
     expect(coveredByExisting([{ ...ix, valid: false }], 'public', 'orders', ['customer_id'])).toBe(false);
     expect(coveredByExisting([{ ...ix, predicate: 'status = 1' }], 'public', 'orders', ['customer_id'])).toBe(false);
+  });
+});
+
+describe('constants for what-if planning (PostgreSQL lexer)', () => {
+  const normalized = "select count(*) from t where ts > now() - interval $1 and status = $2 and x = $3 and b = $4 limit $5";
+
+  it("aligns an example text's literals with the normalized statement", async () => {
+    const { alignExample } = await import('#functions/database/statement-constants');
+    const values = alignExample(normalized, "select count(*) from t where ts > now() - interval '7 days' and status = 'sold' and x = -5 and b = true limit 10;");
+    expect([...values!]).toEqual([
+      [1, "'7 days'"],
+      [2, "'sold'"],
+      [3, '-5'],
+      [4, 'true'],
+      [5, '10'],
+    ]);
+    // Another statement's text does not line up.
+    expect(alignExample(normalized, "select count(*) from u where ts > now() - interval '7 days'")).toBeUndefined();
+  });
+
+  it('puts known constants in place, makes `interval $n` parseable and renumbers the rest', async () => {
+    const { planningText } = await import('#functions/database/statement-constants');
+    expect(planningText(normalized, new Map([[2, "'sold'::text"]]))).toEqual({
+      text: "select count(*) from t where ts > now() - $1::interval and status = 'sold'::text and x = $2 and b = $3 limit $4",
+      params: 4,
+    });
+    expect(planningText(normalized, new Map([[1, "'1 day'::interval"]]))!.text).toContain("now() - interval '1 day' and");
+    expect(planningText('select 1 from t where a between $1 and $2 and ts > timestamp with time zone $3', new Map())!.text).toBe(
+      'select 1 from t where a between $1 and $2 and ts > $3::timestamp with time zone',
+    );
+  });
+
+  it('builds weighted constant sets from pg_qualstats groups and tells which parameters never vary', async () => {
+    const { buildConstantSets } = await import('#functions/database/statement-constants');
+    const cols = (await columnsOfStatement('select * from orders where status = $1 and customer_id = $2', catalog))!;
+    const q = (group: string, column: string, value: string, occurrences: number) => ({ queryId: 'q', group, table: 'public.orders', column, operator: '=', value, occurrences });
+    const c = buildConstantSets(
+      cols,
+      new Map([[1, "'paid'"], [2, '7']]),
+      [q('g1', 'status', "'paid'::text", 5), q('g1', 'customer_id', '7', 5), q('g2', 'status', "'paid'::text", 2), q('g2', 'customer_id', '9', 2)],
+      { constantSetsPerStatementMax: 4, partialIndexSamplesMin: 3 },
+    );
+    expect(c.source).toBe('pg_qualstats + example text');
+    expect(c.sets.map((s) => s.weight)).toEqual([5, 2]);
+    expect(c.fixed.get(1)).toMatchObject({ samples: 8 });
+    expect(c.fixed.has(2)).toBe(false);
   });
 });

@@ -83,16 +83,33 @@ describe('validate-database', () => {
   it('analyze renders the advice as table sections and JSON', async () => {
     const report = await analyzeDatabase(config, { pool: db.pool });
     const titles = report.sections.map((s) => s.title);
-    expect(titles.slice(0, 4)).toEqual([
+    expect(titles.slice(0, 7)).toEqual([
       'Indexes to create (ranked by time saved, net of write cost)',
+      'Estimated workload cost vs index bytes (no storage budget; choose a budget from it)',
+      'Write cost (rows written in the same pg_stat_statements window as the savings)',
+      'How each statement was costed (constants from pg_qualstats and example texts)',
       'Index hygiene',
       'Candidates not chosen',
       'Statements analyzed (top by total time)',
     ]);
     expect(titles).toContain('Connection pool');
     expect(titles).toContain('Possible N+1 queries (pg_stat_statements only, lower confidence)');
-    const statements = report.sections[3]!;
+    const statements = report.sections[6]!;
     expect(statements.rows.some((r) => String(r[4]).startsWith('select * from orders where customer_id'))).toBe(true);
     expect(report.json).toMatchObject({ database: db.name, whatIfBudgetExhausted: false });
+  });
+
+  it('analyze still runs its other sections when HypoPG is missing', async () => {
+    await db.pool.query('drop extension hypopg');
+    try {
+      const report = await analyzeDatabase(config, { pool: db.pool });
+      expect(report.notes.some((n) => /index advice not analyzed: .*hypopg/.test(n))).toBe(true);
+      const titles = report.sections.map((s) => s.title);
+      expect(titles).toContain('Possible N+1 queries (pg_stat_statements only, lower confidence)');
+      expect(titles).toContain('Connection pool');
+      expect(titles).not.toContain('Indexes to create (ranked by time saved, net of write cost)');
+    } finally {
+      await db.pool.query('create extension hypopg');
+    }
   });
 });

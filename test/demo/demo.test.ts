@@ -5,7 +5,7 @@
  * exit by itself: a workload left running or a connection left open would hang it.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -108,7 +108,9 @@ describe('perfpilot demo', () => {
 
   it('seeds the app, runs its workload through both rollouts, records them in the ledger and summarizes only what was recorded or measured', async () => {
     const config = writeConfig('perfpilot.config.json');
-    const run = await demo(config, '--scale', 'small', '--warmup-seconds', '8', '--measure-seconds', '3', '--json');
+    // The regression drill has its own test (regression-drill.test.ts); here the demo skips it.
+    const reportFile = join(dir, 'report.html');
+    const run = await demo(config, '--scale', 'small', '--warmup-seconds', '8', '--measure-seconds', '3', '--no-regression-drill', '--report', reportFile, '--json');
     expect(run.code, run.stderr).toBe(0);
     // Progress went to stderr, stage by stage, with the rollout printer's lines.
     for (const line of ['1. Checking the local services', '2. Seeding the fleet app', "3. Starting the app's workload", 'Rolling out database', 'Rolling out caching', 'workload stopped']) {
@@ -160,6 +162,12 @@ describe('perfpilot demo', () => {
     expect(m.cache.before.reads).toBeGreaterThan(0);
     expect(m.cache.before.reads).toBe(m.cache.before.patterns.reduce((n, p) => n + p.reads, 0));
     expect(m.cache.before.patterns.map((p) => p.pattern).sort()).toEqual(['vehicle:{id}:position', 'vehicle:{id}:profile']);
+
+    // The HTML report was written, with the demo's latency before and after.
+    expect(run.stderr).toContain(`Report written to ${reportFile}`);
+    expect(report.latency?.before?.count).toBeGreaterThan(0);
+    expect(report.latency?.after?.count).toBeGreaterThan(0);
+    expect(readFileSync(reportFile, 'utf8')).toContain('Request latency percentiles, before and after');
 
     // The workload's connections are gone with the process.
     const open = await db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and application_name like 'perfpilot-demo%'`, [db.name]);

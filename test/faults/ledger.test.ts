@@ -6,7 +6,8 @@
 import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LocalRuntime } from '#local/runtime';
-import { alarmDefinitions, alarmName } from '#shared/alarms';
+import { alarmDefinitions } from '#functions/areas';
+import { alarmName } from '#shared/alarms';
 import { handleRollbackEvent } from '#functions/rollback/events';
 import {
   canaryApplied,

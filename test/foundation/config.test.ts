@@ -57,7 +57,7 @@ describe('config', () => {
     const config = parseConfig({
       name: 'shop',
       targets: {
-        caching: { elasticache: { replicationGroupId: 'shop-cache', parameterGroupName: 'shop-params', endpoint: 'master.shop.cache.amazonaws.com' } },
+        caching: { elasticache: { replicationGroupId: 'shop-cache', parameterGroupName: 'shop-params' } },
         database: {
           rds: {
             instanceIdentifier: 'shop-db',
@@ -68,10 +68,9 @@ describe('config', () => {
           },
         },
       },
-      vpc: { vpcId: 'vpc-0abc', privateSubnetIds: ['subnet-0a'], securityGroupIds: ['sg-0a'], availabilityZones: ['eu-west-1a'] },
+      vpc: { vpcId: 'vpc-0abc', privateSubnetIds: ['subnet-0a'], securityGroupIds: ['sg-0a'], availabilityZones: ['eu-west-1a'], awsApiAccess: 'nat' },
     });
     expect(config.targets.database.rds?.port).toBe(5432);
-    expect(config.targets.caching.elasticache?.port).toBe(6379);
   });
 
   it.each([
@@ -83,7 +82,8 @@ describe('config', () => {
     ['a percentage over 100', { ...minimal, kpis: { cacheHitRatePercentMin: 120 } }, 'kpis.cacheHitRatePercentMin', '<=100'],
     ['more datapoints than periods', { ...minimal, alerts: { evaluationPeriods: 2, datapointsToAlarm: 3 } }, 'alerts.datapointsToAlarm', 'must not exceed'],
     ['an unknown key', { ...minimal, rollot: {} }, '(root)', 'rollot'],
-    ['a lock shorter than two bakes', { ...minimal, rollout: { bakeSeconds: 1800, lockTtlSeconds: 3600 } }, 'rollout.lockTtlSeconds', '2 × bakeSeconds'],
+    ['a lock shorter than two bakes', { ...minimal, rollout: { bakeSeconds: 1800, lockTtlSeconds: 3600 } }, 'rollout.lockTtlSeconds', '2 × (bakeSeconds + pendingMaxSeconds)'],
+    ['a VPC with no stated way to the AWS APIs', { ...minimal, vpc: { vpcId: 'vpc-0abc', privateSubnetIds: ['subnet-0a'], securityGroupIds: ['sg-0a'], availabilityZones: ['eu-west-1a'] } }, 'vpc.awsApiAccess', 'neither a NAT gateway nor endpoints'],
     ['a secret that is not an ARN', { ...minimal, targets: { ...minimal.targets, database: { rds: { instanceIdentifier: 'x', host: 'h', database: 'd', secretArn: 'password123' } } } }, 'targets.database.rds.secretArn', 'Secrets Manager'],
   ])('rejects %s, naming the field', (_what, raw, field, expected) => {
     const error = errorOf(raw);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
-import { alarmDefinitions, alarmName, evaluateAlarm } from '#shared/alarms';
+import { alarmDefinitions, REGISTERED_AREAS } from '#functions/areas';
+import { alarmName, evaluateAlarm } from '#shared/alarms';
 import { checkGuardrails, circuitOpen } from '#shared/guardrails';
 
 const config = parseConfig({
@@ -88,10 +89,15 @@ describe('alarm definitions', () => {
     expect(byId('cache-hit-rate')).toMatchObject({ severity: 'critical', comparison: 'LessThanThreshold', threshold: 70 });
     expect(byId('caching-latency')).toMatchObject({ severity: 'critical', comparison: 'GreaterThanThreshold', threshold: 500 });
     expect(byId('database-error-rate')).toMatchObject({ severity: 'critical', threshold: 5 });
-    expect(byId('realtime-throughput-drop')).toMatchObject({ severity: 'warning', comparison: 'LessThanThreshold', threshold: 160 });
+    expect(byId('database-throughput-drop')).toMatchObject({ severity: 'warning', comparison: 'LessThanThreshold', threshold: 160 });
     expect(byId('cache-memory')).toMatchObject({ severity: 'warning', threshold: 80 });
     expect(byId('db-connection-utilization')).toMatchObject({ severity: 'warning', threshold: 75 });
     expect(new Set(defs.map((d) => alarmName(config, d))).size).toBe(defs.length);
+  });
+
+  it('exist only for registered areas (an alarm on a metric nothing produces is a defect)', () => {
+    expect(new Set(defs.map((d) => d.area))).toEqual(new Set(REGISTERED_AREAS));
+    expect(alarmDefinitions(config, ['database']).every((d) => d.area === 'database')).toBe(true);
   });
 
   it('are evaluated "M out of N" as CloudWatch does', () => {

@@ -4,78 +4,49 @@
  * namespace. The subprocess must exit by itself: a loop, a sampler or a connection left
  * open would hang it.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
 import { kpiVerdicts, percentiles, renderLoadReport, type LoadReport } from '#local/load/peak-load';
-import { createOwnDatabase, type OwnDatabase } from '../database/own-database.ts';
-import { connectRedis, deleteKeys, uniquePrefix } from '../support/services.ts';
+import { openFleetEnvironment, type FleetEnvironment } from '../support/fleet-environment.ts';
+import { perfpilot } from '../support/perfpilot-cli.ts';
 
-const exec = promisify(execFile);
+let env: FleetEnvironment;
+const configJson = (kpis: Record<string, number> = {}) => env.configJson({ kpis });
+const writeConfig = (name: string, json: object) => env.writeConfig(name, json);
 
-let db: OwnDatabase;
-let redis: Redis;
-let dir: string;
-let namespace: string;
-
-const configJson = (kpis: Record<string, number> = {}) => ({
-  targets: { caching: { redisUrl: 'redis://127.0.0.1:6379/0' }, database: { connectionString: db.url } },
-  cachingTuner: { keyNamespace: namespace, policyRedisKey: `${namespace}perfpilot:policy:caching` },
-  ledger: { localDataDir: join(dir, 'ledger') },
-  kpis,
-});
-
-function writeConfig(name: string, json: object): string {
-  const file = join(dir, name);
-  writeFileSync(file, JSON.stringify(json));
-  return file;
-}
-
-async function load(configFile: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec('node', ['bin/perfpilot.mjs', '--config', configFile, 'load', ...args], {
-      env: { ...process.env, NO_COLOR: '1', POWERTOOLS_LOG_LEVEL: 'SILENT' },
-      timeout: 60_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number | null; signal?: string; stdout: string; stderr: string };
-    return { code: e.code ?? -1, stdout: e.stdout, stderr: `${e.stderr}${e.signal ? `\n(killed by ${e.signal})` : ''}` };
-  }
-}
+const load = (configFile: string, ...args: string[]) => perfpilot(configFile, ['load', ...args]);
 
 beforeAll(async () => {
-  redis = await connectRedis();
-  namespace = `${uniquePrefix('load')}:`;
-  db = await createOwnDatabase('perfpilot_demo_t', ['postgis', 'hypopg', 'pg_stat_statements']);
-  dir = mkdtempSync(join(tmpdir(), 'perfpilot-load-'));
+  env = await openFleetEnvironment('load');
 });
 
 afterAll(async () => {
-  await db?.drop();
-  if (redis) {
-    await deleteKeys(redis, `${namespace}*`);
-    redis.disconnect();
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await env?.close();
 });
 
 describe('perfpilot load', () => {
-  it('percentiles are exact nearest-rank values of the recorded durations', () => {
+  it('percentiles come from an HdrHistogram: every duration counts, each within 0.1% of the nearest-rank value, never above the maximum', () => {
     const samples = Array.from({ length: 200 }, (_, i) => 200 - i);
-    expect(percentiles(samples)).toEqual({ count: 200, p50Ms: 100, p95Ms: 190, p99Ms: 198, maxMs: 200 });
+    const p = percentiles(samples)!;
+    expect(p.count).toBe(200);
+    expect(p.maxMs).toBe(200);
+    for (const [got, exact] of [[p.p50Ms, 100], [p.p95Ms, 190], [p.p99Ms, 198]] as const) {
+      expect(got).toBeGreaterThanOrEqual(exact);
+      expect(got).toBeLessThanOrEqual(exact * 1.001);
+    }
+    // 300,000 durations: no cap, no sort; the tail is seen.
+    const many = Array.from({ length: 300_000 }, (_, i) => (i % 1000 === 999 ? 250 : 2));
+    const q = percentiles(many)!;
+    expect(q.count).toBe(300_000);
+    expect(q.p50Ms).toBeCloseTo(2, 2);
+    expect(q.maxMs).toBeCloseTo(250, 0);
+    const spiky = percentiles([0.35, 1.2, 5_000])!;
+    expect(spiky.p99Ms).toBeLessThanOrEqual(spiky.maxMs);
     expect(percentiles([])).toBeNull();
   });
 
   it('refuses a database that is not on this machine, before touching anything', async () => {
-    const json = configJson();
-    const file = writeConfig('remote.json', { ...json, targets: { ...json.targets, database: { connectionString: 'postgres://app@db.internal:5432/prod' } } });
+    const file = writeConfig('remote.json', env.configJson({ targets: { caching: { redisUrl: 'redis://127.0.0.1:6379/0' }, database: { connectionString: 'postgres://app@db.internal:5432/prod' } } }));
     const run = await load(file, '--levels', '1', '--seconds-per-level', '1');
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('targets.database.connectionString points at db.internal');
@@ -88,7 +59,7 @@ describe('perfpilot load', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toContain('Level 2 loop(s), 2 s');
     const report = JSON.parse(run.stdout) as LoadReport;
-    expect(report.database).toBe(db.name);
+    expect(report.database).toBe(env.db.name);
     expect(report.seed).toMatchObject({ reused: false, size: { vehicles: 1_000, positions: 60_000, trips: 8_000 } });
     expect(report.levels.map((l) => l.loops)).toEqual([1, 2]);
     expect(report.peakLoops).toBe(2);
@@ -135,7 +106,7 @@ describe('perfpilot load', () => {
     expect(renderLoadReport(report)).toMatch(/FAIL +kpis\.throughputQpsMin >= 1000000: measured \d+\.\d\d/);
 
     // The workload's connections went with the process; the seed is there for the next run.
-    const open = await db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and application_name like 'perfpilot-%'`, [db.name]);
+    const open = await env.db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and application_name like 'perfpilot-%'`, [env.db.name]);
     expect(open.rows[0].n).toBe(0);
   }, 45_000);
 

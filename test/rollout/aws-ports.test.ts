@@ -20,7 +20,8 @@ import { parseConfig } from '#lib/config';
 import { CloudWatchSignals } from '#shared/cloudwatch-signals';
 import type { Change } from '#shared/change';
 import { AreaFunctionReverter, SnsNotifier, StepFunctionsExecutions } from '#functions/rollback/aws-ports';
-import { runAwsRollout } from '../../bin/cli/aws-rollout.ts';
+import { analyzeInAws, runAwsRollout } from '../../bin/cli/aws-rollout.ts';
+import { bakeSecondsOf } from '#shared/rollout-steps';
 import { rollbackInAws } from '../../bin/cli/rollback.ts';
 import type { RolloutProgress } from '#local/rollout-runner';
 
@@ -32,7 +33,7 @@ const sns = mockClient(SNSClient);
 const config = parseConfig({
   name: 'shop',
   targets: {
-    caching: { elasticache: { replicationGroupId: 'shop-cache', parameterGroupName: 'shop-params', endpoint: 'master.shop.example' } },
+    caching: { elasticache: { replicationGroupId: 'shop-cache', parameterGroupName: 'shop-params' } },
     database: {
       rds: {
         instanceIdentifier: 'shop-db',
@@ -78,6 +79,37 @@ describe('perfpilot rollout --target aws', () => {
     ]);
   });
 
+  it('honours --bake-seconds (the execution input) and refuses an area the circuit breaker disabled unless --force', async () => {
+    sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [{ name: 'shop-caching-rollout', stateMachineArn: machineArn, type: 'STANDARD', creationDate: new Date() }] });
+    sfn.on(StartExecutionCommand).resolves({ executionArn: `${machineArn.replace('stateMachine', 'execution')}:e2`, startDate: new Date() });
+    sfn.on(DescribeExecutionCommand).resolves({ status: 'SUCCEEDED' } as never);
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: [] });
+    const circuit = { disabled: true, reason: '4 failed rollouts' };
+    await expect(runAwsRollout(new SFNClient(region), config, 'caching', () => undefined, 0, { circuit })).rejects.toThrow(
+      'the caching area is disabled by the circuit breaker (4 failed rollouts)',
+    );
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+    await runAwsRollout(new SFNClient(region), config, 'caching', () => undefined, 0, { circuit, force: true, bakeSeconds: 30 });
+    expect(JSON.parse(sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input.input!)).toEqual({ trigger: 'cli', bakeSeconds: 30 });
+  });
+
+  it('the plan step takes the execution\'s bake only when both stages still fit the lock (the execution timeout)', () => {
+    expect(bakeSecondsOf({}, config)).toBe(300);
+    expect(bakeSecondsOf({ bakeSeconds: 60 }, config)).toBe(60);
+    // lockTtl 10,800 s − 300 s of steps, over 2 stages, less 3,600 s pending: 1,650 s at most.
+    expect(bakeSecondsOf({ bakeSeconds: 1_650 }, config)).toBe(1_650);
+    expect(() => bakeSecondsOf({ bakeSeconds: 1_651 }, config)).toThrow('bakeSeconds 1651 does not fit the rollout: it must be a whole number from 0 to 1650');
+  });
+
+  it('analyze --target aws runs the analysis in the area function, invoked by its fixed name', async () => {
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: new TextEncoder().encode(JSON.stringify({ title: 't', sections: [], notes: ['n'], json: {} })) as never });
+    const report = await analyzeInAws(new LambdaClient(region), config, 'database');
+    expect(report.notes).toEqual(['n']);
+    const input = lambda.commandCalls(InvokeCommand)[0]!.args[0].input;
+    expect(input.FunctionName).toBe('shop-database');
+    expect(JSON.parse(new TextDecoder().decode(input.Payload as Uint8Array))).toEqual({ step: 'analyze', area: 'database' });
+  });
+
   it('says clearly when the stack is not deployed', async () => {
     sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [] });
     await expect(runAwsRollout(new SFNClient(region), config, 'database', () => undefined, 0)).rejects.toThrow(
@@ -87,21 +119,28 @@ describe('perfpilot rollout --target aws', () => {
 });
 
 describe('rollback in AWS', () => {
-  it('the CLI asks the rollback function, by its fixed name, for a manual rollback', async () => {
-    lambda.on(InvokeCommand).resolves({
-      StatusCode: 200,
-      Payload: new TextEncoder().encode(JSON.stringify({ kind: 'manual', reports: [{ area: 'caching', reverted: 2 }] })) as never,
+  it('the CLI fans the emergency rollback out: one invocation of the rollback function (by its fixed name) per area', async () => {
+    lambda.on(InvokeCommand).callsFake((input: { Payload: Uint8Array }) => {
+      const area = (JSON.parse(new TextDecoder().decode(input.Payload)) as { detail: { areas: string[] } }).detail.areas[0];
+      return { StatusCode: 200, Payload: new TextEncoder().encode(JSON.stringify({ kind: 'manual', reports: [{ area, reverted: 2 }] })) };
     });
     const reports = await rollbackInAws(new LambdaClient(region), config, ['caching', 'database'], 'drill');
-    expect(reports).toEqual([{ area: 'caching', reverted: 2 }]);
-    const input = lambda.commandCalls(InvokeCommand)[0]!.args[0].input;
-    expect(input.FunctionName).toBe('shop-rollback');
-    expect(input.InvocationType).toBe('RequestResponse');
-    expect(JSON.parse(new TextDecoder().decode(input.Payload as Uint8Array))).toEqual({
-      source: 'perfpilot.cli',
-      'detail-type': 'Manual Rollback',
-      detail: { areas: ['caching', 'database'], all: true, reason: 'drill' },
+    expect(reports).toEqual([{ area: 'caching', reverted: 2 }, { area: 'database', reverted: 2 }]);
+    const inputs = lambda.commandCalls(InvokeCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => [i.FunctionName, i.InvocationType])).toEqual([['shop-rollback', 'RequestResponse'], ['shop-rollback', 'RequestResponse']]);
+    expect(inputs.map((i) => JSON.parse(new TextDecoder().decode(i.Payload as Uint8Array)))).toEqual(
+      ['caching', 'database'].map((area) => ({ source: 'perfpilot.cli', 'detail-type': 'Manual Rollback', detail: { areas: [area], all: true, reason: 'drill' } })),
+    );
+  });
+
+  it('one area failing does not stop the others; the command fails naming it', async () => {
+    lambda.on(InvokeCommand).callsFake((input: { Payload: Uint8Array }) => {
+      const area = (JSON.parse(new TextDecoder().decode(input.Payload)) as { detail: { areas: string[] } }).detail.areas[0];
+      if (area === 'caching') return { StatusCode: 200, FunctionError: 'Unhandled', Payload: new TextEncoder().encode('{"errorMessage":"boom"}') };
+      return { StatusCode: 200, Payload: new TextEncoder().encode(JSON.stringify({ kind: 'manual', reports: [{ area, reverted: 1 }] })) };
     });
+    await expect(rollbackInAws(new LambdaClient(region), config, ['caching', 'database'], 'drill')).rejects.toThrow(/failed for caching: \{"errorMessage":"boom"\}/);
+    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(2);
   });
 
   it('stops every running execution of the area, page by page', async () => {
@@ -157,7 +196,7 @@ describe('CloudWatch signals for the guardrails', () => {
       MetricStat: { Metric: { MetricName: 'DatabaseConnections', Dimensions: [{ Name: 'DBInstanceIdentifier', Value: 'shop-db' }] }, Period: 60, Stat: 'Maximum' },
     });
     const latency = input.MetricDataQueries!.find((q) => q.MetricStat?.Metric?.MetricName === 'Latency');
-    expect(latency?.MetricStat).toMatchObject({ Metric: { Namespace: 'Perfpilot/shop', Dimensions: [{ Name: 'Area', Value: 'database' }] }, Stat: 'p95' });
+    expect(latency?.MetricStat).toMatchObject({ Metric: { Namespace: 'Perfpilot/shop', Dimensions: [{ Name: 'service', Value: 'application' }, { Name: 'Area', Value: 'database' }] }, Stat: 'p95' });
     expect(snapshot.at).toBe(now.toISOString());
     expect(Object.keys(snapshot).sort()).toEqual(['at', 'connectionUtilizationPercent', 'errorRatePercent', 'latencyMs', 'throughputQps']);
   });

@@ -49,13 +49,28 @@ afterAll(async () => {
 });
 
 describe('area function handler', () => {
+  it('answers { step: analyze } with the area\'s analysis for the aws target, needing none of the rollout\'s dependencies', async () => {
+    const asked: unknown[] = [];
+    const handler = rolloutStepHandler(
+      async () => {
+        throw new Error('the analysis must not build the rollout plugin');
+      },
+      async (_config, options) => {
+        asked.push(options);
+        return { area: 'caching', title: 'caching analysis', sections: [], notes: [], json: {} };
+      },
+    );
+    expect(await handler({ step: 'analyze', area: 'caching' } as never, context)).toMatchObject({ title: 'caching analysis' });
+    expect(asked).toEqual([{ target: 'aws' }]);
+  });
+
   it('runs rollout steps against the ledger table named in its environment', async () => {
     const prefix = uniquePrefix('handler');
     const plugin = createTestArea({ redis, prefix, area: 'caching', proposals: () => [setKey('a', '1')] });
     const handler = rolloutStepHandler(async () => plugin);
     const base = { area: 'caching' as const, rolloutId: 'exec-1' };
     expect(await handler({ ...base, step: 'start', state: { trigger: 'schedule' } }, context)).toEqual({ rolloutId: 'exec-1', lockOwner: 'exec-1', recovered: 0 });
-    expect(await handler({ ...base, step: 'plan', state: {} }, context)).toEqual({ changeCount: 1, stageCount: 1, bakeSeconds: 300 });
+    expect(await handler({ ...base, step: 'plan', state: {} }, context)).toEqual({ changeCount: 1, stageCount: 1, bakeSeconds: 300, pollSeconds: 30 });
     const baseline = await handler({ ...base, step: 'baseline', state: {} }, context);
     expect(baseline).toMatchObject({ at: expect.any(String) });
     expect(cloudwatch.commandCalls(GetMetricDataCommand)).toHaveLength(1);

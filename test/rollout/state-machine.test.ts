@@ -357,11 +357,11 @@ describe('alarm-driven rollback', () => {
     const deps = h.runtime.rollbackDeps();
     expect(await handleRollbackEvent(deps, { ...alarmEvent('x1'), detail: { alarmName: 'someone-elses-alarm', state: { value: 'ALARM' } } }, {})).toMatchObject({ kind: 'ignored' });
     expect(await handleRollbackEvent(deps, { ...alarmEvent('x2'), detail: { alarmName: cacheAlarm, state: { value: 'OK' } } }, {})).toMatchObject({ kind: 'ignored' });
-    // Alarms exist for every area; one of an area this deployment has no rollout for is ignored.
-    const vectorAlarm = alarmNamed(config, 'vector-latency');
+    // An alarm of an area this deployment has no rollout for is ignored.
+    const databaseAlarm = alarmNamed(config, 'database-latency');
     expect(
-      await handleRollbackEvent(deps, { ...alarmEvent('x3'), detail: { alarmName: vectorAlarm, state: { value: 'ALARM' } } }, { caching: 'arn:sm' }),
-    ).toMatchObject({ kind: 'ignored', why: `area vector of alarm ${vectorAlarm} is not deployed` });
+      await handleRollbackEvent(deps, { ...alarmEvent('x3'), detail: { alarmName: databaseAlarm, state: { value: 'ALARM' } } }, { caching: 'arn:sm' }),
+    ).toMatchObject({ kind: 'ignored', why: `area database of alarm ${databaseAlarm} is not deployed` });
   });
 
   it('opens the circuit breaker after the fourth consecutive failed rollout and disables the schedule', async () => {

@@ -33,7 +33,8 @@ export function newApp(): App {
 }
 
 export function buildApp(config: PerfpilotConfig | Record<string, unknown>, env?: Environment): PerfpilotStacks & { app: App; config: PerfpilotConfig } {
-  const parsed = 'targets' in config && (config as PerfpilotConfig).alerts ? (config as PerfpilotConfig) : parseConfig(config);
+  // A parsed config parses to itself; a raw file (which may name some sections, such as alerts) gets its defaults.
+  const parsed = parseConfig(config);
   const app = newApp();
   return { app, config: parsed, ...addPerfpilotStacks(app, parsed, env) };
 }

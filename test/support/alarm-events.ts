@@ -1,6 +1,7 @@
 /** The EventBridge event CloudWatch sends when a Perfpilot critical alarm goes to ALARM. */
 import type { PerfpilotConfig } from '#lib/config';
-import { alarmDefinitions, alarmName } from '#shared/alarms';
+import { alarmDefinitions } from '#functions/areas';
+import { alarmName } from '#shared/alarms';
 import type { AlarmStateChangeEvent } from '#functions/rollback/events';
 
 /** The name of the alarm with this definition id (e.g. `cache-hit-rate`). */

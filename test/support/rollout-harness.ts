@@ -16,7 +16,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): PerfpilotCo
       caching: { redisUrl: 'redis://127.0.0.1:6379/0' },
       database: { connectionString: 'postgres://postgres@127.0.0.1:5432/test' },
     },
-    rollout: { canaryFraction: 0.5, bakeSeconds: 0, lockTtlSeconds: 600 },
+    rollout: { canaryFraction: 0.5, bakeSeconds: 0, pendingMaxSeconds: 60, lockTtlSeconds: 600 },
     ...overrides,
   });
 }

@@ -72,7 +72,7 @@ export function createDrill(name: string, targets: { databaseUrl: string; redisU
   const keyPrefix = `pptest:faults:${name}:${process.pid}:`;
   const raw: Record<string, Record<string, unknown>> = {
     targets: { caching: { redisUrl: targets.redisUrl ?? 'redis://127.0.0.1:6379/0' }, database: { connectionString: targets.databaseUrl } },
-    rollout: { bakeSeconds: 1, lockTtlSeconds: 600, canaryFraction: 0.5 },
+    rollout: { bakeSeconds: 1, lockTtlSeconds: 900, pollSeconds: 1, pendingMaxSeconds: 60, canaryFraction: 0.5 },
     indexAdvisor: { minSavedMs: 0, writeCostMsPerRowPerIndex: 0, verdictMinCalls: 1_000_000, lockTimeoutMs: 30_000 },
     cachingTuner: { keyNamespace: keyPrefix, policyRedisKey: `${keyPrefix}policy` },
     ledger: { localDataDir: 'ledger', localServerIdleSeconds: 60, localStopWaitSeconds: 20 },
