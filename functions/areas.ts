@@ -20,10 +20,12 @@ import type { AlarmDefinition } from '#shared/alarms';
 import type { AreaRegistration } from '#shared/area';
 import { cachingArea } from './caching/area.ts';
 import { databaseArea } from './database/area.ts';
+import { realtimeArea } from './realtime/area.ts';
 
 export const AREA_REGISTRY = {
   caching: cachingArea,
   database: databaseArea,
+  realtime: realtimeArea,
 } as const satisfies Partial<Record<AreaName, AreaRegistration>>;
 
 export type RegisteredArea = keyof typeof AREA_REGISTRY;

@@ -79,8 +79,26 @@ const databaseTargetSchema = z
 
 const realtimeTargetSchema = z
   .object({
-    /** The local gateway (ws server + @connections API). */
+    /** The local gateway (ws server + @connections API); 0 picks a free port. */
     localPort: z.number().int().min(0).max(65535).default(0),
+    /**
+     * The local gateway answers 429 above this many @connections posts per second (0: no limit),
+     * as API Gateway throttles an account's request rate.
+     */
+    localPostsPerSecondMax: z.number().int().min(0).default(0),
+    /**
+     * Redis holding the delivery buffers (one stream per topic) and the connection registry,
+     * locally; `targets.caching.redisUrl` when not given.
+     */
+    redisUrl: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }).optional(),
+    /** The same in AWS: an ElastiCache (Redis/Valkey) endpoint the delivery functions reach from the VPC; TLS always on. */
+    elasticache: z
+      .object({
+        endpoint: z.string().min(1),
+        port: positiveInt.default(6379),
+      })
+      .strict()
+      .optional(),
     apiGateway: z
       .object({
         apiId: z.string().min(1),
@@ -385,6 +403,86 @@ const cachingTunerSchema = z
   })
   .strict();
 
+/** The realtime area: the delivery runtime's knobs and the tuner's evidence thresholds (issue 10). */
+const realtimeTunerSchema = z
+  .object({
+    /** Prefix of every Redis key of the delivery runtime (streams, registry, stats). */
+    keyPrefix: z.string().min(1).default('perfpilot:rt:'),
+    /** The Redis key the active realtime policy is mirrored to, read by publishers and dispatchers. */
+    policyRedisKey: z.string().min(1).default('perfpilot:policy:realtime'),
+    /** Runtimes re-read the policy this often: the bound on how long a change takes to reach them. */
+    policyRefreshSeconds: positiveInt.default(5),
+    /** Timeout of each Redis command the runtime and the tuner send. */
+    commandTimeoutMs: positiveInt.default(2_000),
+    /**
+     * How events of each type fold into a topic's state (event type → latest | merge | sum);
+     * a type not named is `latest`. Published with every realtime policy.
+     */
+    coalesceRules: z.record(z.string().min(1).max(64), z.enum(['latest', 'merge', 'sum'])).default({}),
+    /** The batching window of a topic without a policy, and the bounds the tuner keeps to. */
+    windowMsDefault: z.number().int().min(0).default(25),
+    windowMsMin: z.number().int().min(0).default(10),
+    windowMsMax: positiveInt.default(1_000),
+    /** A window is changed only when the plan moves it by at least this share (and 5 ms): measurements are noisy. */
+    windowChangePercentMin: percent.default(20),
+    /** One run moves a window by at most this factor, up or down. */
+    windowStepFactorMax: z.number().min(1).default(4),
+    /** A flush also happens early once this many events are buffered on a topic (the policy's default). */
+    batchMaxEventsDefault: positiveInt.default(1_000),
+    batchMaxEventsMin: positiveInt.default(16),
+    batchMaxEventsMax: positiveInt.default(10_000),
+    /** Part of the latency target kept free for what the tuner cannot see coming (bursts, throttling). */
+    latencyHeadroomPercent: percent.default(20),
+    /** A window is not widened for less than this many percent fewer posts (a wider window costs latency). */
+    postsSlackPercent: percent.default(5),
+    /** A topic needs this many acknowledged deliveries in the stats window before its window is changed. */
+    minAcksPerTopic: positiveInt.default(30),
+    /** Runtimes count per time bucket of this width; each bucket expires after the retention. */
+    statsBucketSeconds: positiveInt.default(60),
+    statsRetentionSeconds: positiveInt.default(86_400),
+    /** The tuner plans on the buckets of this recent window. */
+    statsWindowSeconds: positiveInt.default(900),
+    /** Messages at least this large are tried compressed (deflate-raw, base64 text)... */
+    compressionMinBytes: z.number().int().min(0).default(1_024),
+    /** ...and sent compressed only when that saves at least this much of their bytes. */
+    compressionSavingPercentMin: percent.default(20),
+    /** API Gateway bills and frames messages in units of this size: updates are packed into messages no larger. */
+    frameBytesMax: z.number().int().min(1_024).max(32_768).default(32_768),
+    /** Concurrent PostToConnection calls of one dispatcher. */
+    postConcurrencyMax: positiveInt.default(32),
+    /** A throttled post (429) is retried this often, backing off exponentially from the base delay up to the cap. */
+    postRetriesMax: z.number().int().min(0).default(8),
+    retryBaseDelayMs: positiveInt.default(50),
+    retryMaxDelayMs: positiveInt.default(2_000),
+    /**
+     * The tuner keeps the dispatcher posting at most this share of the time, at the post rate it
+     * measured: a window so short that posts queue up makes every delivery late.
+     */
+    dispatcherUtilizationPercentMax: percent.default(70),
+    /** Deliveries of one flush that ask their client for an acknowledgement (the latency samples), at most. */
+    ackSamplesPerFlush: z.number().int().min(0).default(4),
+    /** A dispatcher holds its lease this long without renewing it before another may take over. */
+    dispatcherLeaseSeconds: positiveInt.default(10),
+    /** A dispatcher with nothing pending for this long returns. */
+    dispatcherIdleMs: positiveInt.default(2_000),
+    /** A dispatcher invocation hands over to a fresh one after this long (inside the function timeout). */
+    dispatcherRunSecondsMax: positiveInt.default(60),
+    /** How often an idle-waiting dispatcher looks for early flushes (batch full). */
+    dispatcherTickMs: positiveInt.default(10),
+    /** A connection's registry entry expires after API Gateway's maximum connection duration. */
+    connectionTtlSeconds: positiveInt.default(7_200),
+    /** Verdict: a window change is reverted when p95 delivery since it exceeds the target by more than this... */
+    verdictLatencyOverTargetPercentMax: z.number().min(0).default(10),
+    /** ...or when posts per event rose by more than this... */
+    verdictPostsRisePercentMax: z.number().min(0).default(10),
+    /** ...judged over at least this many acknowledged deliveries. */
+    verdictMinAcks: positiveInt.default(30),
+  })
+  .strict()
+  .refine((t) => t.windowMsMin <= t.windowMsMax && t.batchMaxEventsMin <= t.batchMaxEventsMax, {
+    message: 'windowMsMin must not exceed windowMsMax, nor batchMaxEventsMin batchMaxEventsMax',
+  });
+
 /** `npm run test:performance-validation`: a run of the standard mix against a saved baseline (the seed plan's criteria). */
 const performanceValidationSchema = z
   .object({
@@ -436,7 +534,7 @@ export const configSchema = z
       .object({
         caching: cachingTargetSchema,
         database: databaseTargetSchema,
-        realtime: realtimeTargetSchema.default({ localPort: 0 }),
+        realtime: realtimeTargetSchema.prefault({}),
         vector: vectorTargetSchema.default({ snapshotDir: '.perfpilot/vector', dimensions: 128 }),
       })
       .strict(),
@@ -459,6 +557,7 @@ export const configSchema = z
     connectionPool: connectionPoolSchema.prefault({}),
     indexAdvisor: indexAdvisorSchema.prefault({}),
     cachingTuner: cachingTunerSchema.prefault({}),
+    realtimeTuner: realtimeTunerSchema.prefault({}),
     performanceValidation: performanceValidationSchema.prefault({}),
     ledger: z
       .object({

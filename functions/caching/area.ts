@@ -6,9 +6,7 @@
 import type { PerfpilotConfig } from '#lib/config';
 import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } from '#shared/alarms';
 import type { AwsAccess } from '#shared/aws-access';
-import { elastiCacheTargetAccess } from './elasticache-target.ts';
-import { cacheMetricsAccess } from './observe.ts';
-import { elastiCacheParametersAccess } from './parameters.ts';
+import { cacheMetricsAccess, elastiCacheParametersAccess, elastiCacheTargetAccess } from './access.ts';
 import type { AreaRegistration } from '#shared/area';
 
 function cachingAlarms(config: PerfpilotConfig): AlarmDefinition[] {

@@ -10,7 +10,6 @@
 import { DescribeReplicationGroupsCommand, type ElastiCacheClient } from '@aws-sdk/client-elasticache';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { PerfpilotConfig } from '#lib/config';
-import { arnTemplate, type AwsAccess } from '#shared/aws-access';
 import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 
 type ElastiCacheConfig = NonNullable<PerfpilotConfig['targets']['caching']['elasticache']>;
@@ -25,15 +24,7 @@ export interface ElastiCacheTarget {
   readonly primaryClusterId: string;
 }
 
-/** What resolveElastiCacheTarget calls. */
-export function elastiCacheTargetAccess(ec: ElastiCacheConfig): AwsAccess[] {
-  const access: AwsAccess[] = [
-    { actions: ['elasticache:DescribeReplicationGroups'], resources: [arnTemplate('elasticache', `replicationgroup:${ec.replicationGroupId}`)] },
-  ];
-  if (ec.authSecretArn) access.push({ actions: ['secretsmanager:GetSecretValue'], resources: [ec.authSecretArn] });
-  return access;
-}
-
+/** Its calls are declared in access.ts (elastiCacheTargetAccess). */
 export async function resolveElastiCacheTarget(
   ec: ElastiCacheConfig,
   clients: { readonly elasticache: ElastiCacheClient; readonly secrets: SecretsManagerClient },

@@ -1,9 +1,11 @@
 /**
  * The caching area function: every step of the caching rollout (and the rollback's
- * "revert these changes"), wired once per cold start from the config.
+ * "revert these changes"), wired once per cold start from the config. The area's
+ * code loads with the first step that needs it, not during init.
  */
-import { rolloutStepHandler } from '#shared/rollout-handler';
-import { analyze } from './analyze.ts';
-import { createCachingPlugin } from './plugin.ts';
+import { lazyRolloutStepHandler } from '#shared/rollout-handler';
 
-export const handler = rolloutStepHandler(createCachingPlugin, analyze);
+export const handler = lazyRolloutStepHandler(
+  () => import('./plugin.ts'),
+  () => import('./analyze.ts'),
+);

@@ -8,7 +8,6 @@ import { GetMetricDataCommand, type CloudWatchClient } from '@aws-sdk/client-clo
 import type { Redis } from 'ioredis';
 import { KeyPatterns } from '#sdk/cache/policy';
 import { readStatsWindow, traceKey, type PatternStats } from '#sdk/cache/stats';
-import type { AwsAccess } from '#shared/aws-access';
 import { TargetUnavailableError } from '#shared/errors';
 import type { CacheObservation, CloudWatchCacheMetrics, HotExpiringKey, PatternSample, ServerInfo } from './observation.ts';
 import { TUNABLE_PARAMETERS, type CacheParameters } from './parameters.ts';
@@ -187,12 +186,7 @@ export async function observeCache(deps: ObserveDeps, o: ObserveOptions, now: Da
   }
 }
 
-/** ElastiCache metrics of the primary node, averaged over the last `windowMinutes`. */
-/** What CloudWatchCacheMetricsSource calls (GetMetricData has no resource-level permissions). */
-export function cacheMetricsAccess(): AwsAccess[] {
-  return [{ actions: ['cloudwatch:GetMetricData'], resources: ['*'], wildcardReason: 'cloudwatch:GetMetricData does not support resource-level permissions; it only reads metrics.' }];
-}
-
+/** ElastiCache metrics of the primary node, averaged over the last `windowMinutes`. Its calls are declared in access.ts. */
 export class CloudWatchCacheMetricsSource implements CacheMetricsSource {
   constructor(
     private readonly client: CloudWatchClient,

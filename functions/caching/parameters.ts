@@ -11,7 +11,6 @@ import {
   type Parameter,
 } from '@aws-sdk/client-elasticache';
 import type { Redis } from 'ioredis';
-import { arnTemplate, type AwsAccess } from '#shared/aws-access';
 import { ChangeApplyError, TargetUnavailableError } from '#shared/errors';
 
 export const TUNABLE_PARAMETERS = ['maxmemory-policy', 'lfu-log-factor', 'lfu-decay-time'] as const;
@@ -54,15 +53,6 @@ export class RedisConfigParameters implements CacheParameters {
   }
 }
 
-/** What ElastiCacheParameters calls: read and change that one parameter group. */
-export function elastiCacheParametersAccess(parameterGroupName: string): AwsAccess[] {
-  return [
-    {
-      actions: ['elasticache:DescribeCacheParameters', 'elasticache:ModifyCacheParameterGroup'],
-      resources: [arnTemplate('elasticache', `parametergroup:${parameterGroupName}`)],
-    },
-  ];
-}
 
 /**
  * Faults that say "not now" rather than "never": the group is still applying an

@@ -7,7 +7,7 @@
 import type { PerfpilotConfig } from '#lib/config';
 import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } from '#shared/alarms';
 import { arnTemplate, type AwsAccess } from '#shared/aws-access';
-import { databaseSecretAccess } from './database-client.ts';
+import { databaseSecretAccess } from './access.ts';
 import type { AreaRegistration } from '#shared/area';
 
 function databaseAlarms(config: PerfpilotConfig): AlarmDefinition[] {

@@ -6,7 +6,6 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
-import type { AwsAccess } from '#shared/aws-access';
 import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 
 /** Perfpilot's own database sessions carry this application_name (the guardrails leave them out). */
@@ -29,10 +28,6 @@ export function describeDatabaseTarget(config: PerfpilotConfig): string {
   }
 }
 
-/** What the database area calls in AWS: the credentials secret, read only. */
-export function databaseSecretAccess(secretArn: string): AwsAccess[] {
-  return [{ actions: ['secretsmanager:GetSecretValue'], resources: [secretArn] }];
-}
 
 /**
  * The RDS credentials, read from Secrets Manager when a connection needs them and

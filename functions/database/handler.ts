@@ -1,9 +1,11 @@
 /**
  * The database area function: every step of the database rollout (and the rollback's
- * "revert these changes"), wired once per cold start from the config.
+ * "revert these changes"), wired once per cold start from the config. The area's
+ * code loads with the first step that needs it, not during init.
  */
-import { rolloutStepHandler } from '#shared/rollout-handler';
-import { analyze } from './analyze.ts';
-import { createDatabasePlugin } from './plugin.ts';
+import { lazyRolloutStepHandler } from '#shared/rollout-handler';
 
-export const handler = rolloutStepHandler(createDatabasePlugin, analyze);
+export const handler = lazyRolloutStepHandler(
+  () => import('./plugin.ts'),
+  () => import('./analyze.ts'),
+);

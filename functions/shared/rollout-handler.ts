@@ -73,3 +73,18 @@ export function rolloutStepHandler(factory: PluginFactory, analyzer?: AreaAnalyz
     return runRolloutStep({ ...(await deps), remainingMs: () => _context.getRemainingTimeInMillis() }, event);
   });
 }
+
+/**
+ * The area function's handler with the area's code loaded on first use: the bundle
+ * holds it, but its modules (database driver, SQL parser WASM, Redis client) are
+ * evaluated when a step first needs the plugin, not during the function's init.
+ */
+export function lazyRolloutStepHandler(
+  pluginModule: () => Promise<{ readonly createPlugin: PluginFactory }>,
+  analyzeModule?: () => Promise<{ readonly analyze: AreaAnalyzer }>,
+) {
+  return rolloutStepHandler(
+    async (config, deps) => (await pluginModule()).createPlugin(config, deps),
+    analyzeModule && (async (config, options) => (await analyzeModule()).analyze(config, options)),
+  );
+}

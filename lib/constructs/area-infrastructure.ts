@@ -13,6 +13,7 @@ import type { Construct } from 'constructs';
 import type { RegisteredArea } from '#functions/areas';
 import type { PerfpilotConfig } from '#lib/config';
 import type { OptimizerFunction, OptimizerFunctionProps } from './optimizer-function.ts';
+import { realtimeInfrastructure } from './realtime-api.ts';
 
 export interface AreaInfrastructureContext {
   /** The Perfpilot construct: create the area's resources under it. */
@@ -31,4 +32,6 @@ export interface AreaInfrastructureContext {
 /** Builds an area's own resources; returns what other code may want to reach (for tests and users). */
 export type AreaInfrastructure = (ctx: AreaInfrastructureContext) => Readonly<Record<string, unknown>>;
 
-export const AREA_INFRASTRUCTURE: Partial<Record<RegisteredArea, AreaInfrastructure>> = {};
+export const AREA_INFRASTRUCTURE: Partial<Record<RegisteredArea, AreaInfrastructure>> = {
+  realtime: (ctx) => realtimeInfrastructure(ctx),
+};

@@ -23,8 +23,9 @@ function hasPassword(url: string): boolean {
 
 export function lambdaConfig(config: PerfpilotConfig): PerfpilotConfig {
   const { $schema: _schema, $comment: _comment, ...rest } = config;
-  const { caching, database } = config.targets;
+  const { caching, database, realtime } = config.targets;
   const { redisUrl, ...cachingWithoutUrl } = caching;
+  const { redisUrl: realtimeRedisUrl, ...realtimeWithoutUrl } = realtime;
   const { connectionString, ...databaseWithoutUrl } = database;
   const out: PerfpilotConfig = {
     ...rest,
@@ -32,10 +33,12 @@ export function lambdaConfig(config: PerfpilotConfig): PerfpilotConfig {
       ...config.targets,
       caching: caching.elasticache ? cachingWithoutUrl : caching,
       database: database.rds ? databaseWithoutUrl : database,
+      realtime: realtime.elasticache ? realtimeWithoutUrl : realtime,
     },
   };
   const leaks = [
     out.targets.caching.redisUrl !== undefined && redisUrl !== undefined && hasPassword(redisUrl) ? 'targets.caching.redisUrl' : undefined,
+    out.targets.realtime.redisUrl !== undefined && realtimeRedisUrl !== undefined && hasPassword(realtimeRedisUrl) ? 'targets.realtime.redisUrl' : undefined,
     out.targets.database.connectionString !== undefined && connectionString !== undefined && hasPassword(connectionString)
       ? 'targets.database.connectionString'
       : undefined,

@@ -64,6 +64,26 @@ const STACK_PSEUDO = { partition: Aws.PARTITION, region: Aws.REGION, account: Aw
 const NAG_PSEUDO = { partition: '<AWS::Partition>', region: '<AWS::Region>', account: '<AWS::AccountId>' };
 
 /**
+ * How cdk-nag spells a resource in a finding id: tokens in it (an API id, a bucket
+ * name) become `<LogicalId>` / `<LogicalId.Attr>`, as cdk-nag writes them.
+ */
+function nagSpelling(scope: Construct, value: string): string {
+  const resolved = Stack.of(scope).resolve(value) as unknown;
+  const part = (v: unknown): string => {
+    if (typeof v === 'string') return v;
+    const o = v as Record<string, unknown>;
+    if (o && 'Ref' in o) return `<${String(o.Ref)}>`;
+    if (o && 'Fn::GetAtt' in o) return `<${(o['Fn::GetAtt'] as string[]).join('.')}>`;
+    if (o && 'Fn::Join' in o) {
+      const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
+      return parts.map(part).join(sep);
+    }
+    return JSON.stringify(v);
+  };
+  return part(resolved);
+}
+
+/**
  * Node's ESM has no `require`, `__filename` or `__dirname`; bundled CommonJS
  * dependencies still use them (aliased imports: minified bundle names cannot clash).
  */
@@ -264,7 +284,7 @@ export class OptimizerFunction extends Construct implements iam.IGrantable {
     for (const a of access) {
       for (const resource of a.resources.filter(hasWildcard)) {
         for (const rendered of render(resource, NAG_PSEUDO)) {
-          Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::${rendered}]`, reason: a.wildcardReason! });
+          Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::${nagSpelling(this, rendered)}]`, reason: a.wildcardReason! });
         }
       }
     }

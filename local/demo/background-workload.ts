@@ -7,8 +7,10 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { Percentiles } from '#local/load/latency-histogram';
 import type { FleetWorkloadOptions, WorkloadCounts } from './fleet-workload.ts';
+import type { LiveMapOptions } from './live-positions.ts';
 
 type ThreadMessage =
+  | { readonly type: 'dispatch' }
   | { readonly type: 'counts'; readonly counts: WorkloadCounts }
   | { readonly type: 'phase'; readonly counts: WorkloadCounts; readonly latency: Percentiles | null }
   | { readonly type: 'stopped'; readonly counts: WorkloadCounts; readonly warnings: readonly string[] };
@@ -24,13 +26,18 @@ export class BackgroundWorkload {
   /** Resolves when the thread has started its request loops (loading TypeScript in a thread takes a few seconds). */
   readonly started: Promise<void>;
 
-  constructor(options: FleetWorkloadOptions) {
+  /** `liveMap`: the thread publishes GPS fixes to it and calls `onDispatch` when a dispatcher must start. */
+  constructor(options: FleetWorkloadOptions & { readonly liveMap?: LiveMapOptions }, onDispatch?: () => void) {
     this.worker = new Worker(new URL('./workload-thread.mjs', import.meta.url), { workerData: options });
     let markStarted: () => void = () => undefined;
     this.started = new Promise((resolve) => {
       markStarted = resolve;
     });
     this.worker.on('message', (message: ThreadMessage) => {
+      if (message.type === 'dispatch') {
+        onDispatch?.();
+        return;
+      }
       markStarted();
       this.latest = message.counts;
       if (message.type === 'stopped') this.warnings = message.warnings;

@@ -45,6 +45,15 @@ export interface FleetWorkloadOptions {
   readonly zipfExponent: number;
   /** Each finished request's trace (its kind, duration and queries), for a load test's latencies. */
   readonly onRequestEnd?: (trace: RequestTrace) => void;
+  /** Each GPS fix once stored (the demo publishes it to live map viewers over WebSocket). */
+  readonly onGpsFix?: (fix: GpsFix) => void;
+}
+
+export interface GpsFix {
+  readonly vehicleId: number;
+  readonly lon: number;
+  readonly lat: number;
+  readonly speedKmh: number;
 }
 
 export interface WorkloadCounts {
@@ -227,16 +236,18 @@ export class FleetWorkload {
   private async gpsFix(): Promise<void> {
     const id = this.vehicle();
     const [lon, lat] = [13.1 + Math.random() * 0.6, 52.35 + Math.random() * 0.3];
+    const speedKmh = Math.random() * 90;
     await this.pool.query(
       `insert into fleet_demo.positions (vehicle_id, recorded_at, position, speed_kmh)
        values ($1, now(), st_setsrid(st_makepoint($2, $3), 4326)::geography, $4)`,
-      [id, lon, lat, Math.random() * 90],
+      [id, lon, lat, speedKmh],
     );
     await this.pool.query(
       'update fleet_demo.vehicles set last_position = st_setsrid(st_makepoint($2, $3), 4326)::geography, last_seen_at = now() where id = $1',
       [id, lon, lat],
     );
     await this.cache.delete(`vehicle:${id}:position`);
+    this.o.onGpsFix?.({ vehicleId: id, lon, lat, speedKmh });
   }
 
   /** The dispatcher: a vehicle by its plate, and the vehicles near a point. */

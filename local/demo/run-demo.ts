@@ -34,10 +34,14 @@ import {
 import { DEMO_SCHEMA, FLEET_SCALES, dropFleet, seedFleet, type FleetScale, type SeedResult } from './fleet-seed.ts';
 import type { WorkloadCounts } from './fleet-workload.ts';
 import { BackgroundWorkload } from './background-workload.ts';
+import { LiveMap, LIVE_MAP_TOPIC, type LiveMapReading, type LiveMapWindow } from './live-positions.ts';
 import { renderDrillTimeline, runRegressionDrill, type DrillReport } from './regression-drill.ts';
 import type { Percentiles } from '#local/load/latency-histogram';
 
-export const DEMO_AREAS = ['database', 'caching'] as const satisfies readonly Area[];
+export const DEMO_AREAS = ['database', 'caching', 'realtime'] as const satisfies readonly Area[];
+
+/** Live map viewers following the workload's GPS fixes over WebSocket (the realtime area's traffic). */
+export const LIVE_MAP_VIEWERS = 10;
 
 export interface DemoOptions {
   readonly warmupSeconds: number;
@@ -96,6 +100,15 @@ export interface DemoReport {
     readonly database: { readonly before: DatabaseWindow; readonly after: DatabaseWindow };
     /** Before: the warm-up; after: from the end of the caching rollout to the end of the measuring. */
     readonly cache: { readonly before: CacheWindow; readonly after: CacheWindow };
+    /** The live map (GPS fixes over WebSocket). Before: the warm-up; after: from the end of the realtime rollout to the end. */
+    readonly realtime: {
+      readonly viewers: number;
+      readonly topic: string;
+      /** The percentile the latencies are (p95, as the realtime alarm and the tuner use). */
+      readonly latencyPercentile: 95;
+      readonly before: LiveMapWindow;
+      readonly after: LiveMapWindow;
+    };
   };
   /** The workload's request latency: during the warm-up, and while measuring after the rollouts. */
   readonly latency?: { readonly before: Percentiles | null; readonly after: Percentiles | null };
@@ -209,6 +222,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
   redis.on('error', () => undefined);
   let workload: BackgroundWorkload | undefined;
+  let liveMap: LiveMap | undefined;
   let stopSampling = async () => undefined as void;
   try {
     const database = (await pool.query<{ db: string }>('select current_database() as db')).rows[0]?.db ?? '?';
@@ -269,19 +283,25 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       `3. Starting the app's workload: ${options.loops} request loops (vehicle page and fleet map with cache-aside profiles and positions, ` +
         `position history, GPS fixes, dispatch by plate and nearby vehicles, trip report with an N+1), warming up ${options.warmupSeconds} s`,
     );
-    workload = new BackgroundWorkload(workloadOptions);
+    liveMap = await LiveMap.start(config, LIVE_MAP_VIEWERS);
+    const marks: LiveMapReading[] = [];
+    workload = new BackgroundWorkload({ ...workloadOptions, liveMap: liveMap.options }, liveMap.onDispatch);
+    write(`   ${LIVE_MAP_VIEWERS} live map viewers follow the GPS fixes over WebSocket (${liveMap.realtime.gateway.url}, topic ${LIVE_MAP_TOPIC})`);
     await workload.started;
     await take();
     const warmupEnds = performance.now() + options.warmupSeconds * 1000;
     // The rollouts' state machine definitions are synthesized (CDK, seconds of CPU) while the workload warms up.
     const { synthesizeRolloutDefinition } = await import('#local/rollout-definition');
     for (const area of DEMO_AREAS) synthesizeRolloutDefinition(area, config);
+    // The live map's "before" starts after the synthesis: it blocks this thread, where the demo's dispatcher runs.
+    marks.push(liveMap.read());
     const warmupStarted = warmupEnds - options.warmupSeconds * 1000;
     do {
       await sleep(Math.min(5_000, Math.max(0, warmupEnds - performance.now())));
-      write(`   … ${((performance.now() - warmupStarted) / 1000).toFixed(0)} s: ${workload.counts.requests} requests, ${workload.counts.errors} errors`);
+      write(`   … ${((performance.now() - warmupStarted) / 1000).toFixed(0)} s: ${workload.counts.requests} requests, ${workload.counts.errors} errors, ${liveMap.vehiclesOnMap()} vehicles on the live map`);
     } while (performance.now() < warmupEnds);
     await take();
+    marks.push(liveMap.read());
     const latencyBefore = await workload.phase();
     mark('warm-up ends');
 
@@ -294,17 +314,19 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       await take();
       mark(`${area} rollout`);
     }
+    marks.push(liveMap.read());
 
     write('');
-    write(`6. Measuring ${options.measureSeconds} s more with the changes in place`);
+    write(`${4 + DEMO_AREAS.length}. Measuring ${options.measureSeconds} s more with the changes in place`);
     await sleep(options.measureSeconds * 1000);
     await take();
+    marks.push(liveMap.read());
     const latencyAfter = await workload.phase();
 
     let regression: DrillReport | undefined;
     if (options.regressionDrill) {
       write('');
-      write(`7. A regression an alarm must catch: a harmful caching change, the local alarm evaluation, the alarm rollback`);
+      write(`${5 + DEMO_AREAS.length}. A regression an alarm must catch: a harmful caching change, the local alarm evaluation, the alarm rollback`);
       regression = await runRegressionDrill({ config, runtime, redis, write });
       for (const line of renderDrillTimeline(regression)) write(`   ${line}`);
       if (regression.injectedAt) markers.push({ at: regression.injectedAt, label: 'injected' });
@@ -314,7 +336,9 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
     const counts = await workload.stop();
     write(`   workload stopped: ${counts.requests} requests, ${counts.errors} errors${counts.lastError ? ` (last: ${counts.lastError})` : ''}`);
 
-    const [r0, r1, r2, r3, r4] = readings as [typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number]];
+    // Readings: start, end of warm-up, after each rollout (database, caching, realtime), end.
+    const [r0, r1, r2, r3, , r4] = readings as [typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number]];
+    const [m0, m1, m2, m3] = marks as [LiveMapReading, LiveMapReading, LiveMapReading, LiveMapReading];
     return {
       database,
       schema: DEMO_SCHEMA,
@@ -324,6 +348,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       measured: {
         database: { before: databaseWindow(r0.db, r1.db), after: databaseWindow(r2.db, r4.db) },
         cache: { before: cacheWindow(r0.cache, r1.cache), after: cacheWindow(r3.cache, r4.cache) },
+        realtime: { viewers: liveMap.viewers, topic: LIVE_MAP_TOPIC, latencyPercentile: 95, before: liveMap.window(m0, m1), after: liveMap.window(m2, m3) },
       },
       latency: { before: latencyBefore, after: latencyAfter },
       hitRateSeries,
@@ -333,6 +358,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
   } finally {
     await stopSampling();
     await workload?.stop();
+    await liveMap?.close();
     redis.disconnect();
     await pool.end();
   }
@@ -373,6 +399,14 @@ function databaseWindowText(label: string, w: DatabaseWindow): string {
   return w.meanMs === undefined ? `${label}: no workload statements in ${w.seconds.toFixed(1)} s` : `${label} (${w.seconds.toFixed(1)} s): ${w.calls} calls, mean ${ms(w.meanMs)}`;
 }
 
+function liveMapWindowText(label: string, w: LiveMapWindow): string {
+  if (w.events === 0) return `${label}: no GPS fixes published in ${w.seconds.toFixed(1)} s`;
+  return (
+    `${label} (${w.seconds.toFixed(1)} s): ${w.events} GPS fixes → ${w.posts} posts (naive one per fix per viewer: ${w.naivePosts}, ×${w.postsToNaiveRatio}), ` +
+    `${w.kibibytes} KiB, p95 delivery ${w.latencyP95Ms === undefined ? 'n/a' : `${w.latencyP95Ms} ms`}`
+  );
+}
+
 function cacheWindowText(label: string, w: CacheWindow): string {
   return w.hitRatePercent === undefined ? `${label}: no cache reads in ${w.seconds.toFixed(1)} s` : `${label} (${w.seconds.toFixed(1)} s): ${w.reads} reads, hit rate ${pct(w.hitRatePercent)}`;
 }
@@ -382,7 +416,7 @@ export function renderDemoSummary(report: DemoReport): string {
   const { database: db, cache } = report.measured;
   const lines: string[] = ['Summary', '', 'What Perfpilot changed (from the ledger):'];
   for (const r of report.rollouts) lines.push(...rolloutLines(r));
-  lines.push('', `What the demo measured itself (the workload's own statements in ${report.database}, the cache client's counters):`);
+  lines.push('', `What the demo measured itself (the workload's own statements in ${report.database}, the cache client's counters, the live map's gateway and viewers):`);
   lines.push(`  database: ${databaseWindowText('during warm-up', db.before)}`);
   lines.push(`            ${databaseWindowText('after the database rollout', db.after)}`);
   const topBefore = db.before.statements.slice(0, 3);
@@ -402,6 +436,10 @@ export function renderDemoSummary(report: DemoReport): string {
   lines.push(
     '  (a hit rate that rises after the warm-up is mostly the cache filling up, not a Perfpilot change)',
   );
+  const rt = report.measured.realtime;
+  lines.push(`  live map (${rt.viewers} WebSocket viewers of ${rt.topic}):`);
+  lines.push(`            ${liveMapWindowText('during warm-up', rt.before)}`);
+  lines.push(`            ${liveMapWindowText('after the realtime rollout', rt.after)}`);
   if (report.regression) lines.push('', ...renderDrillTimeline(report.regression));
   lines.push('', `Workload: ${report.workload.requests} requests, ${report.workload.errors} errors.`);
   lines.push('', 'Next: `npx perfpilot status` shows the ledger; `npx perfpilot rollback --all` undoes everything Perfpilot applied.');

@@ -4,17 +4,41 @@
  * request loops (in production they are different processes altogether).
  * Messages: it posts `{ type: 'counts' }` once started and every second after, and
  * `{ type: 'stopped' }` once stopped; it obeys `{ type: 'stop' }`, and answers `{ type: 'phase' }`
- * with the request latency percentiles since the previous phase.
+ * with the request latency percentiles since the previous phase. With `liveMap`, it
+ * publishes each GPS fix to the realtime topic (sdk/realtime's publisher) and posts
+ * `{ type: 'dispatch' }` when a dispatcher must be started (in AWS: a Lambda invocation).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { Redis } from 'ioredis';
 import { LatencyHistogram } from '#local/load/latency-histogram';
+import { RealtimePublisher } from '#sdk/realtime/publisher';
 import { FleetWorkload, type FleetWorkloadOptions } from './fleet-workload.ts';
+import type { LiveMapOptions } from './live-positions.ts';
 
 if (!parentPort) throw new Error('workload-thread runs as a worker thread');
 const port = parentPort;
 // Request latencies per phase of the demo (warm-up, after the rollouts…): `{ type: 'phase' }` closes one.
 let phase = new LatencyHistogram();
-const workload = new FleetWorkload({ ...(workerData as FleetWorkloadOptions), onRequestEnd: (trace) => phase.record(trace.durationMs) });
+const { liveMap, ...options } = workerData as FleetWorkloadOptions & { liveMap?: LiveMapOptions };
+let publisherRedis: Redis | undefined;
+let publisher: RealtimePublisher | undefined;
+if (liveMap) {
+  publisherRedis = new Redis(liveMap.redisUrl, { maxRetriesPerRequest: 1 });
+  publisherRedis.on('error', () => undefined);
+  publisher = new RealtimePublisher({
+    redis: publisherRedis,
+    keyPrefix: liveMap.keyPrefix,
+    dispatcherLeaseSeconds: liveMap.dispatcherLeaseSeconds,
+    trigger: { start: async () => port.postMessage({ type: 'dispatch' }) },
+  });
+}
+const workload = new FleetWorkload({
+  ...options,
+  onRequestEnd: (trace) => phase.record(trace.durationMs),
+  ...(publisher && liveMap
+    ? { onGpsFix: (fix) => publisher.publish(liveMap.topic, { type: 'position', key: `vehicle-${fix.vehicleId}`, data: { lon: fix.lon, lat: fix.lat, speedKmh: Math.round(fix.speedKmh), at: Date.now() } }) }
+    : {}),
+});
 workload.start();
 port.postMessage({ type: 'counts', counts: workload.counts });
 const ticker = setInterval(() => port.postMessage({ type: 'counts', counts: workload.counts }), 1_000);
@@ -27,7 +51,13 @@ port.on('message', (message: { type?: string }) => {
   }
   if (message.type !== 'stop') return;
   clearInterval(ticker);
-  void workload.stop().then(
+  void workload
+    .stop()
+    .then(async () => {
+      await publisher?.flush();
+      publisherRedis?.disconnect();
+    })
+    .then(
     () => {
       port.postMessage({ type: 'stopped', counts: workload.counts, warnings: workload.cacheWarnings });
       port.close();

@@ -36,6 +36,10 @@ import { isAwsPublished } from '#shared/metric-producers';
 import { CacheClient, cacheRedisOptions } from '#sdk/cache/index';
 import { QueryTracer } from '#sdk/pg/index';
 import { OperationMetrics } from '#sdk/metrics/index';
+import { LocalRealtime } from '#local/realtime/local-realtime';
+import { attachRealtimeClient } from '#sdk/realtime/client';
+import type { RealtimePublisher } from '#sdk/realtime/publisher';
+import { WebSocket } from 'ws';
 import { createOwnDatabase, seedOrders, type OwnDatabase } from '../database/own-database.ts';
 import { deleteKeys } from '../support/services.ts';
 import { ACCOUNT, readAssembly, REGION } from './assembly.ts';
@@ -75,6 +79,10 @@ let tracer: QueryTracer;
 let clockSkewMs = 0;
 let workload: { stop: () => Promise<void> } | undefined;
 const appEmf: MetricId[] = [];
+/** The realtime delivery runtime (its route and dispatcher cores behind the local gateway) and its viewers. */
+let realtime: LocalRealtime | undefined;
+let realtimePublisher: RealtimePublisher | undefined;
+const viewers: WebSocket[] = [];
 const timings: Record<string, number | string> = {};
 
 function e2eConfig(pgPort: number, database: string): PerfpilotConfig {
@@ -109,6 +117,12 @@ async function startWorkload(): Promise<{ stop: () => Promise<void> }> {
         await new Promise((r) => setTimeout(r, 40));
       }
     })(),
+    (async () => {
+      for (let i = 0; running; i++) {
+        realtimePublisher?.publish('e2e:positions', { type: 'position', key: `veh-${i % 20}`, data: { i } });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })(),
   ];
   return {
     stop: async () => {
@@ -137,6 +151,27 @@ beforeAll(async () => {
       deployment?.standIn?.ingest(line);
     },
   });
+  // The realtime runtime publishes what the realtime alarms watch (Latency, ErrorRate, Throughput), as its Lambdas do.
+  const emfSink = (line: string) => {
+    const doc = JSON.parse(line) as { _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] }; service: string; Area: string };
+    for (const d of doc._aws.CloudWatchMetrics) for (const m of d.Metrics) appEmf.push({ namespace: d.Namespace, metricName: m.Name, dimensions: { service: doc.service, Area: doc.Area } });
+    deployment?.standIn?.ingest(line);
+  };
+  realtime = await LocalRealtime.start(
+    parseConfig({
+      name: NAME,
+      targets: { caching: { redisUrl: 'redis://127.0.0.1:6379' }, database: { connectionString: 'postgres://x@127.0.0.1/x' } },
+      realtimeTuner: { keyPrefix: `${NS}rt:`, policyRedisKey: `${NS}rt:policy`, dispatcherRunSecondsMax: 3, dispatcherIdleMs: 500 },
+    }),
+    { emf: { namespace: `Perfpilot/${NAME}`, sink: emfSink } },
+  );
+  for (let i = 0; i < 3; i++) {
+    const socket = new WebSocket(realtime.gateway.url);
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    attachRealtimeClient(socket).subscribe(['e2e:positions']);
+    viewers.push(socket);
+  }
+  realtimePublisher = realtime.publisher();
   // A 2 s command timeout: the shared 2-core machine must not turn scheduling hiccups into errors the alarm would see.
   appRedis = new Redis('redis://127.0.0.1:6379', cacheRedisOptions({ commandTimeoutMs: 2_000 }));
   cache = new CacheClient({ redis: appRedis, namespace: NS, policyKey: `${NS}policy`, patterns: ['veh:{id}'], metrics: appMetrics, policyRefreshSeconds: 1 });
@@ -176,6 +211,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await workload?.stop();
+  for (const v of viewers) v.close();
+  await realtime?.close();
   appMetrics?.close();
   await cache?.close().catch(() => undefined);
   appRedis?.disconnect();

@@ -1,0 +1,36 @@
+/**
+ * The realtime area's registration (listed in `functions/areas.ts`): its alarms and
+ * the AWS calls its area function makes on the tuned system. Pure data: Lambda code
+ * reads it too. The plugin is `./plugin.ts` (`createPlugin`), the analysis
+ * `./analyze.ts`; the WebSocket API and the delivery functions are its CDK part
+ * (lib/constructs/realtime-api.ts, listed in lib/constructs/area-infrastructure.ts).
+ *
+ * Its alarms watch what the delivery runtime itself publishes (EMF, namespace
+ * `Perfpilot/<name>`, `Area=realtime`): `Latency` (each acknowledged delivery, flush →
+ * acknowledgement: the delivery path after the batching window, from the `$default`
+ * function), `ErrorRate` and `Throughput` (each dispatcher run); locally the same
+ * signals come from the plugin's snapshot. The window's own wait is a policy choice the
+ * tuner holds under `kpis.messageLatencyMsMax` (end-to-end `DeliveryLatency`), checked
+ * by its verdict; alarms and guardrails watch what a change must not make worse.
+ */
+import type { PerfpilotConfig } from '#lib/config';
+import { applicationAlarms, type AlarmDefinition } from '#shared/alarms';
+import type { AwsAccess } from '#shared/aws-access';
+import type { AreaRegistration } from '#shared/area';
+
+function realtimeAlarms(config: PerfpilotConfig): AlarmDefinition[] {
+  return applicationAlarms('realtime', config);
+}
+
+// The area function only reads the delivery runtime's Redis (in the VPC) and writes
+// policies through the ledger table, which every area function is granted.
+function realtimeAccess(_config: PerfpilotConfig): AwsAccess[] {
+  return [];
+}
+
+export const realtimeArea: AreaRegistration = {
+  name: 'realtime',
+  summary: 'WebSocket delivery: batching window and size per topic against the latency target, coalescing, deltas, compression, dead connections',
+  alarms: realtimeAlarms,
+  access: realtimeAccess,
+};

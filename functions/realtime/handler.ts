@@ -1,0 +1,11 @@
+/**
+ * The realtime area function: every step of the realtime rollout (and the rollback's
+ * "revert these changes"), wired once per cold start from the config. The area's
+ * code loads with the first step that needs it, not during init.
+ */
+import { lazyRolloutStepHandler } from '#shared/rollout-handler';
+
+export const handler = lazyRolloutStepHandler(
+  () => import('./plugin.ts'),
+  () => import('./analyze.ts'),
+);

@@ -1,0 +1,41 @@
+/**
+ * The Redis of the delivery runtime (buffers, registry, stats, policy mirror): the
+ * local one (`targets.realtime.redisUrl`, else the caching target's), or in AWS the
+ * ElastiCache endpoint `targets.realtime.elasticache` (TLS). Cluster mode must be off:
+ * the runtime's scripts touch keys of several topics.
+ */
+import { Redis } from 'ioredis';
+import type { PerfpilotConfig } from '#lib/config';
+import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
+
+export function realtimeRedisUrl(config: PerfpilotConfig): string {
+  const url = config.targets.realtime.redisUrl ?? config.targets.caching.redisUrl;
+  if (!url) throw new InvalidRequestError('targets.realtime.redisUrl (or targets.caching.redisUrl) is needed for local realtime delivery');
+  return url;
+}
+
+/** Connects, failing with TargetUnavailableError (naming the Redis) instead of retrying forever. */
+export async function connectRealtimeRedis(config: PerfpilotConfig, target: 'local' | 'aws'): Promise<{ redis: Redis; name: string }> {
+  const t = config.realtimeTuner;
+  const common = { lazyConnect: true, commandTimeout: t.commandTimeoutMs, connectTimeout: t.commandTimeoutMs, maxRetriesPerRequest: 1 };
+  const ec = config.targets.realtime.elasticache;
+  let redis: Redis;
+  let name: string;
+  if (target === 'aws' && ec) {
+    redis = new Redis({ ...common, host: ec.endpoint, port: ec.port, tls: {} });
+    name = `rediss://${ec.endpoint}:${ec.port}`;
+  } else {
+    if (target === 'aws') throw new InvalidRequestError('targets.realtime.elasticache is required for realtime delivery in AWS');
+    const url = realtimeRedisUrl(config);
+    redis = new Redis(url, common);
+    name = url.replace(/\/\/[^@]*@/, '//');
+  }
+  redis.on('error', () => undefined); // surfaced by connect() and by each command instead
+  try {
+    await redis.connect();
+  } catch (cause) {
+    redis.disconnect();
+    throw new TargetUnavailableError(name, `cannot connect to the realtime Redis: ${(cause as Error).message}`, { cause });
+  }
+  return { redis, name };
+}
