@@ -104,16 +104,19 @@ async function ensureTable(client: DynamoDBClient, tableName: string): Promise<v
   throw new LocalLedgerUnavailableError(`local ledger table ${tableName} did not become ACTIVE`);
 }
 
+/** How long a ledger server started for a caller without a config waits unused before it exits. */
+const DEFAULT_IDLE_SECONDS = 600;
+
 /**
- * Starts dynalite in this process on a free loopback port and makes sure the ledger
- * table exists. `dataDir` undefined keeps everything in memory; with a folder only this
- * process can use it (the CLI uses openSharedLedger).
+ * Starts dynalite in this process on a free loopback port, in memory, and makes sure the
+ * ledger table exists. With `dataDir` it opens the shared ledger of that folder instead.
  */
 export async function startLocalDynamo(options: { dataDir?: string; tableName?: string } = {}): Promise<LocalDynamo> {
+  // A ledger on disk is shared: whoever holds it, this process goes through its server.
+  if (options.dataDir) return openSharedLedger({ dataDir: options.dataDir, tableName: options.tableName, idleSeconds: DEFAULT_IDLE_SECONDS });
   const tableName = options.tableName ?? 'perfpilot-ledger';
-  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
   const dynalite = require('dynalite') as Dynalite;
-  const server = dynalite({ path: options.dataDir, createTableMs: 0 });
+  const server = dynalite({ createTableMs: 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -134,13 +137,7 @@ export async function startLocalDynamo(options: { dataDir?: string; tableName?: 
     await ensureTable(client, tableName);
   } catch (cause) {
     await close().catch(() => undefined);
-    const detail = (cause as Error).message;
-    const hint = /lock/i.test(detail)
-      ? ` (is another perfpilot process using ${options.dataDir}? only one may open the local ledger at a time)`
-      : '';
-    throw new LocalLedgerUnavailableError(`cannot open the local ledger in ${options.dataDir ?? 'memory'}: ${detail}${hint}`, {
-      cause,
-    });
+    throw new LocalLedgerUnavailableError(`cannot start the in-memory ledger: ${(cause as Error).message}`, { cause });
   }
   return { client, doc: documentClient(client), tableName, endpoint, verify: () => undefined, close };
 }

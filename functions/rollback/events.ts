@@ -7,7 +7,7 @@
  * AWS the failed invocation goes to the function's failure destination). Only the
  * fields the rollback reads are checked; EventBridge's envelope carries more.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AREAS } from '#lib/config';
 import type { Area } from '#shared/change';
 import { InvalidRequestError } from '#shared/errors';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalDynamo, type LocalDynamo } from '#local/dynamo';
+import { stopLedgerServer, startLocalDynamo, type LocalDynamo } from '#local/dynamo';
 import { AreaLock } from '#shared/area-lock';
 import { AreaStateStore } from '#shared/area-state';
 import { LedgerConflictError, LockHeldError } from '#shared/errors';
@@ -157,5 +157,6 @@ describe('local ledger on disk', () => {
     const second = await startLocalDynamo({ dataDir: dir });
     expect((await new ChangeLedger(second.doc, second.tableName).getRollout('kept'))?.status).toBe('running');
     await second.close();
+    await stopLedgerServer(dir);
   });
 });
