@@ -21,11 +21,13 @@ import type { AreaRegistration } from '#shared/area';
 import { cachingArea } from './caching/area.ts';
 import { databaseArea } from './database/area.ts';
 import { realtimeArea } from './realtime/area.ts';
+import { vectorArea } from './vector/area.ts';
 
 export const AREA_REGISTRY = {
   caching: cachingArea,
   database: databaseArea,
   realtime: realtimeArea,
+  vector: vectorArea,
 } as const satisfies Partial<Record<AreaName, AreaRegistration>>;
 
 export type RegisteredArea = keyof typeof AREA_REGISTRY;

@@ -111,10 +111,17 @@ const realtimeTargetSchema = z
 
 const vectorTargetSchema = z
   .object({
-    /** Local folder for index snapshots. */
+    /** Local folder for index snapshots and the dataset (locally, and in tests). */
     snapshotDir: z.string().min(1).default('.perfpilot/vector'),
+    /** An existing bucket for snapshots; by default the stack creates one (see lib/constructs/vector-search.ts). */
     s3Bucket: z.string().min(3).optional(),
     dimensions: positiveInt.default(128),
+    /** The distance the application searches by (hnswlib's definitions: squared L2, 1 − dot, 1 − cosine). */
+    space: z.enum(['l2', 'ip', 'cosine']).default('cosine'),
+    /** The dataset the index is built from, a key in the snapshot store (written by the application, see sdk/vector/dataset.ts). */
+    datasetKey: z.string().min(1).default('datasets/default.ppvd'),
+    /** Prefix of every Redis key of the vector runtime (result and embedding caches, stats, query sample). */
+    redisKeyPrefix: z.string().min(1).default('perfpilot:vector:'),
   })
   .strict();
 
@@ -403,6 +410,75 @@ const cachingTunerSchema = z
   })
   .strict();
 
+/** The vector area: recall target, the tuner's search, PQ, caches, canary and the search function's memory (issue 14). */
+const vectorTunerSchema = z
+  .object({
+    /** Recall@k the active index must reach on held-out and recent queries. */
+    recallTarget: z.number().gt(0).max(1).default(0.95),
+    /** The tuner aims this far above the target, so its choice still meets the target on queries it never saw. */
+    recallMargin: z.number().min(0).max(0.5).default(0.02),
+    /** The k of recall@k, and of the probe searches. */
+    recallK: positiveInt.default(10),
+    /** ann-benchmarks style recall counts a result within the k-th true distance × (1 + this). */
+    recallDistanceEpsilon: z.number().min(0).default(0.001),
+    /** The grid the tuner searches (it evaluates a fraction of it: successive halving, then bisection on efSearch). */
+    mValues: z.array(z.number().int().min(2).max(96)).min(1).default([8, 12, 16, 24, 32, 48]),
+    efConstructionValues: z.array(z.number().int().min(8)).min(1).default([64, 128, 200, 400]),
+    efSearchMin: positiveInt.default(10),
+    efSearchMax: positiveInt.default(512),
+    /** Successive halving: builds of the first round (sampled from the grid), and the fraction kept each round. */
+    initialBuilds: positiveInt.default(6),
+    halvingKeepFraction: z.number().gt(0).lt(1).default(0.5),
+    /** Vectors of the first round's builds; each round doubles it up to the whole dataset. */
+    firstRoundVectors: positiveInt.default(5_000),
+    /** Held-out queries for ground truth and recall (recent recorded queries first, then held-out dataset vectors). */
+    probeQueries: positiveInt.default(200),
+    /** Candidates whose latencies differ by less than this are tied; the one needing less memory, then less build time, wins. */
+    latencyTiePercent: percent.default(5),
+    /** Each latency is the median of this many passes over the probe queries. */
+    latencyPasses: positiveInt.default(3),
+    /**
+     * One build in one Lambda step: at most this many vectors (a 100k × 384 build at M=48, efC=400 takes minutes
+     * on one vCPU; see functions/vector/README.md for what runs where).
+     */
+    buildVectorsMax: positiveInt.default(200_000),
+    /** The area function's step budget for the tuner, kept under Lambda's 15 minutes with room for upload. */
+    tuneSecondsMax: positiveInt.default(600),
+    /** The search function's memory (Lambda memorySize), what an index must fit in. */
+    searchFunctionMemoryMiB: z.number().int().min(128).max(10_240).default(1_024),
+    /** What the search runtime takes before any index (Node, SDK, the wasm module). */
+    runtimeBaselineMiB: positiveInt.default(160),
+    memoryHeadroomPercent: percent.default(20),
+    /** PQ: code bytes per vector are dimensions ÷ this (e.g. 4 → 32 B for 128 dims, 16× smaller than float32). */
+    pqDimensionsPerSubspace: positiveInt.default(4),
+    pqRerankFactor: positiveInt.default(10),
+    pqTrainIterations: positiveInt.default(8),
+    pqTrainSampleMax: positiveInt.default(10_000),
+    /** Result cache: entries live this long; the index version is part of every key. */
+    resultCacheTtlSeconds: positiveInt.default(300),
+    embeddingCacheTtlSeconds: positiveInt.default(86_400),
+    /** Query coordinates are rounded to this step for the result-cache key (near-identical queries share an entry). */
+    queryQuantizationStep: z.number().positive().default(0.0001),
+    /** Fraction of live queries recorded (for the drift probe and re-tuning), and how many are kept. */
+    querySampleRate: z.number().min(0).max(1).default(0.05),
+    querySampleMax: positiveInt.default(2_000),
+    /** The canary stage serves this fraction of queries from the new version. */
+    canaryTrafficFraction: z.number().gt(0).lt(1).default(0.1),
+    /** Search runtimes re-read the policy this often. */
+    policyRefreshSeconds: positiveInt.default(10),
+    /** Stats buckets the search runtime writes (latency histogram, errors, count), and the window `snapshot` reads. */
+    statsBucketSeconds: positiveInt.default(60),
+    statsRetentionSeconds: positiveInt.default(86_400),
+    /** A re-tuned index replaces one that still meets the target only if it is at least this much faster (mean latency, same probe). */
+    latencyImprovementPercentMin: percent.default(10),
+    /** The guardrail probe after the canary: this many recent queries against the new version. */
+    guardProbeQueries: positiveInt.default(100),
+    /** Seed of every random choice (builds, samples). */
+    seed: z.number().int().min(0).default(1),
+  })
+  .strict()
+  .refine((t) => t.efSearchMin <= t.efSearchMax, { message: 'efSearchMin must not exceed efSearchMax', path: ['efSearchMin'] });
+
 /** The realtime area: the delivery runtime's knobs and the tuner's evidence thresholds (issue 10). */
 const realtimeTunerSchema = z
   .object({
@@ -535,7 +611,7 @@ export const configSchema = z
         caching: cachingTargetSchema,
         database: databaseTargetSchema,
         realtime: realtimeTargetSchema.prefault({}),
-        vector: vectorTargetSchema.default({ snapshotDir: '.perfpilot/vector', dimensions: 128 }),
+        vector: vectorTargetSchema.prefault({}),
       })
       .strict(),
     areas: z
@@ -557,6 +633,7 @@ export const configSchema = z
     connectionPool: connectionPoolSchema.prefault({}),
     indexAdvisor: indexAdvisorSchema.prefault({}),
     cachingTuner: cachingTunerSchema.prefault({}),
+    vectorTuner: vectorTunerSchema.prefault({}),
     realtimeTuner: realtimeTunerSchema.prefault({}),
     performanceValidation: performanceValidationSchema.prefault({}),
     ledger: z

@@ -30,7 +30,11 @@ export const ENDPOINT_SERVICE_OF: Readonly<Record<string, string>> = {
   events: 'events',
   sqs: 'sqs',
   kms: 'kms',
+  s3: 's3',
 };
+
+/** Services reached through a gateway endpoint (routes in `privateRouteTableIds`), not an interface endpoint. */
+const GATEWAY_SERVICES = ['dynamodb', 's3'];
 
 /** The endpoint services the declared calls need (ENI actions are the Lambda service's, not the function's). */
 export function endpointServicesFor(access: readonly AwsAccess[], tracing: boolean): string[] {
@@ -61,12 +65,12 @@ export class ApiEndpoints extends Construct {
     super(scope, id);
     const { network, vpc, services } = props;
     const endpoints: Record<string, Construct> = {};
-    const interfaces = services.filter((s) => s !== 'dynamodb');
-    if (services.includes('dynamodb')) {
+    const interfaces = services.filter((s) => !GATEWAY_SERVICES.includes(s));
+    for (const gateway of services.filter((s) => GATEWAY_SERVICES.includes(s))) {
       // A gateway endpoint is routes: the imported subnets carry no route table ids, the config does.
-      endpoints.dynamodb = new ec2.CfnVPCEndpoint(this, 'dynamodb', {
+      endpoints[gateway] = new ec2.CfnVPCEndpoint(this, gateway, {
         vpcId: vpc.vpcId,
-        serviceName: `com.amazonaws.${Aws.REGION}.dynamodb`,
+        serviceName: `com.amazonaws.${Aws.REGION}.${gateway}`,
         vpcEndpointType: 'Gateway',
         routeTableIds: [...(vpc.privateRouteTableIds ?? [])],
       });

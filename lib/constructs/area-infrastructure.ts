@@ -14,6 +14,7 @@ import type { RegisteredArea } from '#functions/areas';
 import type { PerfpilotConfig } from '#lib/config';
 import type { OptimizerFunction, OptimizerFunctionProps } from './optimizer-function.ts';
 import { realtimeInfrastructure } from './realtime-api.ts';
+import { vectorInfrastructure } from './vector-search.ts';
 
 export interface AreaInfrastructureContext {
   /** The Perfpilot construct: create the area's resources under it. */
@@ -34,4 +35,5 @@ export type AreaInfrastructure = (ctx: AreaInfrastructureContext) => Readonly<Re
 
 export const AREA_INFRASTRUCTURE: Partial<Record<RegisteredArea, AreaInfrastructure>> = {
   realtime: (ctx) => realtimeInfrastructure(ctx),
+  vector: vectorInfrastructure,
 };

@@ -3,7 +3,8 @@
  *   1. the services answer (or: run `npm run services`);
  *   2. a fleet-tracking app is seeded in `fleet_demo` (reused if there);
  *   3. its workload runs in the background, through the sdk's traced pg pool and cache client;
- *   4. after a warm-up, the database rollout, then the caching rollout, exactly as `perfpilot rollout`;
+ *   4. after a warm-up, the database rollout, then the caching rollout, then the vector rollout (a search
+ *      over the fleet's maintenance notes, local/demo/vector-demo.ts), exactly as `perfpilot rollout`;
  *   5. it measures a while with the changes in place;
  *   6. the regression drill (regression-drill.ts): a harmful caching change, the local alarm, the alarm rollback;
  *   7. the workload stops; the summary shows what the ledger recorded and what the demo measured itself
@@ -34,11 +35,12 @@ import {
 import { DEMO_SCHEMA, FLEET_SCALES, dropFleet, seedFleet, type FleetScale, type SeedResult } from './fleet-seed.ts';
 import type { WorkloadCounts } from './fleet-workload.ts';
 import { BackgroundWorkload } from './background-workload.ts';
+import { DEMO_NOTES, VECTOR_DATA_NOTE, VectorDemo, type VectorWindow } from './vector-demo.ts';
 import { LiveMap, LIVE_MAP_TOPIC, type LiveMapReading, type LiveMapWindow } from './live-positions.ts';
 import { renderDrillTimeline, runRegressionDrill, type DrillReport } from './regression-drill.ts';
 import type { Percentiles } from '#local/load/latency-histogram';
 
-export const DEMO_AREAS = ['database', 'caching', 'realtime'] as const satisfies readonly Area[];
+export const DEMO_AREAS = ['database', 'caching', 'realtime', 'vector'] as const satisfies readonly Area[];
 
 /** Live map viewers following the workload's GPS fixes over WebSocket (the realtime area's traffic). */
 export const LIVE_MAP_VIEWERS = 10;
@@ -108,6 +110,16 @@ export interface DemoReport {
       readonly latencyPercentile: 95;
       readonly before: LiveMapWindow;
       readonly after: LiveMapWindow;
+    };
+    /** The maintenance-note search, measured by the demo right before and right after the vector rollout. */
+    readonly vector: {
+      readonly notes: number;
+      readonly data: string;
+      /** recall@k against exact search, and which latency percentile. */
+      readonly k: number;
+      readonly latencyPercentile: number;
+      readonly before: VectorWindow;
+      readonly after: VectorWindow;
     };
   };
   /** The workload's request latency: during the warm-up, and while measuring after the rollouts. */
@@ -222,6 +234,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
   redis.on('error', () => undefined);
   let workload: BackgroundWorkload | undefined;
+  let vectorDemo: VectorDemo | undefined;
   let liveMap: LiveMap | undefined;
   let stopSampling = async () => undefined as void;
   try {
@@ -241,6 +254,9 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
         ? `   reusing the existing seed (${seed.size.vehicles} vehicles, ${seed.size.positions} positions, ${seed.size.trips} trips); --reset recreates it`
         : `   seeded in ${seed.seconds.toFixed(1)} s`,
     );
+
+    vectorDemo = await VectorDemo.prepare(config);
+    write(`   ${DEMO_NOTES} maintenance notes for the vector search (${VECTOR_DATA_NOTE})`);
 
     const workloadOptions = {
       databaseUrl,
@@ -306,11 +322,14 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
     mark('warm-up ends');
 
     const rollouts: DemoRollout[] = [];
+    const vectorWindows: VectorWindow[] = [];
     for (const [i, area] of DEMO_AREAS.entries()) {
       write('');
       write(`${4 + i}. The ${area} rollout, as \`perfpilot rollout ${area}\` runs it (the workload keeps running)`);
+      if (area === 'vector') vectorWindows.push(await vectorDemo.measure(1));
       const { result, changes } = await deps.rollout(area);
       rollouts.push(toDemoRollout(area, await runtime.ledger.getRollout(result.rolloutId), result, changes));
+      if (area === 'vector') vectorWindows.push(await vectorDemo.measure(2));
       await take();
       mark(`${area} rollout`);
     }
@@ -336,9 +355,11 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
     const counts = await workload.stop();
     write(`   workload stopped: ${counts.requests} requests, ${counts.errors} errors${counts.lastError ? ` (last: ${counts.lastError})` : ''}`);
 
-    // Readings: start, end of warm-up, after each rollout (database, caching, realtime), end.
-    const [r0, r1, r2, r3, , r4] = readings as [typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number]];
+    // Readings: start, end of warm-up, after each rollout (database, caching, realtime, vector), end.
+    const [r0, r1, r2, r3] = readings as [typeof readings[number], typeof readings[number], typeof readings[number], typeof readings[number]];
+    const r4 = readings[readings.length - 1]!;
     const [m0, m1, m2, m3] = marks as [LiveMapReading, LiveMapReading, LiveMapReading, LiveMapReading];
+    const [vectorBefore, vectorAfter] = vectorWindows as [VectorWindow, VectorWindow];
     return {
       database,
       schema: DEMO_SCHEMA,
@@ -349,6 +370,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
         database: { before: databaseWindow(r0.db, r1.db), after: databaseWindow(r2.db, r4.db) },
         cache: { before: cacheWindow(r0.cache, r1.cache), after: cacheWindow(r3.cache, r4.cache) },
         realtime: { viewers: liveMap.viewers, topic: LIVE_MAP_TOPIC, latencyPercentile: 95, before: liveMap.window(m0, m1), after: liveMap.window(m2, m3) },
+        vector: { notes: DEMO_NOTES, data: VECTOR_DATA_NOTE, k: 10, latencyPercentile: 95, before: vectorBefore, after: vectorAfter },
       },
       latency: { before: latencyBefore, after: latencyAfter },
       hitRateSeries,
@@ -356,6 +378,7 @@ export async function runDemo(deps: DemoDeps, options: DemoOptions): Promise<Dem
       ...(regression ? { regression } : {}),
     };
   } finally {
+    vectorDemo?.close();
     await stopSampling();
     await workload?.stop();
     await liveMap?.close();
@@ -440,6 +463,12 @@ export function renderDemoSummary(report: DemoReport): string {
   lines.push(`  live map (${rt.viewers} WebSocket viewers of ${rt.topic}):`);
   lines.push(`            ${liveMapWindowText('during warm-up', rt.before)}`);
   lines.push(`            ${liveMapWindowText('after the realtime rollout', rt.after)}`);
+  const v = report.measured.vector;
+  const vectorText = (w: VectorWindow) =>
+    `${w.version ?? 'no index yet: exact search'}: recall@${v.k} ${w.recallAt10}, p${v.latencyPercentile} ${w.p95LatencyMs} ms over ${w.queries} searches, ${w.memoryBytes} bytes in memory`;
+  lines.push(`  vector:   search over ${v.notes} maintenance notes (${v.data})`);
+  lines.push(`            before the vector rollout: ${vectorText(v.before)}`);
+  lines.push(`            after the vector rollout:  ${vectorText(v.after)}`);
   if (report.regression) lines.push('', ...renderDrillTimeline(report.regression));
   lines.push('', `Workload: ${report.workload.requests} requests, ${report.workload.errors} errors.`);
   lines.push('', 'Next: `npx perfpilot status` shows the ledger; `npx perfpilot rollback --all` undoes everything Perfpilot applied.');

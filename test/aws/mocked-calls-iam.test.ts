@@ -17,6 +17,7 @@ import { DescribeDBProxyTargetGroupsCommand, ModifyDBProxyTargetGroupCommand, RD
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ListExecutionsCommand, SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { App } from 'aws-cdk-lib';
 import { mockClient } from 'aws-sdk-client-mock';
 import pg from 'pg';
@@ -29,6 +30,7 @@ import { resolveElastiCacheTarget } from '#functions/caching/elasticache-target'
 import { ElastiCacheParameters } from '#functions/caching/parameters';
 import { databasePlugin } from '#functions/database/plugin';
 import { AreaFunctionReverter, EventBridgeSchedules, SnsNotifier, StepFunctionsExecutions } from '#functions/rollback/aws-ports';
+import { S3SnapshotStore } from '#functions/vector/s3-snapshot-store';
 import { ACCOUNT, readAssembly, REGION, type StackView } from '../deployed/assembly.ts';
 import { IamCheck } from '../deployed/iam-check.ts';
 
@@ -53,6 +55,8 @@ const IAM_OF: Record<string, (input: Record<string, unknown>) => { action: strin
   InvokeCommand: (i) => ({ action: 'lambda:InvokeFunction', resources: [arn('lambda', `function:${String(i.FunctionName)}`)] }),
   DisableRuleCommand: (i) => ({ action: 'events:DisableRule', resources: [arn('events', `rule/${String(i.Name)}`)] }),
   PublishCommand: (i) => ({ action: 'sns:Publish', resources: [String(i.TopicArn)] }),
+  GetObjectCommand: (i) => ({ action: 's3:GetObject', resources: [`arn:aws:s3:::${String(i.Bucket)}/${String(i.Key)}`] }),
+  PutObjectCommand: (i) => ({ action: 's3:PutObject', resources: [`arn:aws:s3:::${String(i.Bucket)}/${String(i.Key)}`] }),
 };
 
 let stack: StackView;
@@ -147,5 +151,23 @@ describe('mocked calls against the synthesized roles', () => {
     for (const stub of [sfn, lambda, events, sns]) expect(await replay(stub as never, rollback)).toEqual([]);
     for (const stub of [sfn, lambda, events, sns]) stub.restore();
   });
-});
 
+  it('the vector functions\' snapshot calls: the area function reads the dataset and writes versions, the search function only reads, in the stack\'s bucket only', async () => {
+    const s3 = mockClient(S3Client);
+    s3.on(PutObjectCommand).resolves({});
+    s3.on(GetObjectCommand).resolves({ Body: { transformToByteArray: async () => new Uint8Array([1]) } as never });
+    const [, bucket] = stack.resources('AWS::S3::Bucket').find(([id]) => /Snapshots[0-9A-F]{8}$/.test(id))!;
+    const bucketName = stack.resolve<string>((bucket.Properties as { BucketName: unknown }).BucketName);
+    const store = new S3SnapshotStore(new S3Client(region), bucketName);
+    await store.get('datasets/default.ppvd');
+    await store.put('indexes/r1-m16-efc200.ppvx', new Uint8Array([1]));
+    expect(await replay(s3, roleOf((e) => e.PERFPILOT_AREA === 'vector'))).toEqual([]);
+    const search = roleOf((e) => e.PERFPILOT_AREA_RUNTIME === 'vector-search');
+    expect(await replay(s3, search)).toEqual([`s3:PutObject on arn:aws:s3:::${bucketName}/indexes/r1-m16-efc200.ppvx`]);
+    // Another bucket is nobody's.
+    s3.resetHistory();
+    await new S3SnapshotStore(new S3Client(region), 'someone-elses-bucket').get('datasets/default.ppvd');
+    expect(await replay(s3, search)).toEqual(['s3:GetObject on arn:aws:s3:::someone-elses-bucket/datasets/default.ppvd']);
+    s3.restore();
+  });
+});

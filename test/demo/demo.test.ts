@@ -31,7 +31,7 @@ let namespace: string;
 let fullRun: DemoReport | undefined;
 
 const configJson = (redisUrl = 'redis://127.0.0.1:6379/0') => ({
-  targets: { caching: { redisUrl }, database: { connectionString: db.url } },
+  targets: { caching: { redisUrl }, database: { connectionString: db.url }, vector: { snapshotDir: join(dir, 'vector'), redisKeyPrefix: `${namespace}vector:` } },
   rollout: { canaryFraction: 0.25, bakeSeconds: 2 },
   cachingTuner: { keyNamespace: namespace, policyRedisKey: `${namespace}perfpilot:policy:caching` },
   realtimeTuner: { keyPrefix: `${namespace}perfpilot:rt:`, policyRedisKey: `${namespace}perfpilot:policy:realtime` },
@@ -114,7 +114,7 @@ describe('perfpilot demo', () => {
     const run = await demo(config, '--scale', 'small', '--warmup-seconds', '8', '--measure-seconds', '3', '--no-regression-drill', '--report', reportFile, '--json');
     expect(run.code, run.stderr).toBe(0);
     // Progress went to stderr, stage by stage, with the rollout printer's lines.
-    for (const line of ['1. Checking the local services', '2. Seeding the fleet app', "3. Starting the app's workload", 'Rolling out database', 'Rolling out caching', 'workload stopped']) {
+    for (const line of ['1. Checking the local services', '2. Seeding the fleet app', "3. Starting the app's workload", 'Rolling out database', 'Rolling out caching', 'Rolling out vector', 'workload stopped']) {
       expect(run.stderr).toContain(line);
     }
     const report = JSON.parse(run.stdout) as DemoReport;
@@ -125,7 +125,7 @@ describe('perfpilot demo', () => {
     expect(seeded.rows[0]).toEqual({ v: 1_000, t: 8_000 });
     expect(report.workload.requests).toBeGreaterThan(0);
     expect(report.workload.errors, report.workload.lastError).toBe(0);
-    expect(report.rollouts.map((r) => r.area)).toEqual(['database', 'caching', 'realtime']);
+    expect(report.rollouts.map((r) => r.area)).toEqual(['database', 'caching', 'realtime', 'vector']);
 
     // The ledger (the subprocess's, on disk) has both rollouts, finished, with the changes the report shows.
     const dynamo = await startLocalDynamo({ dataDir: join(dir, 'ledger') });
@@ -170,6 +170,17 @@ describe('perfpilot demo', () => {
     expect(live.reduce((n, w) => n + w.posts, 0)).toBeGreaterThan(0);
     for (const w of live) if (w.events >= 5) expect(w.posts).toBeLessThanOrEqual(w.naivePosts);
     expect(live.some((w) => (w.latencyP95Ms ?? 0) > 0)).toBe(true);
+    // The vector search: exact search before any index version, the promoted version after, at the recall target.
+    const vector = report.rollouts.find((r) => r.area === 'vector')!;
+    expect(vector.status).toBe('succeeded');
+    expect(vector.changes.map((c) => [c.kind, c.status])).toEqual([
+      ['canary-vector-index', 'kept'],
+      ['promote-vector-index', 'kept'],
+    ]);
+    expect(m.vector.before).toMatchObject({ version: null, recallAt10: 1 });
+    expect(m.vector.after.version).toMatch(/^indexes\//);
+    expect(m.vector.after.recallAt10).toBeGreaterThanOrEqual(0.9);
+    expect(m.vector.after.memoryBytes).toBeGreaterThan(0);
 
     // The HTML report was written, with the demo's latency before and after.
     expect(run.stderr).toContain(`Report written to ${reportFile}`);

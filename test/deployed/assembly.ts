@@ -75,6 +75,8 @@ function arnOf(type: string, name: string): string {
       return `arn:aws:logs:${REGION}:${a}:log-group:${name}:*`;
     case 'AWS::CloudWatch::Alarm':
       return `arn:aws:cloudwatch:${REGION}:${a}:alarm:${name}`;
+    case 'AWS::S3::Bucket':
+      return `arn:aws:s3:::${name}`;
     default:
       return `arn:aws:unknown:${REGION}:${a}:${name}`;
   }

@@ -36,6 +36,9 @@ import { isAwsPublished } from '#shared/metric-producers';
 import { CacheClient, cacheRedisOptions } from '#sdk/cache/index';
 import { QueryTracer } from '#sdk/pg/index';
 import { OperationMetrics } from '#sdk/metrics/index';
+import { buildIndex, toSnapshot } from '#sdk/vector/snapshot';
+import { VectorSearch } from '#sdk/vector/search';
+import { FileSnapshotStore } from '#sdk/vector/snapshot-store';
 import { LocalRealtime } from '#local/realtime/local-realtime';
 import { attachRealtimeClient } from '#sdk/realtime/client';
 import type { RealtimePublisher } from '#sdk/realtime/publisher';
@@ -78,6 +81,8 @@ let appPool: pg.Pool;
 let tracer: QueryTracer;
 let clockSkewMs = 0;
 let workload: { stop: () => Promise<void> } | undefined;
+/** The application's vector search (sdk/vector) over a small index version, publishing through appMetrics. */
+let vectorSearch: VectorSearch;
 const appEmf: MetricId[] = [];
 /** The realtime delivery runtime (its route and dispatcher cores behind the local gateway) and its viewers. */
 let realtime: LocalRealtime | undefined;
@@ -121,6 +126,12 @@ async function startWorkload(): Promise<{ stop: () => Promise<void> }> {
       for (let i = 0; running; i++) {
         realtimePublisher?.publish('e2e:positions', { type: 'position', key: `veh-${i % 20}`, data: { i } });
         await new Promise((r) => setTimeout(r, 20));
+      }
+    })(),
+    (async () => {
+      for (let i = 0; running; i++) {
+        await vectorSearch.search(Float32Array.from({ length: 8 }, (_, j) => Math.sin(i + j)), 5);
+        await new Promise((r) => setTimeout(r, 40));
       }
     })(),
   ];
@@ -177,6 +188,20 @@ beforeAll(async () => {
   cache = new CacheClient({ redis: appRedis, namespace: NS, policyKey: `${NS}policy`, patterns: ['veh:{id}'], metrics: appMetrics, policyRefreshSeconds: 1 });
   tracer = new QueryTracer({ metrics: appMetrics });
   appPool = tracer.instrument(new pg.Pool({ connectionString: db.url, max: 2 }));
+  // The vector search runtime over one version in a local folder (this test's AWS stand-in has no S3;
+  // the vector rollout itself is exercised in test/vector/rollout.test.ts).
+  const vectorStore = new FileSnapshotStore(mkdtempSync(join(tmpdir(), 'ppe2e-vector-')));
+  const vectorItems = Array.from({ length: 200 }, (_, i) => ({ id: `n${i}`, vector: Float32Array.from({ length: 8 }, (_, j) => Math.cos(i * 3 + j)) }));
+  const vectorIndex = await buildIndex(vectorItems, { kind: 'hnsw', space: 'l2', m: 8, efConstruction: 32, seed: 1 }, 8);
+  await vectorStore.put('indexes/e2e.ppvx', await toSnapshot(vectorIndex));
+  vectorIndex.close();
+  const vectorVersion = { key: 'indexes/e2e.ppvx', params: vectorIndex.params, efSearch: 20, count: 200, dimensions: 8 };
+  vectorSearch = new VectorSearch({
+    store: vectorStore,
+    policy: async () => ({ version: 1, document: { active: vectorVersion } }),
+    metrics: appMetrics,
+    options: { keyPrefix: `${NS}vector:`, resultCacheTtlSeconds: 60, queryQuantizationStep: 0.001, querySampleRate: 0, querySampleMax: 1, policyRefreshSeconds: 60, statsBucketSeconds: 60, statsRetentionSeconds: 600 },
+  });
   for (let i = 0; i < 100; i++) await appPool.query(BY_CUSTOMER, [1 + ((i * 37) % 5000)]);
   timings.servicesMs = Date.now() - started;
 
@@ -211,6 +236,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await workload?.stop();
+  vectorSearch?.close();
   for (const v of viewers) v.close();
   await realtime?.close();
   appMetrics?.close();
