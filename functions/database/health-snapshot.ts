@@ -4,8 +4,9 @@
  * A rollout's own work (index builds, what-if EXPLAINs, catalog and statistics reads) must
  * not count as application latency: an idle application would otherwise "regress" by the
  * mean of Perfpilot's index builds. Perfpilot's statements are kept out three ways:
- * - its sessions carry application_name `perfpilot` (database-client.ts), and are not
- *   counted as the application's connections;
+ * - its sessions carry application_name `perfpilot` (database-client.ts), so a person
+ *   can tell them apart (they still count in connection use: they take slots of
+ *   max_connections like any other);
  * - where its role may, its sessions turn pg_stat_statements tracking off
  *   (`pg_stat_statements.track = none`: a superuser locally; PG15+ `GRANT SET ON
  *   PARAMETER` elsewhere), so its statements are never recorded;
@@ -17,7 +18,6 @@
  */
 import type pg from 'pg';
 import type { MetricsSnapshot } from '#shared/metrics';
-import { PERFPILOT_APPLICATION_NAME } from './database-client.ts';
 
 /** Statements that are maintenance or monitoring, not the application's requests (PostgreSQL ARE, case-insensitive). */
 export const NON_APPLICATION_STATEMENT =
@@ -29,13 +29,12 @@ export function databaseHealthReader(pool: pg.Pool): (now: Date) => Promise<Metr
   return async (now) => {
     const { rows } = await pool.query(
       `select coalesce(sum(s.calls), 0) as calls, coalesce(sum(s.total_exec_time), 0) as total_ms,
-              (select count(*) from pg_stat_activity
-                where backend_type = 'client backend' and coalesce(application_name, '') <> $2) as connections,
+              (select count(*) from pg_stat_activity) as connections,
               current_setting('max_connections')::int as max_connections
          from pg_stat_statements s
         where s.dbid = (select oid from pg_database where datname = current_database())
           and s.query !~* $1`,
-      [NON_APPLICATION_STATEMENT, PERFPILOT_APPLICATION_NAME],
+      [NON_APPLICATION_STATEMENT],
     );
     const r = rows[0] ?? {};
     const current = { at: now.getTime(), calls: Number(r.calls), totalMs: Number(r.total_ms) };
