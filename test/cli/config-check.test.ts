@@ -3,7 +3,7 @@
  * EventBridge's rules, and the local ledger path means the same folder from anywhere.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -71,6 +71,7 @@ describe('EventBridge schedule expressions', () => {
       () => ({ code: 0, stderr: '' }),
       (e: { code: number; stderr: string }) => e,
     );
+    rmSync(dir, { recursive: true, force: true });
     expect(outcome.code).toBe(2);
     expect(outcome.stderr).toContain('areas.caching.schedule: "rate(1 hours)": a rate of 1 takes the singular unit: rate(1 hour)');
   });
@@ -92,6 +93,7 @@ describe('the local ledger path', () => {
       expect(loadConfig(file).ledger.localDataDir).toBe('/var/tmp/pp-ledger');
     } finally {
       process.chdir(cwd);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
