@@ -390,12 +390,41 @@ const cachingTunerSchema = z
     compressionSavingPercentMin: percent.default(25),
     /** ...at a CPU cost of at most this many microseconds per KiB compressed. */
     compressionCpuMicrosPerKibMax: z.number().positive().default(150),
-    /** The eviction policy or an admission rule changes only when simulation says it gains this many hit-rate points. */
+    /**
+     * The eviction policy or an admission rule changes only when simulation says it gains this many hit-rate
+     * points, and the interval of that gain (`confidencePercent`) excludes zero.
+     */
     hitRateGainPointsMin: z.number().min(0).default(1),
-    /** Sampled trace requests needed before eviction or admission is simulated. */
-    minTraceRequests: positiveInt.default(2_000),
-    /** What Redis spends per key besides the value (dict entry, robj, expires entry, allocator rounding). */
+    /** Sampled reads (SHARDS sample of the stats window) below which nothing is simulated. */
+    minTraceRequests: positiveInt.default(1_000),
+    /** Only where Redis cannot be measured (no sampled key, MEMORY refused): what a key costs besides its value's allocation. */
     perKeyOverheadBytes: z.number().int().min(0).default(90),
+    /** Adaptive sampling: the clients' sample rate is raised until a stats window holds this many sampled reads... */
+    traceSampledReadsTarget: positiveInt.default(8_000),
+    /** ...and the sampled cache (capacity × rate) holds at least this many keys (a tiny simulated cache is biased)... */
+    simulatedCapacityKeysMin: positiveInt.default(200),
+    /** ...within these bounds (fractions of keys)... */
+    traceSampleRateMin: z.number().positive().max(1).default(0.001),
+    traceSampleRateMax: z.number().positive().max(1).default(0.5),
+    /** ...and within this many bytes of sampled log in Redis (the clients trim the log to fit)... */
+    traceLogBytesMax: positiveInt.default(8 * 1_048_576),
+    /** ...and this share of maxmemory: the log's memory is the values' memory. */
+    traceLogMaxmemoryPercent: z.number().positive().max(50).default(5),
+    /** Confidence of the intervals on simulated hit rates (jackknife over `confidenceGroups` key groups). */
+    confidencePercent: z.number().min(50).max(99.9).default(95),
+    confidenceGroups: z.number().int().min(4).max(50).default(10),
+    /** TinyLFU admission: the sketch ages (halves) after this many reads per key the cache holds (TinyLFU's W / C). */
+    admissionAgingReadsPerCachedKey: z.number().positive().default(10),
+    /** ...and takes at most this many bytes of Redis per pattern (two windows of 4 rows of 4-bit counters). */
+    admissionSketchBytesMax: positiveInt.default(262_144),
+    /**
+     * Replay the sample on a private redis-server (needs the `redis-server` binary: local runs, not Lambda) and,
+     * where it and the simulator disagree by more than `validationTolerancePoints`, trust the replay.
+     */
+    validationReplayEnabled: z.boolean().default(false),
+    validationTolerancePoints: z.number().min(0).default(2),
+    /** The replay takes at most this many of the sample's most recent requests (per candidate configuration). */
+    validationReplayRequestsMax: positiveInt.default(20_000),
     /** lfu-log-factor is raised when more than this share of sampled keys sit at the counter's cap (255). */
     lfuSaturatedPercentMax: percent.default(10),
     /** Warming: keys predicted to be read within this horizon (and expiring before it) are refreshed ahead. */

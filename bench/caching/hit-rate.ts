@@ -1,315 +1,527 @@
 /**
- * Hit rate at one memory budget: the tuned policy (eviction + admission chosen by the
- * planner from the trace) against real Redis with a fixed TTL under allkeys-lru and
- * allkeys-lfu, exact LRU/LFU simulations and Belady's offline optimum.
+ * Hit rate as deployed: the tuner sees only what `observeCache` returns while the real
+ * `CacheClient` serves a workload on a private redis-server, and is scored on what
+ * happens next.
  *
- * Budget: `maxmemory` is calibrated on a private redis-server so that it holds
- * `capacityKeys` values of the trace's size: baseline used_memory plus that many times
- * the measured cost of one key (value + Redis's per-key overhead). The simulations
- * get the same bytes with the same per-key overhead.
+ * Per workload (workloads.ts, written without reference to the planner), on its own
+ * private redis-server with `maxmemory` calibrated to hold `budgetPercent` of the
+ * workload's footprint (measured: the keys' real cost in this Redis):
  *
- * Replay rate: Redis's LRU clock ticks once a second and LFU counters decay per
- * minute, so a replay at benchmark speed (thousands of requests a second) makes
- * Redis's LRU close to random among the keys touched within the same second, and LFU
- * counters never decay. We replay fast (a realistic rate would take hours) and report
- * the exact simulations next to Redis so the distortion is visible, not hidden.
+ * - tuned: the first half is replayed through `workers` cache clients (a shared
+ *   request cursor, so `workers` requests in flight) under the application's starting
+ *   policy on allkeys-lru. Four times during it the tuner runs as deployed:
+ *   observeAndPlan (counters, the clients' sampled log, INFO, MEMORY, SCAN; the
+ *   validation replay unless `--no-validation`) and applies its changes through the
+ *   caching plugin (policy to the ledger and the Redis mirror, CONFIG SET). The plan at
+ *   the midpoint gives the prediction. The second half is replayed under what it
+ *   decided and scored; the tuner's mirror check runs ten times during it.
+ * - Redis LRU / LFU: the same clients under the starting policy (no sampled log: no
+ *   tuner), the whole workload on allkeys-lru / allkeys-lfu, second half scored.
+ * - simulations on the whole workload (first half warms), second half scored, at the
+ *   memory the values really had in the LRU baseline (measured at its end as the tuner
+ *   measures: client buffers and Redis's own state take part of `maxmemory` under
+ *   load) with the calibrated key cost: exact LRU and LFU, W-TinyLFU (references.ts),
+ *   Belady and size-aware Belady, and the tuned configuration itself.
+ *
+ * Compression is left off (the compression bench measures it), and the starting TTL
+ * is an hour, so TTLs play no part: this measures eviction and admission.
  */
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { parseConfig } from '#lib/config';
-import type { CacheObservation } from '#functions/caching/observation';
-import { planCaching } from '#functions/caching/plan';
+import { startLocalDynamo, type LocalDynamo } from '#local/dynamo';
+import type { Change } from '#shared/change';
+import { PolicyStore } from '#shared/policy-store';
+import { costModel, keyCost, valueCapacity, type CostModel, type MemoryObservation } from '#functions/caching/memory';
+import { observeCache, parseInfo, parseMemoryStats } from '#functions/caching/observe';
+import { RedisConfigParameters } from '#functions/caching/parameters';
+import { configStatsLayout, type CachingPlan } from '#functions/caching/plan';
+import { patternBehaviour } from '#functions/caching/plan-eviction';
+import { activePolicy, cachingPlugin, observeAndPlan } from '#functions/caching/plugin';
+import { applyCachePolicy, ensurePolicyMirror } from '#functions/caching/policy-publication';
+import { startPrivateRedis, type PrivateRedis } from '#functions/caching/private-redis';
 import { simulate, simulateBelady, type TraceRequest } from '#functions/caching/simulate';
-import { CacheClient, cacheRedisOptions, DEFAULT_CACHE_POLICY, emptyStats, type CachePolicy } from '#sdk/cache/index';
-import { startPrivateRedis } from '../../test/caching/support/redis-server.ts';
-import { traces, type TraceSpec } from './traces.ts';
+import { PrivateRedisReplay } from '#functions/caching/validation-replay';
+import { CacheClient, cacheRedisOptions, DEFAULT_PATTERN_POLICY, ENTRY_FIXED_BYTES, type CachePolicy } from '#sdk/cache/index';
+import { simulateWTinyLfu } from './references.ts';
+import { workloads, type Workload, type WorkloadRequest } from './workloads.ts';
 
-/**
- * The best an online policy can do on an independent-reference trace (A0): hold the
- * keys most read over the whole trace that fit the budget (a write makes the next read
- * a miss). Belady sees the future; this only knows popularity, so it is the reachable
- * reference on the Zipf traces.
- */
-export function simulateStaticTop(trace: readonly TraceRequest[], capacityBytes: number, overhead: number): number {
-  const counts = new Map<string, { reads: number; bytes: number }>();
-  for (const r of trace) {
-    if (r.write) continue;
-    const c = counts.get(r.key) ?? { reads: 0, bytes: r.bytes };
-    c.reads++;
-    counts.set(r.key, c);
-  }
-  const chosen = new Set<string>();
-  let used = 0;
-  for (const [key, c] of [...counts].sort((a, b) => b[1].reads / (b[1].bytes + overhead) - a[1].reads / (a[1].bytes + overhead))) {
-    if (used + c.bytes + overhead > capacityBytes) continue;
-    chosen.add(key);
-    used += c.bytes + overhead;
-  }
-  const loaded = new Set<string>();
-  let hits = 0;
-  let reads = 0;
-  for (const r of trace) {
-    if (r.write) {
-      loaded.delete(r.key);
-      continue;
-    }
-    reads++;
-    if (loaded.has(r.key)) hits++;
-    else if (chosen.has(r.key)) loaded.add(r.key);
-  }
-  return pct(hits, reads);
+const PATTERN = 'item:{id}';
+const PATTERNS = [PATTERN, 'scan:{id}'];
+const NAMESPACE = 'app:';
+const POLICY_KEY = 'app:perfpilot-policy';
+const TUNER_RUNS_FIRST_HALF = 4;
+const MIRROR_CHECKS_SECOND_HALF = 10;
+
+export interface HitRateOptions {
+  readonly full: boolean;
+  readonly log: (line: string) => void;
+  readonly only?: readonly string[];
+  readonly validation?: boolean;
+  readonly workers?: number;
 }
 
 export interface TraceHitRates {
   readonly trace: string;
-  /** Popularity-only reference (reachable online under independent references). */
-  readonly staticTopPercent: number;
-  readonly tunedSimToStaticTopRatio: number;
-  readonly lruSimPercent: number;
-  readonly lfuSimPercent: number;
-  readonly optimumPercent: number;
-  readonly tunedSimPercent: number;
+  readonly description: string;
+  /** Measured on real Redis, second half. */
+  readonly tunedPercent: number;
   readonly redisLruPercent: number;
   readonly redisLfuPercent: number;
-  readonly tunedRedisPercent: number;
+  /** Simulated on the whole workload, second half. */
+  readonly exactLruPercent: number;
+  readonly exactLfuPercent: number;
+  readonly wTinyLfuPercent: number;
+  readonly beladyPercent: number;
+  readonly sizeAwareBeladyPercent: number;
+  readonly tunedSimulatedPercent: number;
+  /** The tuned eviction with the client's doorkeeper, or its TinyLFU sketch, on every pattern (simulated). */
+  readonly doorkeeperPercent: number;
+  readonly tinyLfuAdmissionPercent: number;
+  /** The midpoint plan's prediction of the tuned hit rate, and its interval. */
+  readonly predictedPercent: number | null;
+  readonly predictedHalfWidthPoints: number | null;
+  readonly sampledReadsUsed: number;
+  readonly sampleRate: number;
+  readonly nextSampleRate: number;
   readonly tunedChoice: string;
-  readonly tunedSimToOptimumRatio: number;
-  readonly tunedSimToLruSimRatio: number;
-  readonly tunedRedisToRedisLruRatio: number;
-  readonly tunedRedisToRedisLfuRatio: number;
-  readonly tunedRedisToOptimumRatio: number;
+  readonly decisionReason: string;
+  readonly admissionOn: boolean;
+  /** Bytes the tuner thought the values had; what they had in the LRU baseline (the simulations' capacity); the calibrated budget. */
+  readonly estimatedCapacityBytes: number | null;
+  readonly measuredCapacityBytes: number;
+  readonly budgetBytes: number;
+  readonly traceLogBytes: number;
+  readonly policyGaps: { readonly clientMisses: number; readonly logged: boolean; readonly republished: number; readonly silentClients: number };
+  readonly validation: readonly { readonly label: string; readonly measuredPercent: number; readonly simulatedPercent: number; readonly trusted: boolean }[];
+  readonly goals: {
+    readonly atLeastBestRedisPolicy: boolean;
+    readonly atLeast95PercentOfWTinyLfu: boolean | null;
+    readonly predictedWithin3Points: boolean | null;
+    readonly notBelowExactLru: boolean;
+    readonly noSilentPolicy: boolean;
+  };
+  readonly tunedToBestRedisRatio: number;
+  readonly tunedToWTinyLfuRatio: number;
+  readonly seconds: number;
 }
 
 export interface HitRateResult {
   readonly requestsPerTrace: number;
-  readonly distinctKeys: number;
-  readonly capacityKeys: number;
-  readonly valueBytes: number;
-  readonly measuredBytesPerKey: number;
-  readonly maxmemoryBytes: number;
+  readonly keys: number;
+  readonly valueBytes: readonly [number, number];
+  readonly budgetPercent: number;
+  readonly workers: number;
   readonly replayRequestsPerSecond: number;
   readonly traces: TraceHitRates[];
 }
 
-const pct = (hits: number, reads: number) => (reads === 0 ? 0 : (hits / reads) * 100);
+const r1 = (n: number) => Math.round(n * 10) / 10;
 const r2 = (n: number) => Math.round(n * 100) / 100;
 const r3 = (n: number) => Math.round(n * 1000) / 1000;
 
+/** Random-looking (incompressible) text, sliced to each value's size. */
+const NOISE = Array.from({ length: 9_000 }, (_, i) => String.fromCharCode(48 + ((i * 7_919 + (i >> 3) * 104_729) % 75))).join('');
+const valueOf = (bytes: number) => NOISE.slice(0, Math.max(1, bytes));
+
 async function usedMemory(redis: Redis): Promise<number> {
-  return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
+  return parseInfo(await redis.info('memory')).usedMemoryBytes;
+}
+
+/** The application's starting policy: an hour's TTL, compression off, no admission, the tuner's sampling (rate 0: no tuner). */
+function startingPolicy(traceSampleRate: number): CachePolicy {
+  const pp = { ...DEFAULT_PATTERN_POLICY, ttlSeconds: 3_600, jitterPercent: 0, earlyRefreshBeta: 0, compression: 'none' as const };
+  return { patterns: Object.fromEntries(PATTERNS.map((p) => [p, pp])), defaults: pp, traceSampleRate, warmKeys: [] };
+}
+
+interface Fleet {
+  readonly clients: CacheClient[];
+  readonly conns: Redis[];
+  readonly warnings: string[][];
+}
+
+async function openFleet(url: string, workers: number, statsBucketSeconds: number): Promise<Fleet> {
+  const conns = Array.from({ length: workers }, () => new Redis(url, cacheRedisOptions({ commandTimeoutMs: 5_000, connectTimeoutMs: 2_000 })));
+  await Promise.all(conns.map((c) => new Promise((resolve) => (c.status === 'ready' ? resolve(undefined) : c.once('ready', resolve)))));
+  const warnings: string[][] = conns.map(() => []);
+  const clients = conns.map(
+    (redis, i) =>
+      new CacheClient({
+        redis,
+        namespace: NAMESPACE,
+        patterns: PATTERNS,
+        policyKey: POLICY_KEY,
+        policyRefreshSeconds: 1,
+        statsBucketSeconds,
+        statsFlushIntervalMs: 200,
+        onWarning: (m) => warnings[i]!.push(m),
+        warningIntervalMs: 0,
+      }),
+  );
+  await Promise.all(clients.map((c) => c.refreshPolicy()));
+  return { clients, conns, warnings };
+}
+
+async function closeFleet(f: Fleet) {
+  for (const c of f.clients) await c.close();
+  for (const c of f.conns) c.disconnect();
 }
 
 /**
- * Consecutive requests with distinct keys, at most `max`: they can be sent together
- * without changing any request's outcome (only the eviction order within the batch).
+ * Replays requests [from, to) with one worker per client pulling from a shared cursor;
+ * `every` is called (with the replay paused) after each `everyRequests`. Returns the
+ * reads and hits of the range and each request's wall-clock start.
  */
-export function* batches(trace: readonly TraceRequest[], max = 32): Generator<TraceRequest[]> {
-  let batch: TraceRequest[] = [];
-  let keys = new Set<string>();
-  for (const r of trace) {
-    if (keys.has(r.key) || batch.length >= max) {
-      yield batch;
-      batch = [];
-      keys = new Set();
-    }
-    batch.push(r);
-    keys.add(r.key);
-  }
-  if (batch.length > 0) yield batch;
-}
-
-/** Plain cache-aside with a fixed TTL: GET, and on a miss SET EX; a write deletes. */
-async function replayRaw(redis: Redis, trace: readonly TraceRequest[], value: string): Promise<number> {
+async function replay(f: Fleet, requests: readonly WorkloadRequest[], from: number, to: number, clock: Float64Array, every?: { requests: number; run: (at: number) => Promise<void> }) {
+  let next = from;
+  let reads = 0;
   let hits = 0;
-  let reads = 0;
-  // Small batches: at a budget of a few hundred KB the server-side buffers of big pipelines would eat into maxmemory.
-  for (const batch of batches(trace, 8)) {
-    const gets = redis.pipeline();
-    // GET, not EXISTS: EXISTS does not touch the key's LRU/LFU data.
-    for (const r of batch) if (r.write) gets.del(r.key); else gets.get(r.key);
-    const found = (await gets.exec()) ?? [];
-    const sets = redis.pipeline();
-    batch.forEach((r, i) => {
-      if (r.write) return;
-      reads++;
-      if (found[i]?.[1] !== null && found[i]?.[1] !== undefined) hits++;
-      else sets.set(r.key, value, 'EX', 3_600);
-    });
-    if (sets.length > 0) await sets.exec();
-  }
-  return pct(hits, reads);
-}
-
-async function replayClient(client: CacheClient, trace: readonly TraceRequest[], value: string, clock: { nowMs: number }): Promise<number> {
-  let loads = 0;
-  let reads = 0;
-  const loader = async () => {
-    loads++;
-    return value;
-  };
-  // One request at a time: concurrent reads hold client buffers that count against maxmemory (OOM at this budget).
-  for (const batch of batches(trace, 1)) {
-    clock.nowMs = batch[0]!.atMs;
+  const stop = every ? every.requests : Infinity;
+  for (let segmentStart = from; segmentStart < to; ) {
+    const segmentEnd = Math.min(to, segmentStart + stop);
+    next = segmentStart;
     await Promise.all(
-      batch.map((r) => {
-        if (r.write) return client.delete(r.key);
-        reads++;
-        return client.wrap(r.key, loader);
+      f.clients.map(async (client) => {
+        for (let i = next++; i < segmentEnd; i = next++) {
+          const r = requests[i]!;
+          clock[i] = Date.now();
+          const key = r.key;
+          if (r.op === 'delete') await client.delete(key);
+          else if (r.op === 'set') await client.set(key, valueOf(r.valueBytes), { tags: r.tags ?? [] });
+          else if (r.op === 'invalidate') await client.invalidateTags([key]);
+          else {
+            reads++;
+            let loaded = false;
+            await client.wrap(
+              key,
+              async () => {
+                loaded = true;
+                return valueOf(r.valueBytes);
+              },
+              { tags: r.tags ?? [] },
+            );
+            if (!loaded) hits++;
+          }
+        }
       }),
     );
+    segmentStart = segmentEnd;
+    if (every && segmentEnd < to) await every.run(segmentEnd);
   }
-  return pct(reads - loads, reads);
+  return { reads, hits };
 }
 
-export async function benchHitRate(o: { full: boolean; log: (line: string) => void }): Promise<HitRateResult> {
-  const spec: TraceSpec = o.full
-    ? { name: 'full', requests: 200_000, keys: 40_000, valueBytes: 200 }
-    : { name: 'quick', requests: 30_000, keys: 8_000, valueBytes: 200 };
-  const capacityKeys = Math.round(spec.keys * 0.1);
-  const value = 'v'.repeat(spec.valueBytes);
-  const server = await startPrivateRedis(['--maxmemory-policy', 'allkeys-lru']);
-  const redis = new Redis(server.url);
-  try {
-    // Calibrate: what one key of this size costs this Redis.
-    await redis.flushall(); // our own private server
-    const baseline = await usedMemory(redis);
-    const probeKeys = 5_000;
-    const pipeline = redis.pipeline();
-    for (let i = 0; i < probeKeys; i++) pipeline.set(`item:${i}`, value, 'EX', 3_600);
-    await pipeline.exec();
-    const bytesPerKey = (await usedMemory(redis)) - baseline > 0 ? ((await usedMemory(redis)) - baseline) / probeKeys : spec.valueBytes + 100;
-    await redis.flushall();
-    const maxmemory = Math.round((await usedMemory(redis)) + capacityKeys * bytesPerKey); // as first set; re-based before each replay
-    const overhead = Math.max(0, Math.round(bytesPerKey - spec.valueBytes));
-    const capacityBytes = capacityKeys * bytesPerKey;
-    o.log(`hit rate: ${spec.requests} requests/trace, ${spec.keys} keys, budget ${capacityKeys} keys × ${r2(bytesPerKey)} B measured = maxmemory ${maxmemory} B`);
-
-    const tuning = parseConfig({
-      targets: { caching: { redisUrl: server.url }, database: { connectionString: 'postgres://x' } },
-      cachingTuner: { perKeyOverheadBytes: overhead, minTraceRequests: 1_000 },
-    }).cachingTuner;
-
-    let replayed = 0;
-    let replayMs = 0;
-    const results: TraceHitRates[] = [];
-    for (const { name, trace } of traces(spec)) {
-      const simBase = { capacityBytes, perKeyOverheadBytes: overhead };
-      const lruSim = simulate(trace, { ...simBase, eviction: 'lru' }).hitRatePercent;
-      const lfuSim = simulate(trace, { ...simBase, eviction: 'lfu' }).hitRatePercent;
-      const optimum = simulateBelady(trace, simBase).hitRatePercent;
-      const staticTop = simulateStaticTop(trace, capacityBytes, overhead);
-
-      const patterns = Object.fromEntries([...new Set(trace.map((r) => r.pattern))].map((p) => [p, emptyStats()]));
-      const observation: CacheObservation = {
-        at: new Date(0).toISOString(),
-        patterns,
-        statsWindow: { from: new Date(0).toISOString(), to: new Date(0).toISOString(), seconds: 0, buckets: 0, bucketsWithData: 0 },
-        info: { keyspaceHits: 0, keyspaceMisses: 0, evictedKeys: 0, expiredKeys: 0, usedMemoryBytes: 0, maxmemoryBytes: capacityBytes, connectedClients: 1, totalKeys: 0 },
-        parameters: { 'maxmemory-policy': 'allkeys-lru' },
-        samples: {},
-        hotExpiring: [],
-        sampledKeys: 0,
-        trace,
-        traceSampleRate: 1,
-      };
-      const plan = planCaching({ observation, current: { version: 0, document: DEFAULT_CACHE_POLICY }, tuning, now: new Date(trace.at(-1)!.atMs) });
-      const tunedEviction = plan.eviction.proposedPolicy ?? 'allkeys-lru';
-      const tunedSim = plan.eviction.tunedHitRatePercent ?? lruSim;
-
-      // Each replay starts empty, with maxmemory = what the empty server uses now + the budget
-      // (connections and scripts of earlier replays would otherwise eat into it).
-      const budgetFromNow = async () => {
-        await redis.config('SET', 'maxmemory', '0');
-        await redis.flushall();
-        await redis.config('SET', 'maxmemory', String(Math.round((await usedMemory(redis)) + capacityKeys * bytesPerKey)));
-      };
-      const rates: number[] = [];
-      for (const policy of ['allkeys-lru', 'allkeys-lfu']) {
-        await budgetFromNow();
-        await redis.config('SET', 'maxmemory-policy', policy);
-        const t0 = performance.now();
-        rates.push(await replayRaw(redis, trace, value));
-        replayMs += performance.now() - t0;
-        replayed += trace.length;
-      }
-
-      // The tuned policy end to end: the cache client reading the planned policy, Redis on the planned eviction.
-      // The client connects first, so its connection's buffers are in the baseline, not in the budget.
-      const conn = new Redis(server.url, cacheRedisOptions({ commandTimeoutMs: 2_000 }));
-      // The client runs on trace time (one request per ms), so the doorkeeper's windows mean what the planner simulated.
-      const clock = { nowMs: trace[0]!.atMs };
-      const client = new CacheClient({
-        redis: conn,
-        patterns: [...Object.keys(patterns)],
-        policyKey: 'bench:policy',
-        statsFlushIntervalMs: 60_000,
-        statsFlushOps: 1e9,
-        now: () => clock.nowMs,
-      });
-      await new Promise((resolve) => (conn.status === 'ready' ? resolve(undefined) : conn.once('ready', resolve)));
-      await budgetFromNow();
-      await redis.config('SET', 'maxmemory-policy', tunedEviction);
-      const document: CachePolicy = {
-        ...plan.document,
-        traceSampleRate: 0,
-        warmKeys: [],
-        patterns: Object.fromEntries(
-          Object.entries(plan.document.patterns).map(([p, pp]) => [
-            p,
-            {
-              ...pp,
-              ttlSeconds: 3_600,
-              jitterPercent: 0,
-              staleSeconds: 0,
-              earlyRefreshBeta: 0,
-            },
-          ]),
-        ),
-      };
-      await redis.set('bench:policy', JSON.stringify({ version: 1, document }));
-      await client.refreshPolicy();
-      const tunedRedis = await replayClient(client, trace, value, clock);
-      await client.close();
-      conn.disconnect();
-
-      const admission = Object.entries(plan.document.patterns)
-        .filter(([, pp]) => pp.admission.mode === 'second-hit')
-        .map(([p, pp]) => `${p} second-hit ${pp.admission.windowSeconds}s`);
-      const row: TraceHitRates = {
-        trace: name,
-        lruSimPercent: r2(lruSim),
-        lfuSimPercent: r2(lfuSim),
-        optimumPercent: r2(optimum),
-        staticTopPercent: r2(staticTop),
-        tunedSimToStaticTopRatio: r3(tunedSim / staticTop),
-        tunedSimPercent: r2(tunedSim),
-        redisLruPercent: r2(rates[0]!),
-        redisLfuPercent: r2(rates[1]!),
-        tunedRedisPercent: r2(tunedRedis),
-        tunedChoice: [tunedEviction, ...admission].join(', '),
-        tunedSimToOptimumRatio: r3(tunedSim / optimum),
-        tunedSimToLruSimRatio: r3(tunedSim / lruSim),
-        tunedRedisToRedisLruRatio: r3(tunedRedis / rates[0]!),
-        tunedRedisToRedisLfuRatio: r3(tunedRedis / rates[1]!),
-        tunedRedisToOptimumRatio: r3(tunedRedis / optimum),
-      };
-      o.log(
-        `  ${name.padEnd(13)} optimum ${row.optimumPercent}% (popularity-only ${row.staticTopPercent}%, tuned ×${row.tunedSimToStaticTopRatio}) | sim LRU ${row.lruSimPercent}% LFU ${row.lfuSimPercent}% tuned ${row.tunedSimPercent}% (×${row.tunedSimToOptimumRatio} of optimum, ×${row.tunedSimToLruSimRatio} of LRU) | Redis LRU ${row.redisLruPercent}% LFU ${row.redisLfuPercent}% tuned ${row.tunedRedisPercent}% (×${row.tunedRedisToRedisLruRatio} of Redis LRU) [${row.tunedChoice}]`,
-      );
-      results.push(row);
-    }
+/** The trace the simulators see: the workload with the replay's wall clock and the entry sizes the client stores. */
+function traceOf(w: Workload, clock: Float64Array): TraceRequest[] {
+  return w.requests.map((r, i) => {
+    const tagsBytes = r.tags && r.tags.length > 0 ? Buffer.byteLength(JSON.stringify(r.tags.map((t) => [t, 0])), 'utf8') : 0;
     return {
-      requestsPerTrace: spec.requests,
-      distinctKeys: spec.keys,
-      capacityKeys,
-      valueBytes: spec.valueBytes,
-      measuredBytesPerKey: r2(bytesPerKey),
-      maxmemoryBytes: maxmemory,
-      replayRequestsPerSecond: Math.round((replayed / replayMs) * 1_000),
-      traces: results,
+      atMs: clock[i]!,
+      key: r.key,
+      bytes: r.op === 'invalidate' ? 0 : ENTRY_FIXED_BYTES + tagsBytes + valueOf(r.valueBytes).length + 2,
+      pattern: r.op === 'invalidate' ? '' : r.key.startsWith('scan:') ? 'scan:{id}' : PATTERN,
+      ...(r.op ? { op: r.op } : {}),
+      ...(r.tags ? { tags: r.tags } : {}),
     };
+  });
+}
+
+/**
+ * The budget: what `budgetPercent` of the workload's distinct keys really cost in this
+ * Redis (a probe of its keys stored as the client stores them, MEMORY USAGE and MEMORY
+ * STATS, memory.ts), and the cost model the simulations use.
+ */
+async function calibrate(redis: Redis, w: Workload, budgetPercent: number): Promise<{ budgetBytes: number; model: CostModel }> {
+  const keys = [...w.universe];
+  const probe = keys.filter((_, i) => i % Math.max(1, Math.floor(keys.length / 2_000)) === 0).slice(0, 2_000);
+  const p = redis.pipeline();
+  for (const [key, bytes] of probe) p.set(`${NAMESPACE}${key}`, 'x'.repeat(ENTRY_FIXED_BYTES + bytes + 2), 'PX', 3_600_000);
+  await p.exec();
+  const usage = (await Promise.all(probe.map(([key]) => redis.memory('USAGE', `${NAMESPACE}${key}`, 'SAMPLES', 0)))).map(Number);
+  const tables = parseMemoryStats(await redis.memory('STATS'));
+  const info = parseInfo(await redis.info());
+  const m: MemoryObservation = {
+    usedBytes: info.usedMemoryBytes,
+    maxBytes: 0,
+    notCountedForEvictBytes: 0,
+    keys: info.totalKeys,
+    ...(tables ? { hashtableMainBytes: tables.main, hashtableExpiresBytes: tables.expires } : {}),
+    sampledValueKeys: probe.length,
+    sampledValueUsageBytes: usage.reduce((s, u) => s + u, 0),
+    sampledInternalKeys: 0,
+    keyCosts: probe.map(([key, bytes], i) => ({ pattern: key.startsWith('scan:') ? 'scan:{id}' : PATTERN, bytes: ENTRY_FIXED_BYTES + bytes + 2, usageBytes: usage[i]! })),
+    traceLogBytes: 0,
+    traceLogEntries: 0,
+  };
+  const model = costModel(m, 90);
+  // Patterns share the value layout: one fixed part for all.
+  const shared: CostModel = { ...model, fixedBytes: new Map() };
+  let footprint = 0;
+  for (const [key, bytes] of keys) footprint += keyCost(shared, ENTRY_FIXED_BYTES + bytes + 2, key.startsWith('scan:') ? 'scan:{id}' : PATTERN);
+  await redis.flushall(); // our own private server
+  return { budgetBytes: (footprint * budgetPercent) / 100, model: shared };
+}
+
+/** A fresh private Redis with the budget set over its idle memory (clients connected first: their buffers are not the values'). */
+async function freshServer(policy: string) {
+  const server = await startPrivateRedis(['--maxmemory-policy', policy]);
+  const admin = new Redis(server.url);
+  return { server, admin };
+}
+
+async function setBudget(admin: Redis, budgetBytes: number) {
+  // Every command type once (Redis allocates per-command state on first use), then the budget over what is used now.
+  await admin.memory('STATS');
+  await admin.config('SET', 'maxmemory', String(Math.round((await usedMemory(admin)) + budgetBytes)));
+}
+
+let changeSeq = 0;
+function asChange(p: CachingPlan['changes'][number]): Change {
+  const at = new Date().toISOString();
+  const seq = changeSeq++;
+  return { ...p, rolloutId: 'bench', seq, changeId: `bench#${seq}`, area: 'caching', stage: 0, status: 'applying', history: [], createdAt: at, updatedAt: at };
+}
+
+async function runTuned(w: Workload, budgetBytes: number, o: HitRateOptions, workers: number, statsBucketSeconds: number) {
+  const { server, admin } = await freshServer('allkeys-lru');
+  let d: LocalDynamo | undefined;
+  const fleet = await openFleet(server.url, workers, statsBucketSeconds);
+  try {
+    d = await startLocalDynamo({});
+    const policies = new PolicyStore(d.doc, d.tableName);
+    const publication = { policies, redis: admin, policyKey: POLICY_KEY };
+    await applyCachePolicy(publication, startingPolicy(0.01), { version: 0, document: null }, new Date(), 'the application starts with the default 1% sample');
+    await Promise.all(fleet.clients.map((c) => c.refreshPolicy()));
+    await setBudget(admin, budgetBytes);
+    const n = w.requests.length;
+    const half = Math.floor(n / 2);
+    const clock = new Float64Array(n);
+    const started = Date.now();
+    const base = {
+      targets: { caching: { redisUrl: server.url }, database: { connectionString: 'postgres://127.0.0.1/unused' } },
+      cachingTuner: {
+        keyNamespace: NAMESPACE,
+        policyRedisKey: POLICY_KEY,
+        statsBucketSeconds,
+        compressionSavingPercentMin: 100,
+        validationReplayEnabled: o.validation !== false,
+      },
+    };
+    let lastPlan: CachingPlan | undefined;
+    const tune = async () => {
+      // The window: everything since the start (the log keeps what one rate covers).
+      const windowSeconds = Math.ceil((Date.now() - started) / 1_000) + statsBucketSeconds;
+      const config = parseConfig({ ...base, cachingTuner: { ...base.cachingTuner, statsWindowSeconds: windowSeconds } });
+      const t = config.cachingTuner;
+      const deps = {
+        redis: admin,
+        target: server.url,
+        parameters: new RedisConfigParameters(admin, server.url),
+        policies,
+        tuning: t,
+        ...(t.validationReplayEnabled ? { validation: new PrivateRedisReplay({ maxRequests: t.validationReplayRequestsMax }) } : {}),
+      };
+      await Promise.all(fleet.clients.map((c) => c.flushStats()));
+      // As the plugin's plan step does first: the mirror back if it was evicted.
+      await ensurePolicyMirror(publication);
+      const current = await activePolicy(policies, configStatsLayout(t));
+      const { plan } = await observeAndPlan(deps, current, new Date());
+      const plugin = cachingPlugin(deps);
+      for (const p of plan.changes) {
+        const change = asChange(p);
+        const before = await plugin.capture(change);
+        await plugin.apply({ ...change, before });
+      }
+      lastPlan = plan;
+      o.log(
+        `    tuner at ${Math.round((Date.now() - started) / 1_000)} s: ${plan.evidence.sampledReads} sampled reads at ${r3(plan.evidence.sampleRate)}${plan.evidence.countersIncomplete ? ` (no SHARDS correction: ${plan.evidence.countersIncomplete})` : ` (N ${plan.evidence.clientReads})`}; capacity ${plan.evidence.capacityBytes} B; ${plan.eviction.reason}; next rate ${plan.evidence.nextSampleRate} (${plan.evidence.sampleRateReason}); ${plan.changes.length} change(s)`,
+      );
+    };
+    await replay(fleet, w.requests, 0, half, clock, { requests: Math.ceil(half / TUNER_RUNS_FIRST_HALF), run: tune });
+    await tune();
+    const plan = lastPlan!;
+    await Promise.all(fleet.clients.map((c) => c.refreshPolicy()));
+    let republished = 0;
+    const second = await replay(fleet, w.requests, half, n, clock, {
+      requests: Math.ceil((n - half) / MIRROR_CHECKS_SECOND_HALF),
+      run: async () => {
+        if ((await ensurePolicyMirror(publication)).republished) republished++;
+      },
+    });
+    const active = (await policies.activeVersion('caching')) ?? 0;
+    const misses = fleet.clients.reduce((s, c) => s + c.policyStatus.misses, 0);
+    const logged = fleet.clients.every((c, i) => c.policyStatus.misses === 0 || fleet.warnings[i]!.some((m) => /policy key .* is missing/.test(m)));
+    const silentClients = fleet.clients.filter((c, i) => c.policy.version !== active && !fleet.warnings[i]!.some((m) => /is missing/.test(m))).length;
+    const traceLogBytes = Number((await admin.memory('USAGE', `${NAMESPACE}perfpilot:trace`, 'SAMPLES', 0).catch(() => 0)) ?? 0);
+    const evictionPolicy = ((await admin.config('GET', 'maxmemory-policy')) as string[])[1] ?? 'allkeys-lru';
+    return { plan, clock, measured: (second.hits / second.reads) * 100, misses, logged, silentClients, republished, traceLogBytes, evictionPolicy };
   } finally {
-    redis.disconnect();
+    await closeFleet(fleet);
+    admin.disconnect();
+    await server.stop();
+    await d?.close();
+  }
+}
+
+async function runBaseline(w: Workload, budgetBytes: number, policy: 'allkeys-lru' | 'allkeys-lfu', workers: number, statsBucketSeconds: number) {
+  const { server, admin } = await freshServer(policy);
+  const fleet = await openFleet(server.url, workers, statsBucketSeconds);
+  try {
+    await admin.set(POLICY_KEY, JSON.stringify({ version: 1, document: startingPolicy(0) }));
+    await Promise.all(fleet.clients.map((c) => c.refreshPolicy()));
+    await setBudget(admin, budgetBytes);
+    const n = w.requests.length;
+    const half = Math.floor(n / 2);
+    const clock = new Float64Array(n);
+    const t0 = performance.now();
+    await replay(fleet, w.requests, 0, half, clock);
+    const second = await replay(fleet, w.requests, half, n, clock);
+    const seconds = (performance.now() - t0) / 1_000;
+    // What the values really had at the end, measured as the tuner measures it: the references are simulated at it.
+    const observed = await observeCache(
+      { redis: admin, target: server.url, namespace: NAMESPACE, policyKey: POLICY_KEY, parameters: new RedisConfigParameters(admin, server.url) },
+      { keyspaceSampleKeysMax: 2_000, scanCountPerCall: 200, warmHorizonSeconds: 60, patterns: PATTERNS, traceSampleRate: 0, statsWindowSeconds: 60, statsBucketSeconds, statsRetentionSeconds: 3_600 },
+      new Date(),
+    );
+    const m = observed.memory!;
+    const capacityBytes = valueCapacity(m, costModel(m, 90)).bytes;
+    return { percent: (second.hits / second.reads) * 100, seconds, capacityBytes };
+  } finally {
+    await closeFleet(fleet);
+    admin.disconnect();
     await server.stop();
   }
+}
+
+export async function benchHitRate(o: HitRateOptions): Promise<HitRateResult> {
+  const spec = o.full ? { keys: 50_000, minValueBytes: 200, maxValueBytes: 8_192 } : { keys: 20_000, minValueBytes: 200, maxValueBytes: 8_192 };
+  const requests = o.full ? 300_000 : 80_000;
+  const budgetPercent = 5;
+  const workers = o.workers ?? 4;
+  const statsBucketSeconds = 2;
+  const all = workloads(spec, requests).filter((w) => !o.only || o.only.includes(w.name));
+  o.log(`hit rate as deployed: ${requests} requests/workload over ${spec.keys} keys (values ${spec.minValueBytes}–${spec.maxValueBytes} B), budget ${budgetPercent}% of the footprint, ${workers} clients`);
+  const results: TraceHitRates[] = [];
+  let replayed = 0;
+  let replaySeconds = 0;
+  for (const w of all) {
+    const t0 = performance.now();
+    const { server, admin } = await freshServer('allkeys-lru');
+    let calibration: Awaited<ReturnType<typeof calibrate>>;
+    try {
+      calibration = await calibrate(admin, w, budgetPercent);
+    } finally {
+      admin.disconnect();
+      await server.stop();
+    }
+    const { budgetBytes, model } = calibration;
+    o.log(`  ${w.name}: ${w.description}; budget ${Math.round(budgetBytes)} B (${r1(model.hiddenBytes)} B/key hash tables, ${r1(model.defaultFixedBytes)} B/key fixed)`);
+    const lru = await runBaseline(w, budgetBytes, 'allkeys-lru', workers, statsBucketSeconds);
+    const lfu = await runBaseline(w, budgetBytes, 'allkeys-lfu', workers, statsBucketSeconds);
+    replayed += 2 * w.requests.length;
+    replaySeconds += lru.seconds + lfu.seconds;
+    const tuned = await runTuned(w, budgetBytes, o, workers, statsBucketSeconds);
+
+    // Simulations of the whole workload on the tuned replay's clock, second half scored.
+    const trace = traceOf(w, tuned.clock);
+    const half = Math.floor(trace.length / 2);
+    const costOf = (bytes: number, pattern: string) => keyCost(model, bytes, pattern);
+    // At the memory the values really had under the same load (the LRU baseline, measured as the tuner measures).
+    const sim = { capacityBytes: lru.capacityBytes, costOf, scoreFromIndex: half };
+    const exactLru = simulate(trace, { ...sim, eviction: 'lru' }).hitRatePercent;
+    const exactLfu = simulate(trace, { ...sim, eviction: 'lfu' }).hitRatePercent;
+    const wTinyLfu = simulateWTinyLfu(trace, sim).hitRatePercent;
+    const belady = simulateBelady(trace, { ...sim, sizeAware: false }).hitRatePercent;
+    const sizeAware = simulateBelady(trace, { ...sim, sizeAware: true }).hitRatePercent;
+    const doc = tuned.plan.document;
+    const tunedSim = simulate(trace, {
+      ...sim,
+      eviction: tuned.evictionPolicy.includes('lfu') ? 'redis-lfu' : 'redis-lru',
+      patterns: new Map(PATTERNS.map((p) => [p, patternBehaviour(doc.patterns[p] ?? doc.defaults)])),
+    }).hitRatePercent;
+
+    // The client's two admission filters compared on the same trace, under the tuned eviction: the doorkeeper and
+    // the TinyLFU sketch, each at its default size, with a window of a tenth of the run, on every pattern.
+    const runSeconds = Math.max(1, (trace.at(-1)!.atMs - trace[0]!.atMs) / 1_000);
+    const admissionSim = (mode: 'second-hit' | 'tinylfu') =>
+      simulate(trace, {
+        ...sim,
+        eviction: tuned.evictionPolicy.includes('lfu') ? 'redis-lfu' : 'redis-lru',
+        patterns: new Map(
+          PATTERNS.map((p) => {
+            const pp = doc.patterns[p] ?? doc.defaults;
+            return [p, patternBehaviour({ ...pp, admission: { ...pp.admission, mode, windowSeconds: Math.max(1, Math.round(runSeconds / 10)), minFrequency: 2 } })];
+          }),
+        ),
+      }).hitRatePercent;
+    const doorkeeper = admissionSim('second-hit');
+    const tinyLfuAdmission = admissionSim('tinylfu');
+    const plan = tuned.plan;
+    const admissionOn = Object.values(doc.patterns).some((p) => p.admission.mode !== 'all' || p.admission.largeValueBytes > 0);
+    const predicted = plan.eviction.tunedHitRatePercent ?? null;
+    const best = Math.max(lru.percent, lfu.percent);
+    const choice = [
+      tuned.evictionPolicy,
+      ...Object.entries(doc.patterns)
+        .filter(([, p]) => p.admission.mode !== 'all' || p.admission.largeValueBytes > 0)
+        .map(([name, p]) => `${name} ${p.admission.mode}${p.admission.mode === 'tinylfu' ? ` ≥${p.admission.minFrequency}` : ''}${p.admission.largeValueBytes > 0 ? ` cap ${p.admission.largeValueBytes} B` : ''}`),
+    ].join(', ');
+    const row: TraceHitRates = {
+      trace: w.name,
+      description: w.description,
+      tunedPercent: r2(tuned.measured),
+      redisLruPercent: r2(lru.percent),
+      redisLfuPercent: r2(lfu.percent),
+      exactLruPercent: r2(exactLru),
+      exactLfuPercent: r2(exactLfu),
+      wTinyLfuPercent: r2(wTinyLfu),
+      beladyPercent: r2(belady),
+      sizeAwareBeladyPercent: r2(sizeAware),
+      tunedSimulatedPercent: r2(tunedSim),
+      doorkeeperPercent: r2(doorkeeper),
+      tinyLfuAdmissionPercent: r2(tinyLfuAdmission),
+      predictedPercent: predicted === null ? null : r2(predicted),
+      predictedHalfWidthPoints: plan.eviction.tunedHalfWidthPoints === undefined ? null : r2(plan.eviction.tunedHalfWidthPoints),
+      sampledReadsUsed: plan.evidence.sampledReads,
+      sampleRate: plan.evidence.sampleRate,
+      nextSampleRate: plan.evidence.nextSampleRate,
+      tunedChoice: choice,
+      decisionReason: plan.eviction.reason,
+      admissionOn,
+      estimatedCapacityBytes: plan.evidence.capacityBytes ?? null,
+      measuredCapacityBytes: Math.round(lru.capacityBytes),
+      budgetBytes: Math.round(budgetBytes),
+      traceLogBytes: tuned.traceLogBytes,
+      policyGaps: { clientMisses: tuned.misses, logged: tuned.logged, republished: tuned.republished, silentClients: tuned.silentClients },
+      validation: plan.evidence.configs
+        .filter((c) => c.validatedByReplay)
+        .map((c) => ({ label: c.label, measuredPercent: c.validatedByReplay!.measuredPercent, simulatedPercent: c.validatedByReplay!.simulatedPercent, trusted: c.validatedByReplay!.trusted })),
+      goals: {
+        atLeastBestRedisPolicy: tuned.measured >= best,
+        atLeast95PercentOfWTinyLfu: admissionOn ? tuned.measured >= 0.95 * wTinyLfu : null,
+        predictedWithin3Points: predicted === null ? null : Math.abs(predicted - tuned.measured) <= 3,
+        notBelowExactLru: tuned.measured >= exactLru,
+        noSilentPolicy: tuned.silentClients === 0 && tuned.logged,
+      },
+      tunedToBestRedisRatio: r3(tuned.measured / best),
+      tunedToWTinyLfuRatio: r3(tuned.measured / wTinyLfu),
+      seconds: Math.round((performance.now() - t0) / 1_000),
+    };
+    o.log(
+      `  ${w.name.padEnd(14)} tuned ${row.tunedPercent}% (×${row.tunedToBestRedisRatio} of the best Redis policy) | Redis LRU ${row.redisLruPercent}% LFU ${row.redisLfuPercent}% | ` +
+        `exact LRU ${row.exactLruPercent}% LFU ${row.exactLfuPercent}% | W-TinyLFU ${row.wTinyLfuPercent}% | doorkeeper ${row.doorkeeperPercent}% vs TinyLFU admission ${row.tinyLfuAdmissionPercent}% | Belady ${row.beladyPercent}% size-aware ${row.sizeAwareBeladyPercent}% | ` +
+        `predicted ${row.predictedPercent ?? '—'}${row.predictedHalfWidthPoints !== null ? ` ± ${row.predictedHalfWidthPoints}` : ''} vs measured ${row.tunedPercent} (tuned simulated ${row.tunedSimulatedPercent}) | ` +
+        `${row.sampledReadsUsed} sampled reads at ${row.sampleRate} | [${row.tunedChoice}] | policy misses ${row.policyGaps.clientMisses}, republished ${row.policyGaps.republished}, silent ${row.policyGaps.silentClients} | ${row.seconds} s`,
+    );
+    results.push(row);
+  }
+  return {
+    requestsPerTrace: requests,
+    keys: spec.keys,
+    valueBytes: [spec.minValueBytes, spec.maxValueBytes],
+    budgetPercent,
+    workers,
+    replayRequestsPerSecond: replaySeconds > 0 ? Math.round(replayed / replaySeconds) : 0,
+    traces: results,
+  };
 }

@@ -33,7 +33,7 @@ export interface TraceSpec {
   readonly valueBytes: number;
 }
 
-const req = (i: number, key: string, bytes: number, pattern: string, write = false): TraceRequest => ({ atMs: i, key, bytes, pattern, ...(write ? { write } : {}) });
+const req = (i: number, key: string, bytes: number, pattern: string, write = false): TraceRequest => ({ atMs: i, key, bytes, pattern, ...(write ? { op: 'delete' as const } : {}) });
 
 export function zipfTrace(s: TraceSpec, alpha: number, seed: number, writeFraction = 0): TraceRequest[] {
   const rand = rng(seed);

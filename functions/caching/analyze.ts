@@ -9,10 +9,11 @@ import type { PerfpilotConfig } from '#lib/config';
 import type { AreaAnalyzer } from '#shared/area';
 import type { AnalysisReport } from '#shared/report';
 import { DEFAULT_CACHE_POLICY, normalizePolicy, type CachePolicy } from '#sdk/cache/policy';
+import { CLIENT_STATS_PATTERN } from '#sdk/cache/stats';
 import { CloudWatchCacheMetricsSource } from './observe.ts';
 import { ElastiCacheParameters, RedisConfigParameters } from './parameters.ts';
 import { configStatsLayout, readsOf } from './plan.ts';
-import { connectCacheRedis, observeAndPlan } from './plugin.ts';
+import { connectCacheRedis, observeAndPlan, validationReplayFor } from './plugin.ts';
 
 export interface AnalyzeCachingOptions {
   readonly target?: 'local' | 'aws';
@@ -39,15 +40,21 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
         })()
       : { version: 0, document: DEFAULT_CACHE_POLICY };
     const { observation: obs, plan } = await observeAndPlan(
-      { redis, target: name, parameters, tuning: config.cachingTuner, cloudwatch },
+      { redis, target: name, parameters, tuning: config.cachingTuner, cloudwatch, validation: await validationReplayFor(config.cachingTuner, target) },
       current,
       now,
     );
+    const ev = plan.evidence;
+    const mirror = obs.policyMirror;
+    const policyMisses = obs.patterns[CLIENT_STATS_PATTERN]?.policyMisses ?? 0;
     const notes = [
       `cache: ${name}; policy in force: ${current.version === 0 ? 'defaults (none published)' : `version ${current.version}`}`,
       `client counters: the last ${obs.statsWindow.seconds} s, summed over ${obs.statsWindow.buckets} buckets of ${current.document.stats?.bucketSeconds ?? config.cachingTuner.statsBucketSeconds} s (the policy's layout) ` +
         `(${obs.statsWindow.from} to ${obs.statsWindow.to}, ${obs.statsWindow.bucketsWithData} with data); ${obs.trace.length} sampled requests at rate ${obs.traceSampleRate}`,
       `keyspace sample: ${obs.sampledKeys} keys (budget ${config.cachingTuner.keyspaceSampleKeysMax})`,
+      mirror && (!mirror.present || mirror.republishRequested || policyMisses > 0)
+        ? `policy mirror ${config.cachingTuner.policyRedisKey}: ${mirror.present ? `version ${mirror.version}` : 'MISSING'}; clients found it missing ${policyMisses} times in the window${mirror.republishRequested ? ' and asked for a republish' : ''} (the next rollout step republishes it)`
+        : `policy mirror ${config.cachingTuner.policyRedisKey}: ${mirror?.present ? `version ${mirror.version}` : 'not found'}`,
       ...plan.notes,
     ];
     return {
@@ -98,9 +105,52 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
           empty: 'no keys under the namespace',
         },
         {
+          title: 'Evidence (the clients\' sampled log)',
+          columns: ['what', 'value'],
+          rows: [
+            ['sample rate in the log', ev.sampleRate],
+            ['sampled reads used', ev.sampledReads],
+            ['sampled requests used (reads, deletes, overwrites, invalidations)', ev.sampledRequests],
+            ['span', ev.from ? `${ev.from} to ${ev.to}` : null],
+            ['reads the clients counted over the span (SHARDS correction)', ev.clientReads ?? null],
+            ['lines left out (older rate, or old format)', ev.linesLeftOut + ev.legacyLines],
+            ['bytes the values can use', ev.capacityBytes ?? null],
+            ['  from', ev.capacityBasis ?? null],
+            ['key cost', ev.costBasis ?? null],
+            ['keys the sampled cache holds', ev.simulatedCapacityKeys ?? null],
+            ['intervals', `${ev.confidencePercent}%, jackknife over ${ev.groups} key groups`],
+            ['next sample rate', ev.nextSampleRate],
+            ['  why', ev.sampleRateReason],
+          ],
+        },
+        {
+          title: 'Simulated configurations (on the sample, as Redis and the client behave)',
+          columns: ['configuration', 'hit %', '± points', 'replay'],
+          rows: ev.configs.map((c) => [
+            c.label,
+            c.hitRatePercent,
+            c.halfWidthPoints,
+            c.validatedByReplay
+              ? `replay ${c.validatedByReplay.measuredPercent}% vs simulated ${c.validatedByReplay.simulatedPercent}% on its clock: ${c.validatedByReplay.trusted ? 'disagree, the replay is trusted' : 'agree'}`
+              : null,
+          ]),
+          empty: 'nothing simulated: see the eviction row for why',
+        },
+        {
           title: 'Eviction',
-          columns: ['current', 'simulated LRU hit %', 'simulated LFU hit %', 'tuned hit %', 'proposed', 'why'],
-          rows: [[plan.eviction.currentPolicy, r1(plan.eviction.lruHitRatePercent), r1(plan.eviction.lfuHitRatePercent), r1(plan.eviction.tunedHitRatePercent), plan.eviction.proposedPolicy ?? null, plan.eviction.reason]],
+          columns: ['current', 'Redis LRU hit %', 'Redis LFU hit %', 'LFU − LRU points', 'tuned hit %', 'decided', 'proposed', 'why'],
+          rows: [
+            [
+              plan.eviction.currentPolicy,
+              r1(plan.eviction.lruHitRatePercent),
+              r1(plan.eviction.lfuHitRatePercent),
+              plan.eviction.lfuMinusLru ? `${r1(plan.eviction.lfuMinusLru.estimate)} ± ${r1(plan.eviction.lfuMinusLru.halfWidth)}` : null,
+              plan.eviction.tunedHitRatePercent === undefined ? null : `${r1(plan.eviction.tunedHitRatePercent)} ± ${r1(plan.eviction.tunedHalfWidthPoints)}`,
+              plan.eviction.decided ? 'yes' : 'no',
+              plan.eviction.proposedPolicy ?? null,
+              plan.eviction.reason,
+            ],
+          ],
         },
         {
           title: 'Proposed changes',
@@ -114,12 +164,14 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
         target: name,
         policyVersion: current.version,
         patterns: plan.patterns,
-        patternReads: Object.fromEntries(Object.entries(obs.patterns).map(([p, s]) => [p, readsOf(s)])),
+        patternReads: Object.fromEntries(Object.entries(obs.patterns).filter(([p]) => p !== CLIENT_STATS_PATTERN).map(([p, s]) => [p, readsOf(s)])),
         info: obs.info,
         parameters: obs.parameters,
         samples: obs.samples,
         cloudwatch: obs.cloudwatch ?? null,
         eviction: plan.eviction,
+        evidence: plan.evidence,
+        policyMirror: mirror ?? null,
         warmKeys: plan.warmKeys,
         changes: plan.changes,
       },

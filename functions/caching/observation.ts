@@ -3,6 +3,7 @@
  * the config and the policy in force.
  */
 import type { PatternStats } from '#sdk/cache/stats';
+import type { MemoryObservation } from './memory.ts';
 import type { TraceRequest } from './simulate.ts';
 
 export interface ServerInfo {
@@ -13,6 +14,8 @@ export interface ServerInfo {
   readonly usedMemoryBytes: number;
   /** 0: no limit. */
   readonly maxmemoryBytes: number;
+  /** Replication and AOF buffers (`mem_not_counted_for_evict`). */
+  readonly notCountedForEvictBytes?: number;
   readonly connectedClients: number;
   readonly totalKeys: number;
 }
@@ -53,6 +56,16 @@ export interface StatsWindowSpan {
   readonly seconds: number;
   readonly buckets: number;
   readonly bucketsWithData: number;
+  /** Width of the buckets read. */
+  readonly bucketSeconds?: number;
+}
+
+/** The policy mirror key as the tuner found it. */
+export interface PolicyMirrorState {
+  readonly present: boolean;
+  readonly version?: number;
+  /** A client found the key missing and asked for a republish (`republishRequestKey`). */
+  readonly republishRequested: boolean;
 }
 
 export interface CacheObservation {
@@ -66,8 +79,13 @@ export interface CacheObservation {
   readonly samples: Readonly<Record<string, PatternSample>>;
   readonly hotExpiring: readonly HotExpiringKey[];
   readonly sampledKeys: number;
-  /** The clients' SHARDS sample of reads in `statsWindow`, oldest first, and the rate it was taken at. */
+  /** The clients' sampled log in `statsWindow` (reads, deletes, overwrites, tag invalidations), oldest first; the rate in force. */
   readonly trace: readonly TraceRequest[];
   readonly traceSampleRate: number;
+  /** Reads the clients counted per stats bucket (all patterns): the sample's SHARDS correction. */
+  readonly bucketReads?: readonly { readonly startMs: number; readonly reads: number }[];
+  /** What keys cost and how much memory the values can use; absent: `maxmemory` and `perKeyOverheadBytes` stand in. */
+  readonly memory?: MemoryObservation;
+  readonly policyMirror?: PolicyMirrorState;
   readonly cloudwatch?: CloudWatchCacheMetrics;
 }

@@ -8,18 +8,22 @@
  *   Values that never changed over enough refreshes get a longer TTL. One run moves a
  *   TTL by at most `ttlStepFactorMax`, within [ttlMinSeconds, ttlMaxSeconds].
  * - Compression per pattern from the client's trial compressions (ratio and CPU µs/KiB).
- * - Eviction policy and admission from exact simulations of the clients' SHARDS
- *   sample at the sampled share of `maxmemory`: LRU vs LFU, then a second-hit
- *   doorkeeper and a size cap per pattern, each kept only if it gains hit rate.
+ * - Eviction policy, admission per pattern and the clients' sample rate from
+ *   simulations of the clients' SHARDS sample as Redis and the client behave, at the
+ *   memory the values really have, each change kept only where its gain's confidence
+ *   interval excludes zero (plan-eviction.ts).
  * - Warming: periodic keys predicted to be read within the horizon after their TTL
  *   ran out, and hot keys about to expire.
  */
 import type { PerfpilotConfig } from '#lib/config';
 import type { ProposedChange } from '#shared/change';
 import { normalizePolicy, type CachePolicy, type Compression, type PatternPolicy, type StatsLayout } from '#sdk/cache/policy';
-import { emptyStats, type PatternStats } from '#sdk/cache/stats';
+import { CLIENT_STATS_PATTERN, emptyStats, type PatternStats } from '#sdk/cache/stats';
 import type { CacheObservation } from './observation.ts';
-import { simulate, type Eviction, type SimulationOptions, type TraceRequest } from './simulate.ts';
+import { admissionLabel, planEvictionAndAdmission, type EvictionDecision, type SampleEvidence, type ValidationCandidate, type ValidationMeasurement } from './plan-eviction.ts';
+import { isRead, type TraceRequest } from './simulate.ts';
+
+export type { EvictionDecision, SampleEvidence, ValidationCandidate, ValidationMeasurement } from './plan-eviction.ts';
 
 export type CachingTuning = PerfpilotConfig['cachingTuner'];
 
@@ -42,19 +46,14 @@ export interface PatternDecision {
   readonly admissionReason: string;
 }
 
-export interface EvictionDecision {
-  readonly currentPolicy: string;
-  readonly lruHitRatePercent?: number;
-  readonly lfuHitRatePercent?: number;
-  readonly tunedHitRatePercent?: number;
-  readonly proposedPolicy?: string;
-  readonly reason: string;
-}
-
 export interface CachingPlan {
   readonly changes: ProposedChange[];
   readonly patterns: PatternDecision[];
   readonly eviction: EvictionDecision;
+  /** The sample the eviction and admission decisions rest on, its intervals, and the next sample rate. */
+  readonly evidence: SampleEvidence;
+  /** What a validation replay should measure (empty when nothing was simulated). */
+  readonly validation: { readonly sample: readonly TraceRequest[]; readonly candidates: readonly ValidationCandidate[] };
   readonly document: CachePolicy;
   readonly warmKeys: readonly string[];
   readonly notes: readonly string[];
@@ -65,6 +64,8 @@ export interface CachingPlanInput {
   readonly current: { readonly version: number; readonly document: CachePolicy };
   readonly tuning: CachingTuning;
   readonly now: Date;
+  /** Hit rates a validation replay measured for `plan.validation.candidates` (a second planning pass). */
+  readonly validation?: readonly ValidationMeasurement[];
 }
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
@@ -146,152 +147,13 @@ export function planCompression(
   return { compression: current.compression, reason: `kept on: measured saving ${round1(saving)}% at ${round1(cpu)} µs/KiB` };
 }
 
-function evictionFamily(policy: string): Eviction {
-  return policy.includes('lfu') ? 'lfu' : 'lru';
-}
-
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-interface AdmissionState {
-  doorkeeper: Map<string, number>; // pattern → window seconds
-  doorkeeperBits: Map<string, number>; // pattern → bitmap bits
-  maxBytes: Map<string, number>;
-}
-
-function simOptions(
-  eviction: Eviction,
-  capacityBytes: number,
-  sampleRate: number,
-  t: CachingTuning,
-  admission: AdmissionState,
-  ttlMs: Map<string, number>,
-  windowMs: number,
-): SimulationOptions {
-  // The doorkeeper's bitmaps (two windows per pattern) take memory the values would have had; scaled like the sample.
-  let doorkeeperBytes = 0;
-  for (const pattern of admission.doorkeeper.keys()) doorkeeperBytes += (2 * (admission.doorkeeperBits.get(pattern) ?? 65_536)) / 8;
-  return {
-    capacityBytes: Math.max(0, capacityBytes - doorkeeperBytes * sampleRate),
-    eviction,
-    perKeyOverheadBytes: t.perKeyOverheadBytes,
-    doorkeeperPatterns: new Set(admission.doorkeeper.keys()),
-    doorkeeperWindowMs: windowMs,
-    maxValueBytes: admission.maxBytes,
-    ttlMs,
-  };
-}
-
-/** Chooses eviction and admission by simulating the sampled trace. */
-function planEvictionAndAdmission(
-  obs: CacheObservation,
-  doc: CachePolicy,
-  ttlSecondsByPattern: Map<string, number>,
-  t: CachingTuning,
-): { eviction: EvictionDecision; admission: AdmissionState; reasons: Map<string, string> } {
-  const current = obs.parameters['maxmemory-policy'] ?? 'unknown';
-  const admission: AdmissionState = { doorkeeper: new Map(), doorkeeperBits: new Map(), maxBytes: new Map() };
-  for (const [name, p] of Object.entries(doc.patterns)) {
-    admission.doorkeeperBits.set(name, p.admission.doorkeeperBits);
-    if (p.admission.mode === 'second-hit') admission.doorkeeper.set(name, p.admission.windowSeconds);
-    if (p.admission.largeValueBytes > 0) admission.maxBytes.set(name, p.admission.largeValueBytes);
-  }
-  const reasons = new Map<string, string>();
-  const reads = obs.trace.filter((r) => !r.write).length;
-  if (obs.info.maxmemoryBytes === 0) {
-    return { eviction: { currentPolicy: current, reason: 'maxmemory is 0 (no limit): nothing is evicted, eviction and admission do not matter' }, admission, reasons };
-  }
-  if (reads < t.minTraceRequests) {
-    return { eviction: { currentPolicy: current, reason: `${reads} sampled reads, fewer than ${t.minTraceRequests} to simulate` }, admission, reasons };
-  }
-  const capacityBytes = obs.info.maxmemoryBytes * obs.traceSampleRate;
-  const ttlMs = new Map([...ttlSecondsByPattern].map(([p, s]) => [p, s * 1_000] as const));
-  const windowOf = (a: AdmissionState) => Math.max(0, ...a.doorkeeper.values()) * 1_000;
-  const run = (eviction: Eviction, a: AdmissionState) =>
-    simulate(obs.trace, simOptions(eviction, capacityBytes, obs.traceSampleRate, t, a, ttlMs, windowOf(a))).hitRatePercent;
-
-  const lru = run('lru', admission);
-  const lfu = run('lfu', admission);
-  let chosen = evictionFamily(current);
-  let proposedPolicy: string | undefined;
-  let reason: string;
-  const gain = Math.abs(lfu - lru);
-  const better: Eviction = lfu > lru ? 'lfu' : 'lru';
-  if (current === 'noeviction') {
-    reason = `noeviction is an operator's choice (writes fail when full); simulated LRU ${round1(lru)}%, LFU ${round1(lfu)}%`;
-  } else if (better !== chosen && gain >= t.hitRateGainPointsMin) {
-    chosen = better;
-    proposedPolicy = current.replace(/lru|lfu|random/, better);
-    if (proposedPolicy === current) proposedPolicy = `allkeys-${better}`;
-    reason = `${better.toUpperCase()} hits ${round1(gain)} points more on the sampled trace (LRU ${round1(lru)}%, LFU ${round1(lfu)}%)`;
-  } else {
-    reason = `kept: LRU ${round1(lru)}%, LFU ${round1(lfu)}% on the sampled trace`;
-  }
-
-  // Admission, one pattern at a time, kept only where the simulation gains.
-  let best = run(chosen, admission);
-  const readsByPattern = new Map<string, number[]>();
-  for (const r of obs.trace) {
-    if (r.write || r.pattern === '*') continue;
-    let sizes = readsByPattern.get(r.pattern);
-    if (!sizes) readsByPattern.set(r.pattern, (sizes = []));
-    sizes.push(r.bytes);
-  }
-  const spanSeconds = obs.trace.length > 1 ? (obs.trace.at(-1)!.atMs - obs.trace[0]!.atMs) / 1_000 : 0;
-  for (const [pattern, sizes] of readsByPattern) {
-    if (sizes.length < reads * 0.02) continue;
-    if (admission.doorkeeper.has(pattern)) {
-      const without: AdmissionState = { ...admission, doorkeeper: new Map(admission.doorkeeper) };
-      without.doorkeeper.delete(pattern);
-      const hr = run(chosen, without);
-      if (hr >= best) {
-        admission.doorkeeper = without.doorkeeper;
-        reasons.set(pattern, `doorkeeper off: storing on first miss hits ${round1(hr - best)} points more`);
-        best = hr;
-      }
-    } else {
-      let bestWindow: { w: number; hr: number } | undefined;
-      for (const w of [spanSeconds / 20, spanSeconds / 5, spanSeconds].map((s) => Math.max(1, Math.round(s)))) {
-        const withDoor: AdmissionState = { ...admission, doorkeeper: new Map(admission.doorkeeper).set(pattern, w) };
-        const hr = run(chosen, withDoor);
-        if (!bestWindow || hr > bestWindow.hr) bestWindow = { w, hr };
-      }
-      if (bestWindow && bestWindow.hr - best >= t.hitRateGainPointsMin) {
-        admission.doorkeeper.set(pattern, bestWindow.w);
-        reasons.set(pattern, `second-hit doorkeeper (${bestWindow.w} s): one-hit wonders stop displacing reused values, +${round1(bestWindow.hr - best)} points simulated`);
-        best = bestWindow.hr;
-      }
-    }
-    const sorted = [...sizes].sort((a, b) => a - b);
-    const p50 = quantile(sorted, 0.5);
-    const p90 = quantile(sorted, 0.9);
-    if (!admission.maxBytes.has(pattern) && p50 > 0 && p90 / p50 >= 4) {
-      const capped: AdmissionState = { ...admission, maxBytes: new Map(admission.maxBytes).set(pattern, p90) };
-      const hr = run(chosen, capped);
-      if (hr - best >= t.hitRateGainPointsMin) {
-        admission.maxBytes.set(pattern, p90);
-        const prior = reasons.get(pattern);
-        reasons.set(pattern, `${prior ? `${prior}; ` : ''}values over ${p90} bytes (p90) kept briefly: +${round1(hr - best)} points simulated`);
-        best = hr;
-      }
-    }
-  }
-  return {
-    eviction: { currentPolicy: current, lruHitRatePercent: lru, lfuHitRatePercent: lfu, tunedHitRatePercent: best, proposedPolicy, reason },
-    admission,
-    reasons,
-  };
-}
-
 /** Periodic keys read again soon after their TTL runs out, and hot keys about to expire. */
 export function planWarmKeys(obs: CacheObservation, ttlSecondsByPattern: Map<string, number>, t: CachingTuning, now: Date): string[] {
   const nowMs = now.getTime();
   const horizonMs = t.warmHorizonSeconds * 1_000;
   const times = new Map<string, { pattern: string; at: number[] }>();
   for (const r of obs.trace) {
-    if (r.write || r.pattern === '*') continue;
+    if (!isRead(r) || r.pattern === '*') continue;
     let k = times.get(r.key);
     if (!k) times.set(r.key, (k = { pattern: r.pattern, at: [] }));
     k.at.push(r.atMs);
@@ -317,12 +179,6 @@ export function planWarmKeys(obs: CacheObservation, ttlSecondsByPattern: Map<str
   return keys.slice(0, t.warmKeysMax).sort();
 }
 
-function admissionLabel(p: PatternPolicy): string {
-  const parts = [p.admission.mode === 'second-hit' ? `second-hit (${p.admission.windowSeconds} s)` : 'all'];
-  if (p.admission.largeValueBytes > 0) parts.push(`> ${p.admission.largeValueBytes} B brief`);
-  return parts.join(', ');
-}
-
 /** The bucket layout the tuner's config asks for: what every policy it publishes carries. */
 export function configStatsLayout(t: CachingTuning): StatsLayout {
   return { bucketSeconds: t.statsBucketSeconds, retentionSeconds: t.statsRetentionSeconds };
@@ -335,6 +191,7 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
   const notes: string[] = [];
   const names = new Set([...Object.keys(obs.patterns), ...Object.keys(doc.patterns)]);
   names.delete('*');
+  names.delete(CLIENT_STATS_PATTERN);
   if (obs.patterns['*'] && readsOf(obs.patterns['*']) > 0) {
     notes.push(`${readsOf(obs.patterns['*'])} reads of keys matching no declared pattern use the default policy`);
   }
@@ -364,41 +221,51 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
       compressionBefore: current.compression,
       compressionAfter: compression.compression,
       compressionReason: compression.reason,
-      admissionBefore: admissionLabel(current),
+      admissionBefore: admissionLabel(current.admission),
       admissionAfter: '',
       admissionReason: '',
     });
   }
 
-  const { eviction, admission, reasons } = planEvictionAndAdmission(obs, { ...doc, patterns: nextPatterns }, ttlByPattern, t);
+  const { eviction, admission, reasons, evidence, validation } = planEvictionAndAdmission({
+    obs,
+    doc: { ...doc, patterns: nextPatterns },
+    ttlSecondsByPattern: ttlByPattern,
+    t,
+    validation: input.validation,
+  });
   for (const d of decisions) {
     const p = nextPatterns[d.pattern]!;
-    const window = admission.doorkeeper.get(d.pattern);
-    const maxBytes = admission.maxBytes.get(d.pattern);
-    const next: PatternPolicy = {
-      ...p,
-      admission: {
-        ...p.admission,
-        mode: window !== undefined ? 'second-hit' : 'all',
-        windowSeconds: window ?? p.admission.windowSeconds,
-        largeValueBytes: maxBytes ?? 0,
-        largeValueTtlSeconds: Math.min(p.admission.largeValueTtlSeconds, p.ttlSeconds),
-      },
-    };
+    const a = admission.get(d.pattern) ?? p.admission;
+    const next: PatternPolicy = { ...p, admission: { ...a, largeValueTtlSeconds: Math.min(a.largeValueTtlSeconds, p.ttlSeconds) } };
     nextPatterns[d.pattern] = next;
-    Object.assign(d, { admissionAfter: admissionLabel(next), admissionReason: reasons.get(d.pattern) ?? 'kept' });
+    Object.assign(d, { admissionAfter: admissionLabel(next.admission), admissionReason: reasons.get(d.pattern) ?? 'kept' });
   }
 
   const warmKeys = planWarmKeys(obs, ttlByPattern, t, now);
   // Every published policy carries the tuner's bucket layout: clients write the buckets the tuner reads.
   const stats = configStatsLayout(t);
-  const document: CachePolicy = { ...doc, patterns: nextPatterns, warmKeys, stats };
+  const rateChanged = evidence.nextSampleRate !== doc.traceSampleRate;
+  // The log's cap follows the measured line size, but only a real change republishes.
+  const entriesNow = doc.traceMaxEntries;
+  const entriesNext = evidence.nextTraceMaxEntries;
+  const entriesChanged = entriesNext !== undefined && (entriesNow === undefined ? rateChanged : Math.abs(entriesNext - entriesNow) / entriesNow > 0.25);
+  const touchChanged = doc.statsTouchSeconds !== t.statsWindowSeconds;
+  const document: CachePolicy = {
+    ...doc,
+    patterns: nextPatterns,
+    warmKeys,
+    stats,
+    statsTouchSeconds: t.statsWindowSeconds,
+    traceSampleRate: evidence.nextSampleRate,
+    ...(entriesChanged ? { traceMaxEntries: entriesNext } : entriesNow !== undefined ? { traceMaxEntries: entriesNow } : {}),
+  };
   const changes: ProposedChange[] = [];
   const patternsChanged = JSON.stringify(nextPatterns) !== JSON.stringify(doc.patterns);
   const newWarm = warmKeys.filter((k) => !doc.warmKeys.includes(k));
   // An old policy (without the field) was normalized to the defaults: republished only if the config differs from them.
   const statsChanged = doc.stats.bucketSeconds !== stats.bucketSeconds || doc.stats.retentionSeconds !== stats.retentionSeconds;
-  if (patternsChanged || newWarm.length > 0 || statsChanged) {
+  if (patternsChanged || newWarm.length > 0 || statsChanged || rateChanged || entriesChanged || touchChanged) {
     const changed = decisions.filter(
       (d) => d.ttlSecondsBefore !== d.ttlSecondsAfter || d.compressionBefore !== d.compressionAfter || d.admissionBefore !== d.admissionAfter,
     );
@@ -410,6 +277,9 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
       return `${d.pattern}: ${bits.join('; ')}`;
     });
     if (newWarm.length > 0) parts.push(`${newWarm.length} keys to warm ahead of expiry`);
+    if (rateChanged) parts.push(`trace sample rate ${evidence.sampleRateReason}`);
+    else if (entriesChanged) parts.push(`sampled log capped at ${entriesNext} lines (its byte budget)`);
+    if (touchChanged) parts.push(`clients keep the stats buckets of the last ${t.statsWindowSeconds} s from eviction (statsWindowSeconds)`);
     if (statsChanged) {
       parts.push(
         `client stats buckets ${doc.stats.bucketSeconds} s / ${doc.stats.retentionSeconds} s retention → ${stats.bucketSeconds} s / ${stats.retentionSeconds} s (cachingTuner config)`,
@@ -417,6 +287,7 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
     }
     const expected: Record<string, number> = {};
     if (eviction.tunedHitRatePercent !== undefined) expected.cacheHitRatePercent = round1(eviction.tunedHitRatePercent);
+    if (eviction.tunedHalfWidthPoints !== undefined) expected.cacheHitRateHalfWidthPoints = round1(eviction.tunedHalfWidthPoints);
     changes.push({
       kind: SET_POLICY,
       target: POLICY_TARGET,
@@ -448,5 +319,5 @@ export function planCaching(input: CachingPlanInput): CachingPlan {
       reason: `${round1(Math.max(...saturated))}% of sampled keys sit at the LFU counter cap (255): LFU cannot tell hot from hotter; lfu-log-factor ${logFactor} → ${value}`,
     });
   }
-  return { changes, patterns: decisions, eviction, document, warmKeys, notes };
+  return { changes, patterns: decisions, eviction, evidence, validation, document, warmKeys, notes };
 }

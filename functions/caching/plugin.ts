@@ -20,13 +20,14 @@ import type { MetricsSnapshot } from '#shared/metrics';
 import { logger } from '#shared/observability';
 import type { PolicyStore } from '#shared/policy-store';
 import { DEFAULT_CACHE_POLICY, DEFAULT_STATS_LAYOUT, normalizePolicy, normalizeStatsLayout, type CachePolicy, type StatsLayout } from '#sdk/cache/policy';
-import { readStatsWindow } from '#sdk/cache/stats';
+import { expireBucketsPastWindow, readStatsWindow } from '#sdk/cache/stats';
 import { CloudWatchCacheMetricsSource, observeCache, type CacheMetricsSource } from './observe.ts';
 import type { CacheObservation } from './observation.ts';
 import { resolveElastiCacheTarget } from './elasticache-target.ts';
 import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
 import { configStatsLayout, planCaching, SET_PARAMETER, SET_POLICY, type CachingPlan, type CachingTuning } from './plan.ts';
-import { applyCachePolicy, captureCachePolicy, revertCachePolicy, type PolicyState } from './policy-publication.ts';
+import { applyCachePolicy, captureCachePolicy, ensurePolicyMirror, revertCachePolicy, type PolicyState } from './policy-publication.ts';
+import type { ValidationReplay } from './validation-replay.ts';
 
 export interface CachingDeps {
   readonly redis: Redis;
@@ -36,6 +37,24 @@ export interface CachingDeps {
   readonly policies: PolicyStore;
   readonly tuning: CachingTuning;
   readonly cloudwatch?: CacheMetricsSource;
+  /** Replays the sample on a private Redis to check the simulator (`cachingTuner.validationReplayEnabled`, local only). */
+  readonly validation?: ValidationReplay;
+}
+
+/**
+ * The validation replay where the config asks for it and the tuner runs locally (Lambda
+ * has no redis-server). Loaded by a computed path, so the Lambda bundle does not carry
+ * it (nor the cache client it replays through).
+ */
+export async function validationReplayFor(t: CachingTuning, target: 'local' | 'aws'): Promise<ValidationReplay | undefined> {
+  if (!t.validationReplayEnabled) return undefined;
+  if (target === 'aws') {
+    logger.warn('cachingTuner.validationReplayEnabled is ignored in AWS: the replay needs a local redis-server');
+    return undefined;
+  }
+  const modulePath = './validation-replay.ts';
+  const { PrivateRedisReplay } = (await import(modulePath)) as typeof import('./validation-replay.ts');
+  return new PrivateRedisReplay({ maxRequests: t.validationReplayRequestsMax });
 }
 
 /** Client counters over all patterns, summed over a window of stats buckets. */
@@ -47,13 +66,18 @@ export interface ClientTotals {
 
 /**
  * The bucket layout clients write now: the mirrored policy's (the config's for a policy
- * without one), the SDK defaults when no policy is mirrored. One GET.
+ * without one), the SDK defaults when no policy is in force. One GET. (A missing mirror
+ * key is read as no policy too: clients that lost it keep their last layout, which
+ * this cannot know; the tuner republishes the mirror at its next step.)
  */
 export async function mirroredStatsLayout(redis: Redis, t: CachingTuning): Promise<StatsLayout> {
   const text = await redis.get(t.policyRedisKey);
   if (text === null) return DEFAULT_STATS_LAYOUT;
   try {
-    return normalizeStatsLayout((JSON.parse(text) as { document?: { stats?: unknown } }).document?.stats, configStatsLayout(t));
+    const document = (JSON.parse(text) as { document?: { stats?: unknown } | null }).document;
+    // No policy in force (the version-0 mirror): clients write their own defaults.
+    if (document === null) return DEFAULT_STATS_LAYOUT;
+    return normalizeStatsLayout(document?.stats, configStatsLayout(t));
   } catch {
     return configStatsLayout(t);
   }
@@ -88,7 +112,7 @@ export async function activePolicy(policies: PolicyStore, statsFallback?: StatsL
 }
 
 export async function observeAndPlan(
-  deps: Pick<CachingDeps, 'redis' | 'target' | 'parameters' | 'tuning' | 'cloudwatch'>,
+  deps: Pick<CachingDeps, 'redis' | 'target' | 'parameters' | 'tuning' | 'cloudwatch' | 'validation'>,
   current: { version: number; document: CachePolicy },
   now: Date,
 ): Promise<{ observation: CacheObservation; plan: CachingPlan }> {
@@ -109,7 +133,11 @@ export async function observeAndPlan(
     },
     now,
   );
-  return { observation, plan: planCaching({ observation, current, tuning: t, now }) };
+  const first = planCaching({ observation, current, tuning: t, now });
+  if (!deps.validation || first.validation.candidates.length === 0) return { observation, plan: first };
+  // Where the replay and the simulator disagree, the second pass trusts the replay.
+  const validation = await deps.validation.measure(first.validation.sample, first.validation.candidates);
+  return { observation, plan: planCaching({ observation, current, tuning: t, now, validation }) };
 }
 
 interface CapturedState {
@@ -137,13 +165,43 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
     return { name, value };
   };
 
+  /**
+   * Republishes the mirror when clients lost it (evicted under allkeys-*) and gives
+   * stats buckets past the window their retention; never fails the step for it.
+   */
+  const keepMirror = async () => {
+    try {
+      await expireBucketsPastWindow(deps.redis, t.keyNamespace, await mirroredStatsLayout(deps.redis, t), t.statsWindowSeconds, Date.now());
+      const check = await ensurePolicyMirror(publication);
+      if (check.republished) {
+        logger.warn('caching policy mirror republished', {
+          found: check.found ?? null,
+          active: check.active,
+          requestedByClients: check.requestedByClients,
+          policyKey: t.policyRedisKey,
+        });
+      }
+    } catch (error) {
+      logger.warn('caching policy mirror check or stats sweep failed', { error: (error as Error).message });
+    }
+  };
+
   return {
     area: 'caching',
 
     async plan(ctx) {
+      await keepMirror();
       const current = await activePolicy(deps.policies, configStatsLayout(t));
       const { plan } = await observeAndPlan(deps, current, ctx.now);
-      logger.info('caching plan', { changes: plan.changes.length, eviction: plan.eviction.reason, notes: plan.notes });
+      logger.info('caching plan', {
+        changes: plan.changes.length,
+        eviction: plan.eviction.reason,
+        sampledReads: plan.evidence.sampledReads,
+        sampleRate: plan.evidence.sampleRate,
+        nextSampleRate: plan.evidence.nextSampleRate,
+        sampleRateReason: plan.evidence.sampleRateReason,
+        notes: plan.notes,
+      });
       return plan.changes;
     },
 
@@ -189,6 +247,7 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
     },
 
     async snapshot(now: Date): Promise<MetricsSnapshot> {
+      await keepMirror();
       try {
         // The buckets since the previous snapshot (at least the current one), or the stats window for the first.
         const window = await readClientTotals(deps.redis, t, lastSnapshotMs ?? now.getTime() - t.statsWindowSeconds * 1_000, now.getTime());
@@ -305,8 +364,9 @@ export const createCachingPlugin: PluginFactory = async (config, deps) => {
   const { redis, name, primaryClusterId } = await connectCacheRedis(config, deps.target, elasticache ? { elasticache, secrets: new SecretsManagerClient({}) } : undefined);
   const parameters = aws ? new ElastiCacheParameters(elasticache!, ec.parameterGroupName, { busyWaitSeconds: config.cachingTuner.parameterGroupBusyWaitSeconds }) : new RedisConfigParameters(redis, name);
   const cloudwatch = aws ? new CloudWatchCacheMetricsSource(new CloudWatchClient({}), primaryClusterId ?? ec.replicationGroupId) : undefined;
+  const validation = await validationReplayFor(config.cachingTuner, deps.target);
   return cachingPlugin(
-    { redis, target: name, parameters, policies: deps.policies, tuning: config.cachingTuner, cloudwatch },
+    { redis, target: name, parameters, policies: deps.policies, tuning: config.cachingTuner, cloudwatch, ...(validation ? { validation } : {}) },
     async () => {
       redis.disconnect();
     },

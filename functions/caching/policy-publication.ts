@@ -3,9 +3,13 @@
  * record of truth), activated with compare-and-set against the version captured
  * before, then mirrored to the Redis key the clients poll (see sdk/cache/policy.ts).
  * Revert re-activates the captured version in both places. Both are idempotent.
+ *
+ * "No policy" is mirrored as `{ version: 0, document: null }`, never as a missing key:
+ * a missing key means the mirror was lost (evicted under `allkeys-*`), and
+ * `ensurePolicyMirror` puts the active version back.
  */
 import type { Redis } from 'ioredis';
-import type { CachePolicy, PublishedPolicy } from '#sdk/cache/policy';
+import { republishRequestKey, type CachePolicy, type PublishedPolicy } from '#sdk/cache/policy';
 import { ChangeApplyError, ChangeRevertError } from '#shared/errors';
 import type { PolicyStore } from '#shared/policy-store';
 
@@ -27,12 +31,42 @@ export async function captureCachePolicy(deps: PolicyPublicationDeps): Promise<P
 }
 
 async function mirror(deps: PolicyPublicationDeps, state: PolicyState): Promise<void> {
-  if (state.version === 0 || state.document === null) {
-    await deps.redis.del(deps.policyKey);
-    return;
-  }
-  const published: PublishedPolicy = { version: state.version, document: state.document };
+  const published: PublishedPolicy = state.version === 0 || state.document === null ? { version: 0, document: null } : { version: state.version, document: state.document };
   await deps.redis.set(deps.policyKey, JSON.stringify(published));
+}
+
+export interface MirrorCheck {
+  /** The version the mirror held (undefined: the key was missing or unreadable). */
+  readonly found?: number;
+  readonly active: number;
+  /** Whether the mirror was written again. */
+  readonly republished: boolean;
+  /** A client had asked for it (it found the key missing). */
+  readonly requestedByClients: boolean;
+}
+
+/**
+ * Puts the active version back into the mirror when the key is missing or holds
+ * another version (evicted, or a crashed publish), and clears the clients' republish
+ * request. Cheap (two GETs when all is well): run on every tuner step that touches Redis.
+ */
+export async function ensurePolicyMirror(deps: PolicyPublicationDeps): Promise<MirrorCheck> {
+  const [active, text, requested] = await Promise.all([
+    deps.policies.active<CachePolicy>('caching'),
+    deps.redis.get(deps.policyKey),
+    deps.redis.exists(republishRequestKey(deps.policyKey)),
+  ]);
+  let found: number | undefined;
+  try {
+    if (text !== null) found = Number((JSON.parse(text) as { version?: unknown }).version ?? 0);
+  } catch {
+    found = undefined;
+  }
+  const state: PolicyState = active ? { version: active.version, document: active.document } : { version: 0, document: null };
+  const republished = found !== state.version;
+  if (republished) await mirror(deps, state);
+  if (requested === 1) await deps.redis.del(republishRequestKey(deps.policyKey));
+  return { ...(found !== undefined ? { found } : {}), active: state.version, republished, requestedByClients: requested === 1 };
 }
 
 export async function applyCachePolicy(

@@ -61,6 +61,15 @@ function decompress(payload: Buffer, encoding: Compression): Buffer {
 }
 
 const FIXED = 34;
+/** The header's fixed part, before the tags. */
+export const ENTRY_FIXED_BYTES = FIXED;
+
+const tagsBytes = (tags: EntryHeader['tags']) => (tags.length > 0 ? Buffer.byteLength(JSON.stringify(tags), 'utf8') : 0);
+
+/** The length of the entry `encodeEntry` makes of a payload of this length with these tags. */
+export function encodedEntryBytes(tags: EntryHeader['tags'], payloadBytes: number): number {
+  return FIXED + tagsBytes(tags) + payloadBytes;
+}
 
 export function encodeEntry(header: EntryHeader, payload: Buffer, encoding: Compression): Buffer {
   const tags = header.tags.length > 0 ? Buffer.from(JSON.stringify(header.tags), 'utf8') : Buffer.alloc(0);

@@ -4,9 +4,15 @@
  * Where it lives: the ledger's PolicyStore (DynamoDB) is the record of truth, but an
  * application must not hit DynamoDB per read. Every apply/revert therefore also
  * writes the active version to one Redis key (`POLICY_REDIS_KEY`, JSON
- * `{ version, document }`), and each client polls that key every
- * `policyRefreshSeconds`: a policy change reaches every instance within that bound.
- * No key (or an unreadable one) means "defaults": the client never fails on policy.
+ * `{ version, document }`; "no policy" is `{ version: 0, document: null }`), and each
+ * client polls that key every `policyRefreshSeconds`: a policy change reaches every
+ * instance within that bound.
+ *
+ * Under an `allkeys-*` eviction policy that key is an ordinary key and Redis may evict
+ * it. A missing key is therefore a gap, not "defaults": a client keeps the policy it
+ * last read, counts and logs the gap, asks for a republish (`republishRequestKey`) and
+ * may re-read the policy from its own source (`CacheClientOptions.fetchPolicy`); the
+ * tuner republishes the active version whenever it finds the mirror missing or behind.
  */
 
 /** The Redis key the active caching policy is mirrored to. */
@@ -14,14 +20,21 @@ import { DEFAULT_STATS_BUCKET_SECONDS, DEFAULT_STATS_RETENTION_SECONDS } from '.
 
 export const POLICY_REDIS_KEY = 'perfpilot:policy:caching';
 
+/** Where clients that found the policy key missing ask the tuner to republish it. */
+export const republishRequestKey = (policyKey: string) => `${policyKey}:republish`;
+
 export type Compression = 'none' | 'gzip' | 'brotli';
 
 export interface AdmissionPolicy {
   /**
    * `all`: store every loaded value. `second-hit`: a doorkeeper, store a key only when
    * it missed twice within `windowSeconds` (one-hit wonders are served, not stored).
+   * `tinylfu`: a frequency sketch counts every read of the pattern's keys (sketch.ts);
+   * a missed key is stored when its estimated frequency over the current and previous
+   * `windowSeconds` is at least `minFrequency`.
    */
-  readonly mode: 'all' | 'second-hit';
+  readonly mode: 'all' | 'second-hit' | 'tinylfu';
+  /** The doorkeeper's window, and the sketch's aging period. */
   readonly windowSeconds: number;
   /**
    * The doorkeeper is a bitmap per window (TinyLFU's doorkeeper, in Redis): a key's
@@ -30,7 +43,11 @@ export interface AdmissionPolicy {
    * positive (about distinct keys per window / bits) only admits a key early.
    */
   readonly doorkeeperBits: number;
-  /** Values larger than this are stored with `largeValueTtlSeconds` instead of the TTL (0: no limit). */
+  /** Counters per row of the frequency sketch (4 rows of 4-bit counters, two windows: 4 × width bytes). */
+  readonly sketchWidth: number;
+  /** `tinylfu`: the estimated reads (this one included) a missed key needs to be stored. */
+  readonly minFrequency: number;
+  /** Stored entries (header included) larger than this are stored with `largeValueTtlSeconds` instead of the TTL (0: no limit). */
   readonly largeValueBytes: number;
   readonly largeValueTtlSeconds: number;
 }
@@ -66,6 +83,14 @@ export interface CachePolicy {
   readonly defaults: PatternPolicy;
   /** Fraction of keys (by hash, SHARDS-style spatial sampling) whose reads the client records for the tuner. */
   readonly traceSampleRate: number;
+  /** The sampled log is trimmed to this many lines (the tuner sizes it to its byte budget); absent: the client's option. */
+  readonly traceMaxEntries?: number;
+  /**
+   * Every stats flush also TOUCHes the buckets of the last this many seconds (the tuner's
+   * window): under `allkeys-*` an idle bucket would otherwise be among the first keys
+   * evicted, and the tuner would plan on counters with holes. Absent: no touching.
+   */
+  readonly statsTouchSeconds?: number;
   /** Keys the tuner predicts will be read soon; clients with a registered loader refresh them ahead of expiry. */
   readonly warmKeys: readonly string[];
   /**
@@ -81,7 +106,7 @@ export const DEFAULT_PATTERN_POLICY: PatternPolicy = {
   staleSeconds: 30,
   compression: 'none',
   compressMinBytes: 512,
-  admission: { mode: 'all', windowSeconds: 600, doorkeeperBits: 65_536, largeValueBytes: 0, largeValueTtlSeconds: 30 },
+  admission: { mode: 'all', windowSeconds: 600, doorkeeperBits: 65_536, sketchWidth: 16_384, minFrequency: 2, largeValueBytes: 0, largeValueTtlSeconds: 30 },
   earlyRefreshBeta: 1,
 };
 
@@ -96,10 +121,10 @@ export const DEFAULT_CACHE_POLICY: CachePolicy = {
   stats: DEFAULT_STATS_LAYOUT,
 };
 
-/** What the Redis mirror holds. */
+/** What the Redis mirror holds; version 0 with a null document: no policy is active (clients use the defaults). */
 export interface PublishedPolicy {
   readonly version: number;
-  readonly document: CachePolicy;
+  readonly document: CachePolicy | null;
 }
 
 /** A normalized policy: every field present. */
@@ -116,10 +141,15 @@ export function normalizePolicy(raw: unknown, statsFallback: StatsLayout = DEFAU
   const defaults = mergePattern(DEFAULT_PATTERN_POLICY, doc.defaults);
   const patterns: Record<string, PatternPolicy> = {};
   for (const [name, p] of Object.entries(doc.patterns ?? {})) patterns[name] = mergePattern(defaults, p);
+  const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
+  const traceMaxEntries = positiveInt(doc.traceMaxEntries) ? doc.traceMaxEntries : undefined;
+  const statsTouchSeconds = positiveInt(doc.statsTouchSeconds) ? doc.statsTouchSeconds : undefined;
   return {
     patterns,
     defaults,
     traceSampleRate: typeof doc.traceSampleRate === 'number' ? doc.traceSampleRate : DEFAULT_CACHE_POLICY.traceSampleRate,
+    ...(traceMaxEntries ? { traceMaxEntries } : {}),
+    ...(statsTouchSeconds ? { statsTouchSeconds } : {}),
     warmKeys: Array.isArray(doc.warmKeys) ? doc.warmKeys.filter((k): k is string => typeof k === 'string') : [],
     stats: normalizeStatsLayout(doc.stats, statsFallback),
   };

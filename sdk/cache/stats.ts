@@ -6,14 +6,17 @@
  * Counters are windowed: each flush adds its batch to the hash of the time bucket it
  * is flushed in (bucket = `bucketSeconds` of the client's clock) and renews that
  * hash's expiry to `retentionSeconds`, so old behaviour ages out and a reader sums
- * the buckets of the window it cares about (`readStatsWindow`). Width and retention
+ * the buckets of the window it cares about (`readStatsWindow`). Under a policy with
+ * `statsTouchSeconds` (the tuner's window), the buckets of that window are kept from
+ * eviction instead (no expiry, touched every flush) and get their retention as they
+ * leave it. Width and retention
  * come from the published policy (`CachePolicy.stats`, the tuner's config), the
  * client's own options only until one is in force; a width change waits for a bucket
  * boundary (`layoutSwitchAtMs`).
  *
  * Layout (read by the tuner in another process):
  *   <ns>perfpilot:stats:<bucket start, epoch s>   hash, field `<pattern>|<counter>` → count in that bucket; expires
- *   <ns>perfpilot:trace                           list of `<epoch ms>|<key>|<bytes>` for the sampled keys, capped
+ *   <ns>perfpilot:trace                           list of sampled events (trace.ts), capped
  *
  * (The former single cumulative hash `<ns>perfpilot:stats` is no longer written or read.)
  */
@@ -44,9 +47,14 @@ export const STAT_COUNTERS = [
   'trialBrotliBytes',
   'trialBrotliMicros',
   'compressMicros',
+  /** Policy reads that found the mirror key missing (counted under `CLIENT_STATS_PATTERN`). */
+  'policyMisses',
 ] as const;
 export type StatCounter = (typeof STAT_COUNTERS)[number];
 export type PatternStats = Record<StatCounter, number>;
+
+/** Counters about the client itself rather than a key pattern are filed under this name. */
+export const CLIENT_STATS_PATTERN = '(client)';
 
 /** Defaults shared by the client and the tuner's config (`cachingTuner.statsBucketSeconds`, `statsRetentionSeconds`). */
 export const DEFAULT_STATS_BUCKET_SECONDS = 300;
@@ -98,6 +106,8 @@ export interface StatsWindowRequest {
 
 export interface StatsWindow {
   readonly stats: Map<string, PatternStats>;
+  /** Reads (hits, misses, stale serves; every pattern) per bucket that held counters, oldest first. */
+  readonly bucketReads: readonly { readonly startMs: number; readonly reads: number }[];
   /** What was actually summed: from the start of the oldest bucket read to the end of the newest. */
   readonly fromMs: number;
   readonly toMs: number;
@@ -117,30 +127,59 @@ export function windowBucketStarts(r: StatsWindowRequest): number[] {
 }
 
 const READ_BUCKETS_PER_PIPELINE = 100;
+/** A flush touches at most this many older buckets... */
+const MAX_TOUCHED_BUCKETS = 64;
+/** ...and gives their retention to this many buckets just past the window (a tuner maintenance sweep covers older gaps)... */
+const EXPIRED_ON_LEAVING_BUCKETS = 4;
+/** ...over at most this many buckets before the window. */
+const MAX_SWEPT_BUCKETS = 500;
 
 /** Sums the counters of the buckets overlapping a window: HGETALL per bucket, pipelined in bounded batches. */
 export async function readStatsWindow(redis: Redis, namespace: string, r: StatsWindowRequest): Promise<StatsWindow> {
   const starts = windowBucketStarts(r);
   const stats = new Map<string, PatternStats>();
+  const bucketReads: { startMs: number; reads: number }[] = [];
   let withData = 0;
   for (let i = 0; i < starts.length; i += READ_BUCKETS_PER_PIPELINE) {
+    const batch = starts.slice(i, i + READ_BUCKETS_PER_PIPELINE);
     const pipeline = redis.pipeline();
-    for (const b of starts.slice(i, i + READ_BUCKETS_PER_PIPELINE)) pipeline.hgetall(statsBucketKey(namespace, b));
-    for (const [err, hash] of (await pipeline.exec()) ?? []) {
+    for (const b of batch) pipeline.hgetall(statsBucketKey(namespace, b));
+    const results = (await pipeline.exec()) ?? [];
+    results.forEach(([err, hash], j) => {
       if (err) throw err;
       const h = hash as Record<string, string>;
-      if (Object.keys(h).length === 0) continue;
+      if (Object.keys(h).length === 0) return;
       withData++;
-      addStats(stats, parseStatsHash(h));
-    }
+      const bucket = parseStatsHash(h);
+      let reads = 0;
+      for (const s of bucket.values()) reads += s.hits + s.misses + s.staleServes;
+      bucketReads.push({ startMs: batch[j]! * 1_000, reads });
+      addStats(stats, bucket);
+    });
   }
   return {
     stats,
+    bucketReads,
     fromMs: (starts[0] ?? 0) * 1_000,
     toMs: ((starts.at(-1) ?? 0) + r.bucketSeconds) * 1_000,
     buckets: starts.length,
     bucketsWithData: withData,
   };
+}
+
+/**
+ * Gives their retention to buckets older than the kept window that still have no
+ * expiry (clients set it as a bucket leaves the window; a bucket that left while no
+ * client was flushing would otherwise be kept forever). EXPIRE NX: never extends.
+ */
+export async function expireBucketsPastWindow(redis: Redis, namespace: string, layout: StatsLayout, windowSeconds: number, nowMs: number): Promise<void> {
+  // The most recent buckets before the window: the tuner runs far more often than this span, so nothing older is missed.
+  const starts = windowBucketStarts({ ...layout, fromMs: nowMs - layout.retentionSeconds * 1_000, toMs: nowMs - windowSeconds * 1_000 }).slice(-MAX_SWEPT_BUCKETS);
+  for (let i = 0; i < starts.length; i += READ_BUCKETS_PER_PIPELINE) {
+    const pipeline = redis.pipeline();
+    for (const b of starts.slice(i, i + READ_BUCKETS_PER_PIPELINE)) pipeline.expire(statsBucketKey(namespace, b), layout.retentionSeconds, 'NX');
+    await pipeline.exec();
+  }
 }
 
 /**
@@ -180,6 +219,8 @@ export class StatsRecorder {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private layout: StatsLayout;
+  private traceMaxEntries: number;
+  private touchSeconds = 0;
   /** A width change waiting for its boundary (see `layoutSwitchAtMs`). */
   private next: { readonly layout: StatsLayout; readonly atMs: number } | undefined;
 
@@ -188,6 +229,7 @@ export class StatsRecorder {
     private readonly options: StatsRecorderOptions,
   ) {
     this.layout = { bucketSeconds: options.bucketSeconds, retentionSeconds: options.retentionSeconds };
+    this.traceMaxEntries = options.traceMaxEntries;
     this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
     this.timer.unref();
   }
@@ -237,8 +279,19 @@ export class StatsRecorder {
     if (++this.ops >= this.options.flushOps) void this.flush();
   }
 
-  recordTrace(key: string, bytes: number, nowMs: number): void {
-    this.trace.push(`${nowMs}|${key}|${bytes}`);
+  /** Queues one line of the sampled log (trace.ts). */
+  recordTrace(line: string): void {
+    this.trace.push(line);
+  }
+
+  /** The log is trimmed to this many lines from the next flush on (the published policy's `traceMaxEntries`). */
+  setTraceMaxEntries(entries: number): void {
+    this.traceMaxEntries = entries;
+  }
+
+  /** Each flush re-touches the buckets of the last `seconds` (the published policy's `statsTouchSeconds`; 0: none). */
+  setTouchSeconds(seconds: number): void {
+    this.touchSeconds = seconds;
   }
 
   /**
@@ -267,11 +320,23 @@ export class StatsRecorder {
         else pipeline.hincrbyfloat(key, `${pattern}|${counter}`, amount);
       }
     }
-    if (counted > 0) pipeline.expire(key, layout.retentionSeconds);
+    if (this.touchSeconds <= 0) {
+      if (counted > 0) pipeline.expire(key, layout.retentionSeconds);
+    } else {
+      // Buckets the tuner still reads carry no expiry (a volatile-* policy cannot evict them) and are touched every
+      // flush (an LRU/LFU access, so allkeys-* does not see them as idle); each gets its retention when it leaves
+      // the window (NX: set once, never extended, by whichever client flushes then).
+      if (counted > 0) pipeline.persist(key); // a bucket written before the policy asked for this may carry an expiry
+      const starts = windowBucketStarts({ bucketSeconds: layout.bucketSeconds, retentionSeconds: layout.retentionSeconds, fromMs: nowMs - this.touchSeconds * 1_000, toMs: nowMs });
+      const older = starts.slice(-MAX_TOUCHED_BUCKETS - 1, -1).map((b) => statsBucketKey(this.options.namespace, b));
+      if (older.length > 0) pipeline.touch(...older);
+      const first = starts[0] ?? statsBucketStart(nowMs, layout.bucketSeconds);
+      for (let i = 1; i <= EXPIRED_ON_LEAVING_BUCKETS; i++) pipeline.expire(statsBucketKey(this.options.namespace, first - i * layout.bucketSeconds), layout.retentionSeconds, 'NX');
+    }
     if (trace.length > 0) {
       const tKey = traceKey(this.options.namespace);
       pipeline.rpush(tKey, ...trace);
-      pipeline.ltrim(tKey, -this.options.traceMaxEntries, -1);
+      pipeline.ltrim(tKey, -this.traceMaxEntries, -1);
     }
     this.flushing = pipeline
       .exec()

@@ -1,6 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RedisConfigParameters } from '#functions/caching/parameters';
+import { observeCache } from '#functions/caching/observe';
+import { simulate } from '#functions/caching/simulate';
 import { CacheClient, cacheRedisOptions, decodeEntry, DEFAULT_PATTERN_POLICY, readStatsWindow, type CachePolicy, type PatternPolicy } from '#sdk/cache/index';
 import { startPrivateRedis } from './support/redis-server.ts';
 import { deleteKeys } from '../support/services.ts';
@@ -245,6 +248,68 @@ describe('cache client against the real Redis', () => {
     const loader = counter(() => 'should not load');
     expect(await c.wrap('report:daily', loader.loader)).toBe(`report:daily@${clock}`);
     expect(loader.state.calls).toBe(0);
+  });
+
+  it('admits a key under TinyLFU once the sketch counts enough reads of it', async () => {
+    await publish(1, { 'blob:{id}': { admission: { mode: 'tinylfu', windowSeconds: 60, sketchWidth: 1_024, minFrequency: 3 } } });
+    const c = client();
+    const { state, loader } = counter((n) => n);
+    for (const expected of [1, 2]) {
+      expect(await c.wrap('blob:7', loader)).toBe(expected);
+      expect(await redis.exists(`${ns}blob:7`)).toBe(0); // read once, twice: not admitted
+    }
+    expect(await c.wrap('blob:7', loader)).toBe(3); // the third read: stored
+    expect(await redis.exists(`${ns}blob:7`)).toBe(1);
+    expect(await c.wrap('blob:7', loader)).toBe(3);
+    expect(state.calls).toBe(3);
+    // Another key is counted apart from it.
+    await c.wrap('blob:8', loader);
+    expect(await redis.exists(`${ns}blob:8`)).toBe(0);
+    // One sketch per window parity and its marker: fixed memory.
+    const sketchKeys = await redis.keys(`${ns}perfpilot:cms:*`);
+    expect(sketchKeys.length).toBeGreaterThan(0);
+    expect(sketchKeys.length).toBeLessThanOrEqual(4);
+    expect(await redis.strlen(sketchKeys.find((k) => !k.endsWith(':window'))!)).toBeLessThanOrEqual((4 * 1_024 * 4) / 8);
+  });
+
+  it('logs deletes, overwrites and tag invalidations of sampled keys with their reads, and the simulator replays them as the client behaved', async () => {
+    await publish(1, { 'board:{id}': {} }, { traceSampleRate: 1 });
+    const c = client({ patterns: ['board:{id}'] });
+    const at = Date.now();
+    await c.wrap('board:1', async () => ({ n: 1 })); // miss
+    await c.wrap('board:1', async () => ({ n: 1 })); // hit
+    await c.delete('board:1');
+    await c.wrap('board:1', async () => ({ n: 2 })); // miss: deleted
+    await c.set('board:2', { n: 3 }, { tags: ['depot:9'] });
+    expect(await c.get('board:2')).toEqual({ n: 3 }); // hit
+    await c.invalidateTags(['depot:9']);
+    expect(await c.get('board:2')).toBeUndefined(); // miss: invalidated
+    await c.flushStats();
+    const observed = await observeCache(
+      { redis, target: REDIS_URL, namespace: ns, policyKey: `${ns}policy`, parameters: new RedisConfigParameters(redis, REDIS_URL) },
+      { keyspaceSampleKeysMax: 100, scanCountPerCall: 100, warmHorizonSeconds: 60, patterns: ['board:{id}'], traceSampleRate: 1, statsWindowSeconds: 600, statsBucketSeconds: 300, statsRetentionSeconds: 172_800 },
+      new Date(at + 1_000),
+    );
+    expect(observed.trace.map((r) => [r.op ?? 'read', r.key])).toEqual([
+      ['read', 'board:1'],
+      ['read', 'board:1'],
+      ['delete', 'board:1'],
+      ['read', 'board:1'],
+      ['set', 'board:2'],
+      ['lookup', 'board:2'],
+      ['invalidate', 'depot:9'],
+      ['lookup', 'board:2'],
+    ]);
+    expect(observed.trace.every((r) => r.sampleRate === 1)).toBe(true);
+    expect(observed.trace.find((r) => r.op === 'set')).toMatchObject({ tags: ['depot:9'], pattern: 'board:{id}' });
+    // Reads and overwrites carry the stored entry's length (value and header); a lookup that missed has none.
+    expect(observed.trace.filter((r) => r.op === undefined || r.op === 'set').every((r) => r.bytes > 34)).toBe(true);
+    expect(observed.trace.at(-1)!.bytes).toBe(0);
+    const counted = observed.patterns['board:{id}']!;
+    const simulated = simulate(observed.trace, { capacityBytes: 1e6, eviction: 'redis-lru' });
+    expect(simulated.requests).toBe(counted.hits + counted.misses);
+    expect(simulated.hits).toBe(counted.hits);
+    expect(simulated.hits).toBe(2);
   });
 
   it('stores large values briefly under a size cap', async () => {

@@ -23,15 +23,18 @@ function observation(o: Partial<CacheObservation>): CacheObservation {
     samples: {},
     hotExpiring: [],
     sampledKeys: 0,
-    trace: [],
     traceSampleRate: 1,
     ...o,
+    // A log taken at rate 1: every key is in the sample.
+    trace: (o.trace ?? []).map((r) => ({ sampleRate: 1, ...r })),
   };
 }
 
 function policyWith(patterns: CachePolicy['patterns']): CachePolicy {
-  return { ...DEFAULT_CACHE_POLICY, patterns };
+  return { ...DEFAULT_CACHE_POLICY, traceSampleRate: 1, patterns };
 }
+/** The defaults, with clients logging every key (the observations here are full logs). */
+const FULL_LOG: CachePolicy = { ...DEFAULT_CACHE_POLICY, traceSampleRate: 1 };
 
 function zipfTrace(n: number, keys: number, alpha: number, seed: number, pattern = 'item:{id}', bytes = 100): TraceRequest[] {
   const next = zipfSampler(keys, alpha, rng(seed));
@@ -101,7 +104,7 @@ describe('planCaching', () => {
         'depot:{id}': stats({ hits: 20, misses: 5 }),
       },
     });
-    const plan = planCaching({ observation: obs, current: { version: 3, document: DEFAULT_CACHE_POLICY }, tuning, now });
+    const plan = planCaching({ observation: obs, current: { version: 3, document: FULL_LOG }, tuning, now });
     expect(plan.changes).toHaveLength(1);
     const change = plan.changes[0]!;
     expect(change.kind).toBe(SET_POLICY);
@@ -121,7 +124,7 @@ describe('planCaching', () => {
   it('switches the eviction policy to LFU when the sampled trace says it hits more', () => {
     const trace = zipfTrace(20_000, 5_000, 0.9, 7);
     const obs = observation({ trace, info: { ...observation({}).info, maxmemoryBytes: 200 * (100 + tuning.perKeyOverheadBytes) } });
-    const plan = planCaching({ observation: obs, current: { version: 0, document: DEFAULT_CACHE_POLICY }, tuning, now });
+    const plan = planCaching({ observation: obs, current: { version: 0, document: FULL_LOG }, tuning, now });
     expect(plan.eviction.lfuHitRatePercent!).toBeGreaterThan(plan.eviction.lruHitRatePercent! + 1);
     const param = plan.changes.find((c) => c.kind === SET_PARAMETER);
     expect(param).toMatchObject({ target: 'maxmemory-policy', params: { name: 'maxmemory-policy', value: 'allkeys-lfu' } });
@@ -136,7 +139,7 @@ describe('planCaching', () => {
     const info = { ...observation({}).info, maxmemoryBytes: 120 * (100 + tuning.perKeyOverheadBytes) };
     const lfuNow = planCaching({
       observation: observation({ trace, info, parameters: { 'maxmemory-policy': 'allkeys-lfu' } }),
-      current: { version: 0, document: DEFAULT_CACHE_POLICY },
+      current: { version: 0, document: FULL_LOG },
       tuning,
       now,
     });
@@ -144,7 +147,7 @@ describe('planCaching', () => {
     expect(lfuNow.changes.find((c) => c.kind === SET_PARAMETER)?.params.value).toBe('allkeys-lru');
     const noeviction = planCaching({
       observation: observation({ trace, info, parameters: { 'maxmemory-policy': 'noeviction' } }),
-      current: { version: 0, document: DEFAULT_CACHE_POLICY },
+      current: { version: 0, document: FULL_LOG },
       tuning,
       now,
     });
@@ -163,7 +166,7 @@ describe('planCaching', () => {
     // Big enough that the doorkeeper's two 8 KiB bitmaps are a small part of the budget.
     const info = { ...observation({}).info, maxmemoryBytes: 1_500 * (100 + tuning.perKeyOverheadBytes) };
     const patterns = { 'hot:{id}': stats({ hits: 100 }), 'scan:{id}': stats({ misses: 100 }) };
-    const plan = planCaching({ observation: observation({ trace, info, patterns }), current: { version: 0, document: DEFAULT_CACHE_POLICY }, tuning, now });
+    const plan = planCaching({ observation: observation({ trace, info, patterns }), current: { version: 0, document: FULL_LOG }, tuning, now });
     const doc = plan.document;
     expect(doc.patterns['scan:{id}']!.admission.mode).toBe('second-hit');
     expect(doc.patterns['hot:{id}']!.admission.mode).toBe('all');
@@ -187,7 +190,7 @@ describe('planCaching', () => {
       parameters: { 'maxmemory-policy': 'allkeys-lfu', 'lfu-log-factor': '10' },
       samples: { 'hot:{id}': { keys: 100, meanBytes: 200, meanTtlSeconds: 100, meanIdleSeconds: 1, meanFreq: 250, freqSaturatedPercent: 40 } },
     });
-    const plan = planCaching({ observation: obs, current: { version: 0, document: DEFAULT_CACHE_POLICY }, tuning, now });
+    const plan = planCaching({ observation: obs, current: { version: 0, document: FULL_LOG }, tuning, now });
     expect(plan.changes.find((c) => c.target === 'lfu-log-factor')?.params).toEqual({ name: 'lfu-log-factor', value: '40' });
   });
 });
@@ -206,12 +209,12 @@ describe('simulations', () => {
     const t: TraceRequest[] = [
       { atMs: 0, key: 'a', bytes: 1, pattern: 'p' },
       { atMs: 1, key: 'a', bytes: 1, pattern: 'p' },
-      { atMs: 2, key: 'a', bytes: 1, pattern: 'p', write: true },
+      { atMs: 2, key: 'a', bytes: 1, pattern: 'p', op: 'delete' },
       { atMs: 3, key: 'a', bytes: 1, pattern: 'p' },
       { atMs: 100, key: 'a', bytes: 1, pattern: 'p' },
     ];
     expect(simulate(t, { capacityBytes: 10, eviction: 'lru' }).hits).toBe(2);
-    expect(simulate(t, { capacityBytes: 10, eviction: 'lru', ttlMs: new Map([['p', 50]]) }).hits).toBe(1);
+    expect(simulate(t, { capacityBytes: 10, eviction: 'lru', patterns: new Map([['p', { ttlMs: 50 }]]) }).hits).toBe(1);
     expect(simulateBelady(t, { capacityBytes: 10 }).hits).toBe(2);
   });
 });

@@ -119,8 +119,18 @@ describe('the published policy carries the stats bucket layout', () => {
     const written = await bucketsWritten();
     expect([...written.keys()]).toEqual([at(12, 0, 0) / 1_000, at(12, 3, 0) / 1_000, at(12, 4, 0) / 1_000]);
     expect([...written.values()].map((b) => b.reads)).toEqual([5, 4, 1]); // 10 reads, each counted once
-    expect(written.get(at(12, 3, 0) / 1_000)!.ttl).toBeLessThanOrEqual(7_200);
-    expect(written.get(at(12, 0, 0) / 1_000)!.ttl).toBeLessThanOrEqual(7_200); // the retention applied from the first flush after the policy
+    // The tuner's policy keeps the buckets of its window (an hour) from eviction: no expiry while in it...
+    expect(written.get(at(12, 3, 0) / 1_000)!.ttl).toBe(-1);
+    expect(written.get(at(12, 0, 0) / 1_000)!.ttl).toBe(-1);
+    // ...and a bucket gets the policy's retention as it leaves the window.
+    const later = at(13, 6, 0);
+    clock.ms = later;
+    await readBoards(c, 1);
+    const leaving = await bucketsWritten();
+    expect(leaving.get(at(12, 3, 0) / 1_000)!.ttl).toBeGreaterThan(7_000);
+    expect(leaving.get(at(12, 3, 0) / 1_000)!.ttl).toBeLessThanOrEqual(7_200);
+    expect(leaving.get(later / 1_000)!.ttl).toBe(-1);
+    clock.ms = at(12, 4, 1);
 
     // The tuner reads with the policy in force: every read the client counted, once.
     const now = new Date(at(12, 4, 30));

@@ -539,7 +539,8 @@ const HNSWLIB_WASM_MODULE = fileURLToPath(new URL('../../node_modules/hnswlib-wa
 const HNSWLIB_KIB = statSync(HNSWLIB_WASM_MODULE).size / 1024 + 128;
 const HNSWLIB_MAP_KIB = (JSON.parse(readFileSync(`${HNSWLIB_WASM_MODULE}.map`, 'utf8')) as { mappings: string }).mappings.length / 1024 + 384;
 const BUNDLE_BUDGET_KIB_BY_FUNCTION: Readonly<Record<string, number>> = { database: 1_152, vector: 1_024 + HNSWLIB_KIB, 'vector-search': 1_024 + HNSWLIB_KIB };
-const SOURCE_MAP_BUDGET_KIB_BY_FUNCTION: Readonly<Record<string, number>> = { database: 1_792, vector: 1_536 + HNSWLIB_MAP_KIB, 'vector-search': 1_536 + HNSWLIB_MAP_KIB };
+/** The caching function carries the Redis eviction simulator and the interval machinery of issue 11 (≈ 30 KiB minified). */
+const SOURCE_MAP_BUDGET_KIB_BY_FUNCTION: Readonly<Record<string, number>> = { database: 1_792, caching: 1_600, vector: 1_536 + HNSWLIB_MAP_KIB, 'vector-search': 1_536 + HNSWLIB_MAP_KIB };
 const SOURCE_MAP_BUDGET_KIB = 1_536;
 /** What must never be bundled into a Lambda: build tools, the CLI's own pieces, the local stand-ins. */
 const MUST_STAY_OUT = ['aws-cdk-lib', 'constructs', 'cdk-nag', 'dynalite', 'commander', 'tsx', 'vitest', 'esbuild', 'aws-local-stepfunctions'];
