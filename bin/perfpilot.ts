@@ -14,10 +14,11 @@ import { AREA_REGISTRY, isRegisteredArea, loadAnalyzer } from '#local/plugins';
 import { openLedger, readConfig, type GlobalOptions } from './cli/context.ts';
 import { paint, table } from './cli/format.ts';
 import { collectStatus, renderStatus } from './cli/status.ts';
-import { progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
+import { inconclusiveRecord, lockRefusal, progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
 import { analyzeInAws, runAwsRollout } from './cli/aws-rollout.ts';
 import { EnableRuleCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { confirmRollback, plannedReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
+import { confirmRollback, plannedReverts, renderMarkReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
+import { checkTargets, revertMarks } from '#local/target-check';
 import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
 import { registerLoadTestCommands } from './cli/load-tests.ts';
 import { DEFAULT_REPORT_FILE, registerReportCommand, writeDemoReport } from './cli/report.ts';
@@ -76,7 +77,7 @@ program
     const config = readConfig(globals());
     const access = await openLedger(config, globals());
     try {
-      const report = await collectStatus(access, opts);
+      const report = await collectStatus(access, opts, config);
       write(opts.json ? JSON.stringify(report, null, 2) : renderStatus(report, config));
     } finally {
       await access.close();
@@ -115,29 +116,52 @@ program
         circuit,
         force: opts.force,
       });
-      write(opts.json ? JSON.stringify(result, null, 2) : `\nExecution ${result.executionArn}: ${result.status}${result.cause ? ` — ${result.cause}` : ''}`);
-      if (result.status !== 'SUCCEEDED') process.exitCode = 1;
+      const refused = lockRefusal(result.output);
+      write(
+        opts.json
+          ? JSON.stringify({ ...result, ...(refused ? { refused } : {}) }, null, 2)
+          : refused
+            ? paint.red(`\nExecution ${result.executionArn} did not run: ${refused}`)
+            : `\nExecution ${result.executionArn}: ${result.status}${result.cause ? ` — ${result.cause}` : ''}`,
+      );
+      if (result.status !== 'SUCCEEDED' || refused) process.exitCode = 1;
       return;
     }
     const access = await openLedger(config, globals(), (subject, message) => write(paint.yellow(`! ${subject}: ${message}`)));
     try {
       const { result, changes } = await runLocalRolloutCommand(access.runtime!, config, area, opts, write);
+      const refused = lockRefusal(result.output);
       if (opts.json) {
-        write(JSON.stringify({ ...result, changes }, null, 2));
+        write(JSON.stringify({ ...result, ...(refused ? { refused } : {}), changes }, null, 2));
+      } else if (refused) {
+        write('');
+        write(paint.red(`Rollout ${result.rolloutId} did not run: ${refused}.`));
+        write(paint.dim('Nothing was applied. `perfpilot status` shows the running rollout; `perfpilot rollback` stops and reverts it.'));
       } else {
         write('');
         write(renderChanges(changes));
         const kept = changes.filter((c) => c.status === 'kept').length;
         const reverted = changes.filter((c) => c.status === 'reverted').length;
         write('');
-        if (result.status === 'SUCCEEDED') {
+        if (result.status === 'ABORTED' && result.error === 'RolloutStopped') {
+          write(paint.red(`Rollout ${result.rolloutId} was stopped by a rollback: ${result.cause ?? ''}. The rollback reverts what it applied.`));
+        } else if (result.status === 'SUCCEEDED' && inconclusiveRecord(result.output)) {
+          const r = inconclusiveRecord(result.output)!;
+          write(
+            paint.yellow(
+              `Rollout ${result.rolloutId} inconclusive: the guardrails had no evidence to judge by (no application traffic during the bake?). ` +
+                `${r.kept} change(s) kept unverified${r.cancelled ? `, ${r.cancelled} not applied` : ''}. ` +
+                `Run it again while the application has traffic, or \`perfpilot rollback ${area}\` to undo.`,
+            ),
+          );
+        } else if (result.status === 'SUCCEEDED') {
           write(paint.green(`Rollout ${result.rolloutId} succeeded: ${changes.length === 0 ? 'nothing to do' : `${kept} change(s) applied and kept${reverted ? `, ${reverted} reverted after measuring` : ''}`}.`));
         } else {
           write(paint.red(`Rollout ${result.rolloutId} ${result.status.toLowerCase()}: ${result.error ?? ''}${result.cause ? ` — ${result.cause}` : ''}`));
         }
         write(paint.dim('See `perfpilot status` for the ledger.'));
       }
-      if (result.status !== 'SUCCEEDED') process.exitCode = 1;
+      if (result.status !== 'SUCCEEDED' || refused) process.exitCode = 1;
     } finally {
       await access.close();
     }
@@ -145,7 +169,10 @@ program
 
 program
   .command('rollback')
-  .description('revert what Perfpilot applied to an area, or to every area with --all (emergency rollback), from the ledger alone')
+  .description(
+    'revert what Perfpilot applied to an area, or to every area with --all (emergency rollback), from the ledger, ' +
+      'and (locally) from the marks Perfpilot leaves on the targets when the ledger does not know them',
+  )
   .argument('[area]', `one of ${AREAS.join(', ')}`, parseArea)
   .option('--all', 'every area')
   .option('-y, --yes', 'do not ask for confirmation')
@@ -159,11 +186,16 @@ program
       const areas: Area[] = opts.all ? [...AREAS] : [area!];
       const changes = await plannedReverts(access, config, areas);
       const running = (await Promise.all(areas.map((a) => access.ledger.runningRollouts(a)))).flat();
-      if (changes.length === 0 && running.length === 0) {
-        write(opts.json ? JSON.stringify({ reverted: 0, reports: [] }) : `Nothing to roll back: ${access.where} has no applied change${opts.all ? '' : ` for ${area}`} and no running rollout.`);
+      // The second record: what the targets say Perfpilot applied that this ledger will not revert.
+      const targetDeps = access.runtime ? { ledger: access.ledger, policies: access.runtime.policies } : undefined;
+      const check = targetDeps ? await checkTargets(config, targetDeps, areas) : undefined;
+      const marks = check?.marks.filter((m) => m.revertFromMark) ?? [];
+      if (!opts.json) for (const u of check?.unreachable ?? []) write(paint.dim(`note: could not read the ${u.area} target's marks: ${u.error}`));
+      if (changes.length === 0 && running.length === 0 && marks.length === 0) {
+        write(opts.json ? JSON.stringify({ reverted: 0, reports: [], targetReverts: [] }) : `Nothing to roll back: ${access.where} has no applied change${opts.all ? '' : ` for ${area}`} and no running rollout${check ? `, and the targets${check.unreachable.length ? ' it could read' : ''} carry no Perfpilot change it does not know` : ''}.`);
         return;
       }
-      if (!(await confirmRollback(changes, opts, write))) {
+      if (!(await confirmRollback(changes, opts, write, { marks, ledger: access.where }))) {
         write('Nothing was changed.');
         process.exitCode = opts.json ? 2 : 1;
         return;
@@ -172,15 +204,21 @@ program
         globals().target === 'aws'
           ? await rollbackInAws(new LambdaClient({}), config, areas, opts.reason)
           : await rollbackLocally(access, areas, opts.reason);
+      const targetReverts = targetDeps && marks.length > 0 ? await revertMarks(config, targetDeps, marks) : [];
       if (opts.json) {
-        write(JSON.stringify({ reports }, null, 2));
+        write(JSON.stringify({ reports, targetReverts }, null, 2));
       } else {
         write('');
         write(renderRollbackReports(reports));
-        const failed = reports.reduce((n, r) => n + r.failed, 0);
+        if (targetReverts.length > 0) {
+          write('');
+          write(paint.bold('Reverted from the marks on the targets (the ledger did not know them):'));
+          write(renderMarkReverts(targetReverts));
+        }
+        const failed = reports.reduce((n, r) => n + r.failed, 0) + targetReverts.filter((r) => !r.reverted).length;
         write(failed ? paint.red(`${failed} change(s) could not be reverted: see \`perfpilot status\`.`) : paint.green('Rolled back. `perfpilot status` shows the reverts.'));
       }
-      if (reports.some((r) => r.failed > 0)) process.exitCode = 1;
+      if (reports.some((r) => r.failed > 0) || targetReverts.some((r) => !r.reverted)) process.exitCode = 1;
     } finally {
       await access.close();
     }

@@ -6,8 +6,9 @@
  * sensible default (which database, which cache) must be given.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import * as z from 'zod';
+import { scheduleExpressionProblem } from './schedule-expression.ts';
 
 export const AREAS = ['caching', 'realtime', 'database', 'vector'] as const;
 export type AreaName = (typeof AREAS)[number];
@@ -15,12 +16,11 @@ export type AreaName = (typeof AREAS)[number];
 const percent = z.number().min(0).max(100);
 const positiveInt = z.number().int().positive();
 
-/** An EventBridge schedule expression: rate(...) or cron(...). */
-const scheduleExpression = z
-  .string()
-  .regex(/^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$/, {
-    message: 'expected an EventBridge schedule expression such as "rate(1 hour)" or "cron(0 3 * * ? *)"',
-  });
+/** An EventBridge schedule expression, held to EventBridge's rules (lib/schedule-expression.ts). */
+const scheduleExpression = z.string().superRefine((value, ctx) => {
+  const problem = scheduleExpressionProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)}: ${problem}` });
+});
 
 const areaScheduleSchema = z
   .object({
@@ -667,8 +667,22 @@ export const configSchema = z
     performanceValidation: performanceValidationSchema.prefault({}),
     ledger: z
       .object({
-        /** Where the local ledger (dynalite) keeps its data between CLI runs. */
+        /**
+         * Where the local ledger (dynalite) keeps its data between CLI runs. A relative
+         * path is resolved against the config file's folder, so every command that reads
+         * the same config finds the same ledger, wherever it is run from.
+         */
         localDataDir: z.string().min(1).default('.perfpilot/ledger'),
+        /**
+         * The local ledger server (one per ledger folder, shared by every CLI process) exits
+         * after this long without a request; attached processes keep it alive meanwhile.
+         */
+        localServerIdleSeconds: positiveInt.default(600),
+        /**
+         * A local rollback waits at most this long for a running rollout (in another
+         * process) to stop and say so, before reverting anyway.
+         */
+        localStopWaitSeconds: positiveInt.default(60),
       })
       .strict()
       .prefault({}),
@@ -725,7 +739,9 @@ export function loadConfig(path = DEFAULT_CONFIG_FILE): PerfpilotConfig {
   } catch (cause) {
     throw new ConfigError(`config file ${file} is not valid JSON: ${(cause as Error).message}`, [], { cause });
   }
-  return parseConfig(raw, file);
+  const config = parseConfig(raw, file);
+  const { localDataDir } = config.ledger;
+  return isAbsolute(localDataDir) ? config : { ...config, ledger: { ...config.ledger, localDataDir: resolve(dirname(file), localDataDir) } };
 }
 
 /**

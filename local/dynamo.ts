@@ -1,21 +1,34 @@
 /**
- * The local ledger: the real DynamoDB protocol, served in-process by dynalite and
- * called with the same AWS SDK client the Lambdas use. With a data folder, history
- * survives between CLI runs; without one it lives in memory (tests).
+ * The local ledger: the real DynamoDB protocol, served by dynalite and called with the
+ * same AWS SDK client the Lambdas use.
+ *
+ * - With a data folder (the CLI), the ledger is shared: one detached ledger server per
+ *   folder (local/ledger-server.ts) that every Perfpilot process on the machine talks
+ *   to, so a rollout, `status` and an emergency `rollback --all` can run at once with the
+ *   same conditional writes as in AWS. The first process starts it; the others find it
+ *   through `server.json`. A folder deleted while in use is LocalLedgerLostError, and
+ *   `verify()` tells a process that its ledger is gone.
+ * - Without one (tests), dynalite runs in this process and keeps everything in memory.
  */
-import { mkdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, openSync, writeFileSync, closeSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
+  ResourceInUseException,
   ResourceNotFoundException,
 } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { processAlive } from '#shared/area-lock';
 import { documentClient } from '#shared/ledger';
 import { LEDGER_TABLE } from '#shared/ledger-table';
+import { IDENTITY_PATH, identityFile, readIdentity, readServerInfo, serverLog, type LedgerIdentity } from './ledger-files.ts';
 
 const require = createRequire(import.meta.url);
 type Dynalite = (options: { path?: string; createTableMs?: number }) => Server;
@@ -25,11 +38,20 @@ export interface LocalDynamo {
   readonly doc: DynamoDBDocumentClient;
   readonly tableName: string;
   readonly endpoint: string;
+  /** The ledger folder, for a shared ledger. */
+  readonly dataDir?: string;
+  /** Throws LocalLedgerLostError if the folder this process opened is gone or replaced. */
+  verify(): void;
   close(): Promise<void>;
 }
 
 export class LocalLedgerUnavailableError extends Error {
   override readonly name = 'LocalLedgerUnavailableError';
+}
+
+/** The ledger folder was deleted (or replaced) while this process used it: its history is lost. */
+export class LocalLedgerLostError extends Error {
+  override readonly name = 'LocalLedgerLostError';
 }
 
 /** The ledger table as CDK creates it (keys and the gsi1 index). */
@@ -68,7 +90,12 @@ async function ensureTable(client: DynamoDBClient, tableName: string): Promise<v
   } catch (error) {
     if (!(error instanceof ResourceNotFoundException)) throw error;
   }
-  await client.send(new CreateTableCommand(ledgerTableDefinition(tableName)));
+  try {
+    await client.send(new CreateTableCommand(ledgerTableDefinition(tableName)));
+  } catch (error) {
+    // Another process created it a moment ago.
+    if (!(error instanceof ResourceInUseException)) throw error;
+  }
   for (let i = 0; i < 100; i++) {
     const out = await client.send(new DescribeTableCommand({ TableName: tableName }));
     if (out.Table?.TableStatus === 'ACTIVE') return;
@@ -77,15 +104,19 @@ async function ensureTable(client: DynamoDBClient, tableName: string): Promise<v
   throw new LocalLedgerUnavailableError(`local ledger table ${tableName} did not become ACTIVE`);
 }
 
+/** How long a ledger server started for a caller without a config waits unused before it exits. */
+const DEFAULT_IDLE_SECONDS = 600;
+
 /**
- * Starts dynalite on a free loopback port and makes sure the ledger table exists.
- * `dataDir` undefined keeps everything in memory.
+ * Starts dynalite in this process on a free loopback port, in memory, and makes sure the
+ * ledger table exists. With `dataDir` it opens the shared ledger of that folder instead.
  */
 export async function startLocalDynamo(options: { dataDir?: string; tableName?: string } = {}): Promise<LocalDynamo> {
+  // A ledger on disk is shared: whoever holds it, this process goes through its server.
+  if (options.dataDir) return openSharedLedger({ dataDir: options.dataDir, tableName: options.tableName, idleSeconds: DEFAULT_IDLE_SECONDS });
   const tableName = options.tableName ?? 'perfpilot-ledger';
-  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
   const dynalite = require('dynalite') as Dynalite;
-  const server = dynalite({ path: options.dataDir, createTableMs: 0 });
+  const server = dynalite({ createTableMs: 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -106,13 +137,143 @@ export async function startLocalDynamo(options: { dataDir?: string; tableName?: 
     await ensureTable(client, tableName);
   } catch (cause) {
     await close().catch(() => undefined);
-    const detail = (cause as Error).message;
-    const hint = /lock/i.test(detail)
-      ? ` (is another perfpilot process using ${options.dataDir}? only one may open the local ledger at a time)`
-      : '';
-    throw new LocalLedgerUnavailableError(`cannot open the local ledger in ${options.dataDir ?? 'memory'}: ${detail}${hint}`, {
-      cause,
-    });
+    throw new LocalLedgerUnavailableError(`cannot start the in-memory ledger: ${(cause as Error).message}`, { cause });
   }
-  return { client, doc: documentClient(client), tableName, endpoint, close };
+  return { client, doc: documentClient(client), tableName, endpoint, verify: () => undefined, close };
+}
+
+const localClient = (endpoint: string) =>
+  new DynamoDBClient({
+    endpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 2,
+  });
+
+/** Creates the folder and its identity on first use; two processes doing it at once agree on one. */
+function ensureIdentity(dataDir: string): LedgerIdentity {
+  mkdirSync(dataDir, { recursive: true });
+  const existing = readIdentity(dataDir);
+  if (existing) return existing;
+  const identity: LedgerIdentity = { ledgerId: randomUUID(), createdAt: new Date().toISOString() };
+  try {
+    writeFileSync(identityFile(dataDir), JSON.stringify(identity), { flag: 'wx' });
+    return identity;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  for (let i = 0; i < 50; i++) {
+    const written = readIdentity(dataDir);
+    if (written) return written;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  throw new LocalLedgerUnavailableError(`${identityFile(dataDir)} exists but cannot be read`);
+}
+
+/** The server answering for this ledger, if it is up and is ours. */
+async function probe(port: number, ledgerId: string): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${IDENTITY_PATH}`, { signal: AbortSignal.timeout(2_000) });
+    if (!res.ok) return false;
+    const body = (await res.json()) as { ledgerId?: string; intact?: boolean };
+    return body.ledgerId === ledgerId && body.intact === true;
+  } catch {
+    return false;
+  }
+}
+
+const SERVER_ENTRY = fileURLToPath(new URL('./ledger-server.mjs', import.meta.url));
+/** How long a process waits for the ledger server to come up (a cold tsx start on a busy machine). */
+const SERVER_START_TIMEOUT_MS = 20_000;
+
+function spawnServer(dataDir: string, idleSeconds: number): void {
+  const out = openSync(serverLog(dataDir), 'a');
+  try {
+    const child = spawn(process.execPath, [SERVER_ENTRY, dataDir, String(idleSeconds)], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    });
+    child.unref();
+  } finally {
+    closeSync(out);
+  }
+}
+
+async function findOrStartServer(dataDir: string, identity: LedgerIdentity, idleSeconds: number): Promise<string> {
+  const deadline = Date.now() + SERVER_START_TIMEOUT_MS;
+  let spawnedAt = 0;
+  while (Date.now() < deadline) {
+    const info = readServerInfo(dataDir);
+    if (info && info.ledgerId === identity.ledgerId && processAlive(info.pid) && (await probe(info.port, identity.ledgerId))) {
+      return `http://127.0.0.1:${info.port}`;
+    }
+    // Several processes may start one at once: LevelDB's lock lets one serve, the rest exit.
+    // A server found stopping (idle) is replaced after a while.
+    if (Date.now() - spawnedAt > 5_000) {
+      spawnServer(dataDir, idleSeconds);
+      spawnedAt = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new LocalLedgerUnavailableError(
+    `the local ledger server for ${dataDir} did not start within ${SERVER_START_TIMEOUT_MS / 1000}s; see ${serverLog(dataDir)}`,
+  );
+}
+
+export interface SharedLedgerOptions {
+  readonly dataDir: string;
+  readonly tableName?: string;
+  /** The server exits after this long without a request; this process keeps it alive meanwhile. */
+  readonly idleSeconds: number;
+}
+
+/** Opens the shared ledger in `dataDir`, starting its server if no process has. */
+export async function openSharedLedger(options: SharedLedgerOptions): Promise<LocalDynamo> {
+  const { dataDir } = options;
+  const tableName = options.tableName ?? 'perfpilot-ledger';
+  const identity = ensureIdentity(dataDir);
+  const endpoint = await findOrStartServer(dataDir, identity, options.idleSeconds);
+  const client = localClient(endpoint);
+  const verify = () => {
+    if (readIdentity(dataDir)?.ledgerId !== identity.ledgerId) {
+      throw new LocalLedgerLostError(
+        `the local ledger folder ${dataDir} was deleted or replaced while this process used it: the history it held is lost`,
+      );
+    }
+  };
+  try {
+    await ensureTable(client, tableName);
+  } catch (cause) {
+    client.destroy();
+    throw new LocalLedgerUnavailableError(`cannot open the local ledger in ${dataDir}: ${(cause as Error).message}`, { cause });
+  }
+  // The heartbeat keeps the server up for as long as this process may need it.
+  const heartbeat = setInterval(
+    () => void client.send(new DescribeTableCommand({ TableName: tableName })).catch(() => undefined),
+    Math.max(1_000, (options.idleSeconds * 1000) / 3),
+  );
+  heartbeat.unref();
+  return {
+    client,
+    doc: documentClient(client),
+    tableName,
+    endpoint,
+    dataDir,
+    verify,
+    close: async () => {
+      clearInterval(heartbeat);
+      client.destroy();
+    },
+  };
+}
+
+/** Stops the ledger server of `dataDir` if one runs (tests, and anyone who wants it gone now). */
+export async function stopLedgerServer(dataDir: string, timeoutMs = 10_000): Promise<boolean> {
+  const info = readServerInfo(dataDir);
+  if (!info || !processAlive(info.pid)) return false;
+  process.kill(info.pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (processAlive(info.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return !processAlive(info.pid);
 }

@@ -4,10 +4,12 @@
  * `functions/<area>/plugin.ts` exports `createPlugin`, `functions/<area>/analyze.ts`
  * exports `analyze`.
  */
+import { existsSync } from 'node:fs';
 import { AREA_REGISTRY, isRegisteredArea, REGISTERED_AREAS, type RegisteredArea } from '#functions/areas';
 import type { AreaAnalyzer, PluginFactory } from '#shared/area';
 import type { Area } from '#shared/change';
 import { InvalidRequestError } from '#shared/errors';
+import type { TargetRecordFactory } from '#shared/target-record';
 
 export { AREA_REGISTRY, REGISTERED_AREAS, isRegisteredArea, type RegisteredArea };
 
@@ -25,4 +27,17 @@ export async function loadAnalyzer(area: Area): Promise<AreaAnalyzer> {
   if (!isRegisteredArea(area)) throw notImplemented(area);
   const module = (await import(`../functions/${area}/analyze.ts`)) as { analyze: AreaAnalyzer };
   return module.analyze;
+}
+
+/**
+ * An area's record of Perfpilot's marks on its target (the second record, beside the
+ * ledger): `functions/<area>/target-markers.ts` exports `targetRecord`. An area whose
+ * changes leave no mark on the target has no such file.
+ */
+export async function loadTargetRecord(area: Area): Promise<TargetRecordFactory | undefined> {
+  if (!isRegisteredArea(area)) return undefined;
+  const file = new URL(`../functions/${area}/target-markers.ts`, import.meta.url);
+  if (!existsSync(file)) return undefined;
+  const module = (await import(`../functions/${area}/target-markers.ts`)) as { targetRecord: TargetRecordFactory };
+  return module.targetRecord;
 }

@@ -1,19 +1,20 @@
 /**
  * The local runtime: everything the Lambdas have in AWS, built on this machine from
- * the config — the ledger on dynalite (kept in `ledger.localDataDir`), the area
+ * the config — the ledger on dynalite (kept in `ledger.localDataDir`, served to every
+ * Perfpilot process of the machine by one ledger server), the area
  * plugins against the local services, the local signals, the local rollout runner's
  * execution registry — wired into the same cores the Lambdas run.
  */
 import type { PerfpilotConfig } from '#lib/config';
 import type { AreaPlugin, PluginFactory } from '#shared/area';
-import { AreaLock } from '#shared/area-lock';
+import { AreaLock, thisProcess } from '#shared/area-lock';
 import { AreaStateStore } from '#shared/area-state';
 import type { Area, Change } from '#shared/change';
 import { ChangeLedger } from '#shared/ledger';
 import { PolicyStore } from '#shared/policy-store';
 import { revertChanges, type RolloutDeps } from '#shared/rollout-steps';
 import type { RollbackDeps } from '#functions/rollback/rollback';
-import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
+import { openSharedLedger, startLocalDynamo, type LocalDynamo } from './dynamo.ts';
 import { LocalSignals } from './local-signals.ts';
 import { LocalExecutions } from './local-executions.ts';
 import { loadPluginFactory, REGISTERED_AREAS } from './plugins.ts';
@@ -36,7 +37,7 @@ export class LocalRuntime {
   readonly areaState: AreaStateStore;
   readonly policies: PolicyStore;
   readonly signals: LocalSignals;
-  readonly executions = new LocalExecutions();
+  readonly executions: LocalExecutions;
   readonly clock: () => Date;
   private readonly plugins = new Map<Area, Promise<AreaPlugin>>();
 
@@ -47,16 +48,20 @@ export class LocalRuntime {
     private readonly options: LocalRuntimeOptions,
   ) {
     this.ledger = new ChangeLedger(dynamo.doc, dynamo.tableName);
-    this.lock = new AreaLock(dynamo.doc, dynamo.tableName);
+    this.lock = new AreaLock(dynamo.doc, dynamo.tableName, { process: thisProcess() });
     this.areaState = new AreaStateStore(dynamo.doc, dynamo.tableName);
     this.policies = new PolicyStore(dynamo.doc, dynamo.tableName);
     this.signals = new LocalSignals(config, (area) => this.plugin(area));
+    this.executions = new LocalExecutions({ ledger: this.ledger, lock: this.lock, waitMs: config.ledger.localStopWaitSeconds * 1000 });
     this.clock = options.clock ?? (() => new Date());
   }
 
   static async start(config: PerfpilotConfig, options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
     const dynamo =
-      options.dynamo ?? (await startLocalDynamo({ dataDir: options.inMemory ? undefined : config.ledger.localDataDir }));
+      options.dynamo ??
+      (options.inMemory
+        ? await startLocalDynamo()
+        : await openSharedLedger({ dataDir: config.ledger.localDataDir, idleSeconds: config.ledger.localServerIdleSeconds }));
     return new LocalRuntime(config, dynamo, !options.dynamo, options);
   }
 

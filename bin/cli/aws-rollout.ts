@@ -32,22 +32,55 @@ export async function findStateMachine(sfn: SFNClient, name: string): Promise<st
   throw new Error(`state machine ${name} is not deployed in this account/region (did \`cdk deploy\` run with this config?)`);
 }
 
-/** Maps a Step Functions history event to the progress events the printer knows. */
-export function progressOf(event: HistoryEvent): RolloutProgress | undefined {
-  if (event.stateEnteredEventDetails?.name) return { type: 'state-entered', state: event.stateEnteredEventDetails.name };
-  if (event.stateExitedEventDetails?.name) {
-    const text = event.stateExitedEventDetails.output;
-    return { type: 'state-succeeded', state: event.stateExitedEventDetails.name, output: text ? JSON.parse(text) : undefined };
-  }
-  if (event.executionFailedEventDetails) {
-    return {
-      type: 'state-failed',
-      state: 'execution',
-      error: event.executionFailedEventDetails.error ?? '',
-      cause: event.executionFailedEventDetails.cause ?? '',
-    };
-  }
-  return undefined;
+/**
+ * Maps Step Functions history events to the progress events the printer knows. Stateful:
+ * a state that exits right after its task failed exited through a Catch (`state-caught`),
+ * and its output is the input plus the error, not the task's result.
+ */
+export function historyProgress(): (event: HistoryEvent) => RolloutProgress | undefined {
+  let current = '';
+  let failed: string | undefined;
+  return (event) => {
+    if (event.stateEnteredEventDetails?.name) {
+      current = event.stateEnteredEventDetails.name;
+      failed = undefined;
+      return { type: 'state-entered', state: current };
+    }
+    const failure = event.taskFailedEventDetails ?? event.lambdaFunctionFailedEventDetails ?? event.taskTimedOutEventDetails;
+    if (failure) {
+      failed = current;
+      return { type: 'state-failed', state: current, error: failure.error ?? '', cause: failure.cause ?? '' };
+    }
+    if (event.taskSucceededEventDetails || event.lambdaFunctionSucceededEventDetails) {
+      failed = undefined;
+      return undefined;
+    }
+    if (event.stateExitedEventDetails?.name) {
+      const name = event.stateExitedEventDetails.name;
+      const text = event.stateExitedEventDetails.output;
+      let output: unknown;
+      try {
+        output = text ? JSON.parse(text) : undefined;
+      } catch {
+        output = undefined;
+      }
+      if (failed === name) {
+        failed = undefined;
+        const error = (output as { error?: { Error?: string; Cause?: string } } | undefined)?.error;
+        return { type: 'state-caught', state: name, error: error?.Error ?? '', cause: error?.Cause ?? '' };
+      }
+      return { type: 'state-succeeded', state: name, output };
+    }
+    if (event.executionFailedEventDetails) {
+      return {
+        type: 'state-failed',
+        state: 'execution',
+        error: event.executionFailedEventDetails.error ?? '',
+        cause: event.executionFailedEventDetails.cause ?? '',
+      };
+    }
+    return undefined;
+  };
 }
 
 export interface AwsRolloutOptions {
@@ -65,7 +98,7 @@ export async function runAwsRollout(
   onProgress: (p: RolloutProgress) => void,
   pollMs = 2000,
   options: AwsRolloutOptions = {},
-): Promise<{ executionArn: string; status: string; error?: string; cause?: string }> {
+): Promise<{ executionArn: string; status: string; error?: string; cause?: string; output?: unknown }> {
   if (options.circuit?.disabled && !options.force) {
     throw new Error(`the ${area} area is disabled by the circuit breaker (${options.circuit.reason ?? 'no reason recorded'}); fix the cause, then run \`perfpilot enable ${area} --target aws\` (or pass --force)`);
   }
@@ -74,6 +107,14 @@ export async function runAwsRollout(
   const started = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }));
   const executionArn = started.executionArn!;
   let seen = 0;
+  const progressOf = historyProgress();
+  const report = (p: RolloutProgress) => {
+    try {
+      onProgress(p);
+    } catch {
+      // Showing progress must never stop following the execution.
+    }
+  };
   for (;;) {
     // Status first, history second: when it says "done", the history read after it is complete.
     const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
@@ -84,12 +125,18 @@ export async function runAwsRollout(
         if ((e.id ?? 0) <= seen) continue;
         seen = e.id ?? seen;
         const p = progressOf(e);
-        if (p) onProgress(p);
+        if (p) report(p);
       }
       nextToken = page.nextToken;
     } while (nextToken);
     if (d.status && d.status !== 'RUNNING') {
-      return { executionArn, status: d.status, error: d.error, cause: d.cause };
+      let output: unknown;
+      try {
+        output = d.output ? JSON.parse(d.output) : undefined;
+      } catch {
+        output = undefined;
+      }
+      return { executionArn, status: d.status, error: d.error, cause: d.cause, output };
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }

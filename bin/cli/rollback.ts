@@ -6,10 +6,13 @@
 import { createInterface } from 'node:readline/promises';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { rollbackEachArea } from '#functions/rollback/fan-out';
-import type { PerfpilotConfig } from '#lib/config';
+import { AREAS, type AreaName, type PerfpilotConfig } from '#lib/config';
 import type { Area, Change } from '#shared/change';
 import { changesToRevert, rollbackArea, type RollbackReport } from '#functions/rollback/rollback';
+import type { MarkRevert } from '#local/target-check';
+import type { UnaccountedMark } from '#shared/target-record';
 import type { LedgerAccess } from './context.ts';
+import { renderUnaccountedMarks } from './status.ts';
 import { ago, paint, table } from './format.ts';
 
 export interface RollbackCommandOptions {
@@ -44,12 +47,37 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
-export async function confirmRollback(changes: readonly Change[], options: RollbackCommandOptions, write: (s: string) => void): Promise<boolean> {
+export async function confirmRollback(
+  changes: readonly Change[],
+  options: RollbackCommandOptions,
+  write: (s: string) => void,
+  fromTargets: { readonly marks: readonly UnaccountedMark[]; readonly ledger: string } = { marks: [], ledger: 'the ledger' },
+): Promise<boolean> {
   if (options.json) return Boolean(options.yes);
-  write(paint.bold(`Perfpilot will revert ${changes.length} change(s), newest first:`));
-  write(renderPlannedReverts(changes));
+  if (changes.length > 0) {
+    write(paint.bold(`Perfpilot will revert ${changes.length} change(s), newest first:`));
+    write(renderPlannedReverts(changes));
+  }
+  if (fromTargets.marks.length > 0) {
+    if (changes.length > 0) write('');
+    write(
+      paint.yellow(
+        `! ${fromTargets.ledger} does not know ${fromTargets.marks.length} Perfpilot change(s) that the targets carry (was the ledger deleted, ` +
+          'or is it another one?). Perfpilot will revert them from the marks it left on the targets:',
+      ),
+    );
+    write(renderUnaccountedMarks(fromTargets.marks));
+  }
   if (options.yes) return true;
   return confirm('Revert them? [y/N] ');
+}
+
+export function renderMarkReverts(results: readonly MarkRevert[]): string {
+  return table(
+    ['AREA', 'ON THE TARGET', 'REVERTED', 'ERROR'],
+    results.map((r) => [r.mark.area, r.mark.target, r.reverted ? 'yes' : paint.red('no'), r.error ?? '']),
+    100,
+  );
 }
 
 export async function rollbackLocally(
@@ -75,7 +103,9 @@ export async function rollbackInAws(
   areas: readonly Area[],
   reason: string,
 ): Promise<RollbackReport[]> {
-  const results = await rollbackEachArea(lambda, `${config.name}-rollback`, areas, reason);
+  // The rollback function accepts deployable areas only (its event schema); the CLI names no other.
+  const deployable = areas.filter((a): a is AreaName => (AREAS as readonly string[]).includes(a));
+  const results = await rollbackEachArea(lambda, `${config.name}-rollback`, deployable, reason);
   const failed = results.filter((r) => !r.ok);
   if (failed.length > 0) throw new Error(failed.map((r) => (r.ok ? '' : r.error)).join('\n'));
   return results.flatMap((r) => (r.ok ? r.reports : []));

@@ -9,6 +9,7 @@ import type { CheckResult, PlanResult, RecordResult, RevertResult } from '#share
 import type { MetricsSnapshot } from '#shared/metrics';
 import { runLocalRollout, type LocalRolloutResult, type RolloutProgress } from '#local/rollout-runner';
 import type { LocalRuntime } from '#local/runtime';
+import { LocalLedgerLostError } from '#local/dynamo';
 import { formatEffect, paint, table } from './format.ts';
 
 export interface RolloutCommandOptions {
@@ -25,64 +26,122 @@ function describeSnapshot(s: MetricsSnapshot | undefined): string {
   return parts.length ? parts.join(' ') : 'no signals';
 }
 
-/** Turns state machine events into the lines a person reads. */
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** The step's result in a state's output, when it is there and has the expected shape. */
+function resultOf(output: unknown, key: string): Record<string, unknown> | undefined {
+  return isObject(output) && isObject(output[key]) ? output[key] : undefined;
+}
+
+/** The message of a Step Functions error Cause: plain text locally, Lambda's JSON error in AWS. */
+export function causeText(cause: unknown): string {
+  const text = typeof cause === 'string' ? cause : cause === undefined || cause === null ? '' : JSON.stringify(cause);
+  try {
+    const parsed = JSON.parse(text) as { errorMessage?: unknown };
+    if (isObject(parsed) && typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+  } catch {
+    // plain text
+  }
+  return text;
+}
+
+/**
+ * Turns state machine events into the lines a person reads. It reads every output
+ * defensively: a state that ended in a Catch, an older deployment's shapes or a field
+ * missing print less, never throw (and the runner drops what a printer throws anyway).
+ */
 export function progressPrinter(write: (line: string) => void, bakeSeconds: number) {
   let stageCount = 0;
   let stage = 0;
   return (event: RolloutProgress) => {
-    if (event.type === 'state-retried') {
-      write(paint.yellow(`  ↻ ${event.state}: retrying after a transient error`));
-      return;
+    switch (event.type) {
+      case 'state-retried':
+        write(paint.yellow(`  ↻ ${event.state}: retrying after a transient error`));
+        return;
+      case 'state-failed':
+        write(paint.red(`  ✗ ${event.state}: ${event.error}${event.cause ? `: ${causeText(event.cause)}` : ''}`));
+        return;
+      case 'state-caught':
+        if (event.state === 'Revert') write(paint.red('  ✗ the revert did not finish: see `perfpilot status` and run `perfpilot rollback` once the cause is fixed'));
+        else if (event.state !== 'Start') write(paint.yellow(`  ↩ ${event.state} failed: reverting what this rollout applied`));
+        return;
+      case 'state-entered':
+        if (event.state === 'Bake' && bakeSeconds > 0) write(paint.dim(`    baking ${bakeSeconds}s before checking guardrails…`));
+        return;
+      case 'state-succeeded':
+        break;
+      default:
+        return;
     }
-    if (event.type === 'state-failed') {
-      write(paint.red(`  ✗ ${event.state}: ${event.error}${event.cause ? `: ${event.cause}` : ''}`));
-      return;
-    }
-    if (event.type === 'state-entered') {
-      if (event.state === 'Bake' && bakeSeconds > 0) write(paint.dim(`    baking ${bakeSeconds}s before checking guardrails…`));
-      return;
-    }
-    const output = event.output as Record<string, unknown> & { stage?: { index: number } };
+    const output = event.output;
     switch (event.state) {
       case 'Start': {
-        const r = output.rollout as { rolloutId: string; recovered: number };
-        write(`  ✓ lock taken, rollout ${r.rolloutId}${r.recovered ? paint.yellow(` (reverted ${r.recovered} change(s) a crashed run left behind)`) : ''}`);
+        const r = resultOf(output, 'rollout');
+        if (!r) return;
+        const recovered = num(r.recovered) ?? 0;
+        write(`  ✓ lock taken, rollout ${String(r.rolloutId ?? '')}${recovered ? paint.yellow(` (reverted ${recovered} change(s) a crashed run left behind)`) : ''}`);
         break;
       }
       case 'Plan': {
-        const p = output.plan as PlanResult;
-        stageCount = p.stageCount;
-        write(p.changeCount === 0 ? '  ✓ plan: nothing to do' : `  ✓ plan: ${p.changeCount} change(s) in ${p.stageCount} stage(s)`);
+        const p = resultOf(output, 'plan');
+        if (!p) return;
+        stageCount = num(p.stageCount) ?? 0;
+        const changeCount = num(p.changeCount) ?? 0;
+        write(changeCount === 0 ? '  ✓ plan: nothing to do' : `  ✓ plan: ${changeCount} change(s) in ${stageCount} stage(s)`);
         break;
       }
       case 'Baseline':
-        write(`  ✓ baseline: ${describeSnapshot(output.baseline as MetricsSnapshot)}`);
+        write(`  ✓ baseline: ${describeSnapshot(resultOf(output, 'baseline') as MetricsSnapshot | undefined)}`);
         break;
       case 'ApplyStage': {
-        stage = output.stage?.index ?? 0;
-        const applied = (output.applied as { applied: number }).applied;
-        write(`  → stage ${stage + 1}/${stageCount}${stage === 0 ? ' (canary)' : ''}: applied ${applied} change(s)`);
+        const applied = resultOf(output, 'applied');
+        stage = num(resultOf(output, 'stage')?.index) ?? stage;
+        if (!applied) return;
+        write(`  → stage ${stage + 1}/${stageCount}${stage === 0 ? ' (canary)' : ''}: applied ${num(applied.applied) ?? '?'} change(s)`);
         break;
       }
       case 'CheckGuardrails': {
-        const c = output.check as CheckResult;
-        write(c.healthy ? paint.green(`  ✓ stage ${stage + 1} healthy`) : paint.red(`  ✗ ${c.reason}`));
+        const c = resultOf(output, 'check') as Partial<CheckResult> | undefined;
+        if (!c) return;
+        if (c.evidence === 'none') write(paint.yellow(`  ? ${String(c.reason ?? `stage ${stage + 1}: no evidence`)}`));
+        else write(c.healthy ? paint.green(`  ✓ stage ${stage + 1} healthy`) : paint.red(`  ✗ ${String(c.reason ?? 'regressed')}`));
         break;
       }
       case 'Record': {
-        const r = output.record as RecordResult;
-        write(`  ✓ recorded: ${r.kept} kept${r.reverted ? `, ${r.reverted} reverted after measuring` : ''}`);
+        const r = resultOf(output, 'record') as Partial<RecordResult> | undefined;
+        if (!r) return;
+        if (r.evidence === 'none') {
+          write(paint.yellow(`  ? recorded: ${r.kept ?? 0} kept unverified${r.reverted ? `, ${r.reverted} reverted after measuring` : ''}${r.cancelled ? `, ${r.cancelled} not applied` : ''}`));
+        } else {
+          write(`  ✓ recorded: ${r.kept ?? 0} kept${r.reverted ? `, ${r.reverted} reverted after measuring` : ''}`);
+        }
         break;
       }
       case 'Revert': {
-        const r = output.revert as RevertResult;
-        write(paint.red(`  ↩ reverted ${r.reverted} change(s): ${r.reason}`));
+        const r = resultOf(output, 'revert') as Partial<RevertResult> | undefined;
+        if (!r) return;
+        write(paint.red(`  ↩ reverted ${r.reverted ?? 0} change(s): ${String(r.reason ?? '')}`));
         break;
       }
       default:
         break;
     }
   };
+}
+
+/** The Record step's result when the rollout ended inconclusive (no evidence to judge a stage by). */
+export function inconclusiveRecord(output: unknown): { kept: number; cancelled: number; reason: string } | undefined {
+  const record = resultOf(output, 'record');
+  if (record?.evidence !== 'none') return undefined;
+  return { kept: num(record.kept) ?? 0, cancelled: num(record.cancelled) ?? 0, reason: String(resultOf(output, 'check')?.reason ?? '') };
+}
+
+/** Why the rollout did not run, when the area lock refused it (the state machine's LockHeld end). */
+export function lockRefusal(output: unknown): string | undefined {
+  const lock = resultOf(output, 'lock');
+  if (!lock) return undefined;
+  return causeText(lock.Cause) || `another rollout holds the area lock (${String(lock.Error ?? 'LockHeldError')})`;
 }
 
 export function renderChanges(changes: readonly Change[]): string {
@@ -118,7 +177,20 @@ export async function runLocalRolloutCommand(
     bakeMs: bakeSeconds * 1000,
     executions: runtime.executions,
     onProgress: options.json ? undefined : progressPrinter(write, bakeSeconds),
+    onProgressError: (error, event) => {
+      // The rollout goes on; only this line of progress is lost.
+      write(paint.dim(`  (could not show ${event.type} of ${'state' in event ? event.state : 'the execution'}: ${(error as Error)?.message ?? String(error)})`));
+    },
   });
+  try {
+    runtime.dynamo.verify();
+  } catch (lost) {
+    throw new LocalLedgerLostError(
+      `${(lost as Error).message} (during rollout ${result.rolloutId}, which ended ${result.status.toLowerCase()}). ` +
+        `What it applied stays on the target, marked as Perfpilot's: \`perfpilot status\` lists it, \`perfpilot rollback ${area}\` reverts it from those marks.`,
+      { cause: lost },
+    );
+  }
   const changes = await runtime.ledger.listChanges(result.rolloutId);
   return { result, changes };
 }

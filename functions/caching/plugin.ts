@@ -304,19 +304,27 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
   };
 }
 
-/** Connects, failing with TargetUnavailableError (naming the cache) instead of retrying forever. */
+/**
+ * Connects, failing with TargetUnavailableError (naming the cache) when the first connect
+ * fails. Once connected it reconnects after a lost connection (a restart, a failover)
+ * with exponential backoff capped at commandTimeoutMs, for as long as the process runs:
+ * a Redis that comes back serves the guardrail check and the revert that follow.
+ * Commands sent while it is away fail within commandTimeoutMs (TargetUnavailableError
+ * where the rollout retries).
+ */
 export async function connectCacheRedis(
   config: PerfpilotConfig,
   target: 'local' | 'aws',
   aws?: { readonly elasticache: ElastiCacheClient; readonly secrets: SecretsManagerClient },
 ): Promise<{ redis: Redis; name: string; primaryClusterId?: string }> {
   const c = config.targets.caching;
+  const backoffCapMs = config.cachingTuner.commandTimeoutMs;
   const common = {
     lazyConnect: true,
     commandTimeout: config.cachingTuner.commandTimeoutMs,
     connectTimeout: config.cachingTuner.commandTimeoutMs,
     maxRetriesPerRequest: 1,
-    retryStrategy: () => null,
+    retryStrategy: (attempt: number) => Math.min(50 * 2 ** attempt, backoffCapMs),
   };
   let redis: Redis;
   let name: string;

@@ -13,6 +13,7 @@ import { observeStatementsForNPlusOne } from './n-plus-one-observe.ts';
 import { adviseSpatial, spatialReportSections } from './spatial.ts';
 import { INDEX_COMMENT_MARKER, INDEX_NAME_PREFIX } from './index-identity.ts';
 import { adviseIndexes, advisorSettings, type IndexAdvice } from './plan-indexes.ts';
+import { withPooledClient } from './pooled-client.ts';
 
 export interface AnalyzeDatabaseOptions {
   readonly target?: 'local' | 'aws';
@@ -194,15 +195,12 @@ async function otherSections(pool: pg.Pool, config: PerfpilotConfig): Promise<{ 
       notes.push('PostGIS is not installed in this database: no spatial analysis');
       return;
     }
-    const client = await pool.connect();
-    try {
+    await withPooledClient(pool, 'postgres', async (client) => {
       const findings = await adviseSpatial(client, { config: config.spatialAdvisor, measure: false });
       sections.push(...spatialReportSections(findings));
       json.spatial = findings;
       if (findings.length > 0) notes.push('spatial fixes are measured on a sampled scratch table during the rollout, not by analyze');
-    } finally {
-      client.release();
-    }
+    });
   });
   await attempt('connection pool', async () => {
     const observation = await observeConnectionPool(pool, undefined, config);

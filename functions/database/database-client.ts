@@ -8,6 +8,9 @@ import pg from 'pg';
 import type { PerfpilotConfig } from '#lib/config';
 import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 
+/** Perfpilot's own database sessions carry this application_name (the guardrails leave them out). */
+export const PERFPILOT_APPLICATION_NAME = 'perfpilot';
+
 /** What the read-only observers need: a Pool or a Client. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
@@ -75,7 +78,7 @@ export async function poolConfigFor(
   const t = config.targets.database;
   if (target === 'local') {
     if (!t.connectionString) throw new InvalidRequestError('targets.database.connectionString is required for the local target');
-    return { connectionString: t.connectionString, max: 4 };
+    return { connectionString: t.connectionString, max: 4, application_name: PERFPILOT_APPLICATION_NAME };
   }
   if (!t.rds) throw new InvalidRequestError('targets.database.rds is required for the aws target');
   const credentials = new SecretCredentials(secrets, t.rds.secretArn);
@@ -90,6 +93,7 @@ export async function poolConfigFor(
     // Verified against the default trust store plus NODE_EXTRA_CA_CERTS (the RDS CAs in Lambda's bundle).
     ssl: { rejectUnauthorized: true, servername: t.rds.host },
     max: 4,
+    application_name: PERFPILOT_APPLICATION_NAME,
     credentials,
   };
 }
@@ -126,14 +130,21 @@ export function reauthenticating(pool: pg.Pool, credentials: SecretCredentials):
 /** Opens a pool and proves it works, so an unreachable target fails here with its name. */
 export async function openDatabasePool(config: PerfpilotConfig, target: 'local' | 'aws' = 'local'): Promise<pg.Pool> {
   const { credentials, ...poolConfig } = await poolConfigFor(config, target);
-  const raw = new pg.Pool({ ...poolConfig, connectionTimeoutMillis: 5_000 });
-  const pool = credentials ? reauthenticating(raw, credentials) : raw;
-  pool.on('error', () => undefined); // idle-client errors surface on the next query instead of crashing the process
-  try {
-    await pool.query('select 1');
-  } catch (cause) {
-    await pool.end().catch(() => undefined);
-    throw new TargetUnavailableError(describeDatabaseTarget(config), `cannot connect: ${(cause as Error).message}`, { cause });
-  }
-  return pool;
+  const open = async (options?: string) => {
+    const raw = new pg.Pool({ ...poolConfig, connectionTimeoutMillis: 5_000, ...(options ? { options } : {}) });
+    const pool = credentials ? reauthenticating(raw, credentials) : raw;
+    pool.on('error', () => undefined); // idle-client errors surface on the next query instead of crashing the process
+    try {
+      return { pool, may: (await pool.query<{ may: boolean }>(`select current_setting('is_superuser') = 'on' as may`)).rows[0]?.may === true };
+    } catch (cause) {
+      await pool.end().catch(() => undefined);
+      throw new TargetUnavailableError(describeDatabaseTarget(config), `cannot connect: ${(cause as Error).message}`, { cause });
+    }
+  };
+  const first = await open();
+  if (!first.may) return first.pool;
+  // Perfpilot's own statements stay out of pg_stat_statements where its role may say so
+  // (a superuser, as locally); elsewhere health-snapshot.ts filters them.
+  await first.pool.end();
+  return (await open('-c pg_stat_statements.track=none')).pool;
 }

@@ -14,6 +14,7 @@ import { parseSync, loadModule } from 'libpg-query';
 import { ChangeApplyError, ChangeRevertError, TargetUnavailableError } from '#shared/errors';
 import { logger } from '#shared/observability';
 import { INDEX_COMMENT_MARKER, INDEX_NAME_PREFIX, indexComment, isPerfpilotIndex } from './index-identity.ts';
+import { withPooledClient } from './pooled-client.ts';
 
 await loadModule();
 
@@ -142,21 +143,30 @@ export async function readIndexState(db: pg.Pool | pg.ClientBase, schema: string
   };
 }
 
+/**
+ * How often a DDL session's backend checks that its client is still there: a build whose
+ * step was killed (kill -9, a Lambda timeout) is cancelled within this, leaving an
+ * INVALID index the next step drops, instead of finishing later without its comment
+ * while holding the advisory lock. PostgreSQL 14+; older servers ignore it.
+ */
+const CLIENT_CONNECTION_CHECK_MS = 1_000;
+
 /** Runs `work` on one connection holding the index DDL advisory lock, with the DDL timeouts. */
 async function underDdlLock<T>(pool: pg.Pool, timeouts: DdlTimeouts, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let locked = false;
-  try {
-    locked = Boolean((await client.query('select pg_try_advisory_lock($1::bigint) as ok', [INDEX_DDL_LOCK_KEY])).rows[0]?.ok);
-    if (!locked) throw new TargetUnavailableError('postgres', 'another Perfpilot index build holds the advisory lock; retry later');
-    await client.query(format('set lock_timeout = %L', `${timeouts.lockTimeoutMs}ms`));
-    await client.query(format('set statement_timeout = %L', `${timeouts.statementTimeoutMs}ms`));
-    return await work(client);
-  } finally {
-    await client.query('reset lock_timeout; reset statement_timeout').catch(() => undefined);
-    if (locked) await client.query('select pg_advisory_unlock($1::bigint)', [INDEX_DDL_LOCK_KEY]).catch(() => undefined);
-    client.release();
-  }
+  return withPooledClient(pool, 'postgres', async (client) => {
+    let locked = false;
+    try {
+      locked = Boolean((await client.query('select pg_try_advisory_lock($1::bigint) as ok', [INDEX_DDL_LOCK_KEY])).rows[0]?.ok);
+      if (!locked) throw new TargetUnavailableError('postgres', 'another Perfpilot index build holds the advisory lock; retry later');
+      await client.query(format('set lock_timeout = %L', `${timeouts.lockTimeoutMs}ms`));
+      await client.query(format('set statement_timeout = %L', `${timeouts.statementTimeoutMs}ms`));
+      await client.query(format('set client_connection_check_interval = %L', `${CLIENT_CONNECTION_CHECK_MS}ms`)).catch(() => undefined);
+      return await work(client);
+    } finally {
+      await client.query('reset lock_timeout; reset statement_timeout; reset client_connection_check_interval').catch(() => undefined);
+      if (locked) await client.query('select pg_advisory_unlock($1::bigint)', [INDEX_DDL_LOCK_KEY]).catch(() => undefined);
+    }
+  });
 }
 
 const ownedOrLeftover = (name: string, state: IndexState) =>
@@ -331,6 +341,8 @@ export async function buildIndex(
   }
 
   const client = await pool.connect();
+  // A connection the server ends mid-build (pg_terminate_backend, a failover) fails the build below, never the process.
+  client.on('error', () => undefined);
   let released = false;
   const release = (error?: Error) => {
     if (released) return;
@@ -341,13 +353,15 @@ export async function buildIndex(
     // The build's own bound is the config's statement timeout; its wait for the table lock is cut to this invocation.
     await client.query(format('set lock_timeout = %L', `${local.lockTimeoutMs}ms`));
     await client.query(format('set statement_timeout = %L', `${timeouts.statementTimeoutMs}ms`));
+    // A build whose process died (kill -9) stops with it instead of finishing unmarked.
+    await client.query(format('set client_connection_check_interval = %L', `${CLIENT_CONNECTION_CHECK_MS}ms`)).catch(() => undefined);
   } catch (cause) {
     release(cause as Error);
     throw new TargetUnavailableError('postgres', `cannot prepare the build of ${key}: ${(cause as Error).message}`, { cause });
   }
   const build = client.query(createIndexDdl(p)).then(
     async () => {
-      await client.query('reset lock_timeout; reset statement_timeout').catch(() => undefined);
+      await client.query('reset lock_timeout; reset statement_timeout; reset client_connection_check_interval').catch(() => undefined);
       release();
     },
     async (cause: Error) => {

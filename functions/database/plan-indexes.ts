@@ -13,6 +13,7 @@ import { indexNameFor } from './index-identity.ts';
 import { selectIndexes, type Selection } from './index-selection.ts';
 import { measureMaintenanceCosts, type MaintenanceCost } from './maintenance-cost.ts';
 import { observeDatabase, type DatabaseObservation } from './observe.ts';
+import { withPooledClient } from './pooled-client.ts';
 import { columnsOfStatement, tableCatalog } from './statement-columns.ts';
 import { alignExample, buildConstantSets, observeConstants, type ConstantsSettings, type ObservedConstants } from './statement-constants.ts';
 import { HypoPgWhatIf, type WhatIfCoster } from './what-if.ts';
@@ -115,11 +116,9 @@ export async function adviseFromObservation(
   if (!constants.available) notes.push('pg_qualstats is not loaded: every statement is costed with its generic plan (default selectivity for ranges); load it for real constants');
   else if (generic.length > 0) notes.push(`${generic.length} statement(s) costed with their generic plan: pg_qualstats has no constants for them yet`);
 
-  const client = await pool.connect();
-  client.on('error', () => undefined); // a lost connection fails the next query with its error
-  let selection: Selection;
   const writeCosts = new Map<string, { maintainedRows: number; cost: MaintenanceCost; writeCostMs: number }>();
-  try {
+  // A lost connection fails the plan with TargetUnavailableError (retried), never the process.
+  const selection: Selection = await withPooledClient(pool, `postgres ${observation.database}`, async (client) => {
     // Per-row maintenance cost, measured only for candidates on tables the window writes.
     const written = candidates.filter((c) => writeLoads.has(`${c.schema}.${c.table}`));
     const perRow = await measureMaintenanceCosts(client, written, new Map(observation.tables.map((t) => [`${t.schema}.${t.name}`, t.liveRows])), settings);
@@ -133,13 +132,11 @@ export async function adviseFromObservation(
     const whatIf = coster ? coster(client) : new HypoPgWhatIf(client, settings.maxWhatIfPlans);
     if (whatIf instanceof HypoPgWhatIf) await whatIf.reset();
     try {
-      selection = await selectIndexes(statements, candidates, whatIf, { ...settings, writeCostMs: new Map([...writeCosts].map(([k, v]) => [k, v.writeCostMs])) });
+      return await selectIndexes(statements, candidates, whatIf, { ...settings, writeCostMs: new Map([...writeCosts].map(([k, v]) => [k, v.writeCostMs])) });
     } finally {
       await client.query('select hypopg_reset()').catch(() => undefined);
     }
-  } finally {
-    client.release();
-  }
+  });
   if (selection.exhausted) {
     notes.push(
       `what-if budget of ${settings.maxWhatIfPlans} plans spent: the index set is the best found within it` +

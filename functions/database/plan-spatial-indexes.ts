@@ -9,6 +9,7 @@ import type { ProposedChange } from '#shared/change';
 import type { CreateIndexParams } from './index-ddl.ts';
 import { indexNameFor } from './index-identity.ts';
 import type { Selection } from './index-selection.ts';
+import { withPooledClient } from './pooled-client.ts';
 import { adviseSpatial, type SpatialFinding } from './spatial.ts';
 
 export interface IndexBudget {
@@ -31,12 +32,7 @@ export function remainingIndexBudget(selection: Selection, budgets: PerfpilotCon
 export async function adviseGistIndexes(pool: pg.Pool, cfg: PerfpilotConfig['spatialAdvisor']): Promise<SpatialFinding[]> {
   const hasPostgis = (await pool.query(`select 1 from pg_extension where extname = 'postgis'`)).rowCount === 1;
   if (!hasPostgis) return [];
-  const client = await pool.connect();
-  try {
-    return await adviseSpatial(client, { config: cfg, antiPatterns: ['missing-gist-index'] });
-  } finally {
-    client.release();
-  }
+  return withPooledClient(pool, 'postgres', (client) => adviseSpatial(client, { config: cfg, antiPatterns: ['missing-gist-index'] }));
 }
 
 export interface GistProposal {

@@ -14,7 +14,6 @@ import type { PerfpilotConfig } from '#lib/config';
 import { pendingApply, type AreaPlugin, type PluginFactory, type StepContext } from '#shared/area';
 import type { Change, ChangeEffect } from '#shared/change';
 import { ChangeApplyError, InvalidRequestError } from '#shared/errors';
-import type { MetricsSnapshot } from '#shared/metrics';
 import { logger } from '#shared/observability';
 import {
   applyProxySettings,
@@ -26,6 +25,7 @@ import {
   type RdsProxyDeps,
 } from './connection-pool.ts';
 import { openDatabasePool } from './database-client.ts';
+import { databaseHealthReader } from './health-snapshot.ts';
 import {
   buildIndex,
   cancelIndexBuild,
@@ -74,32 +74,6 @@ export interface DatabasePluginDeps {
   readonly rds?: RDSClient;
 }
 
-/** Health of the database between two snapshots: mean statement time, throughput, connection use. */
-function healthReader(pool: pg.Pool) {
-  let previous: { at: number; calls: number; totalMs: number } | undefined;
-  return async (now: Date): Promise<MetricsSnapshot> => {
-    const { rows } = await pool.query(
-      `select coalesce(sum(calls), 0) as calls, coalesce(sum(total_exec_time), 0) as total_ms,
-              (select count(*) from pg_stat_activity) as connections,
-              current_setting('max_connections')::int as max_connections
-         from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())`,
-    );
-    const r = rows[0] ?? {};
-    const current = { at: now.getTime(), calls: Number(r.calls), totalMs: Number(r.total_ms) };
-    const since = previous && current.calls >= previous.calls ? previous : { at: current.at, calls: 0, totalMs: 0 };
-    previous = current;
-    const calls = current.calls - since.calls;
-    const seconds = (current.at - since.at) / 1000;
-    return {
-      at: now.toISOString(),
-      // pg_stat_statements keeps means, not percentiles: the mean is the latency signal here.
-      ...(calls > 0 ? { latencyMs: (current.totalMs - since.totalMs) / calls } : {}),
-      ...(seconds > 0 ? { throughputQps: calls / seconds } : {}),
-      connectionUtilizationPercent: (Number(r.connections) / Math.max(Number(r.max_connections), 1)) * 100,
-    };
-  };
-}
-
 function proxyDeps(deps: DatabasePluginDeps): RdsProxyDeps | undefined {
   const proxyName = deps.config.targets.database.rds?.proxyName;
   return deps.rds && proxyName ? { client: deps.rds, proxyName, targetGroupName: deps.config.connectionPool.proxyTargetGroupName } : undefined;
@@ -110,7 +84,7 @@ export function databasePlugin(deps: DatabasePluginDeps): AreaPlugin {
   const configured: DdlTimeouts = config.indexAdvisor;
   // DDL inside one invocation is bounded by the time it has left.
   const within = (ctx: StepContext | undefined): DdlTimeouts => (ctx ? timeoutsWithin(configured, ctx.remainingMs()) : configured);
-  const snapshot = healthReader(pool);
+  const snapshot = databaseHealthReader(pool);
   const rdsFor = (change: Change): RDSClient => {
     if (!deps.rds) throw new InvalidRequestError(`change ${change.changeId} (${change.kind}) needs the RDS API: run with the aws target`);
     return deps.rds;

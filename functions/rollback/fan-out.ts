@@ -4,15 +4,15 @@
  * timeout, and an area that fails (or is slow) does not hold back the others.
  */
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import type { Area } from '#shared/change';
+import type { AreaName } from '#lib/config';
 import type { ManualRollbackEvent, RollbackOutcome } from './events.ts';
 import type { RollbackReport } from './rollback.ts';
 
 export type AreaRollbackResult =
-  | { readonly area: Area; readonly ok: true; readonly reports: readonly RollbackReport[] }
-  | { readonly area: Area; readonly ok: false; readonly error: string };
+  | { readonly area: AreaName; readonly ok: true; readonly reports: readonly RollbackReport[] }
+  | { readonly area: AreaName; readonly ok: false; readonly error: string };
 
-export async function rollbackEachArea(lambda: LambdaClient, functionName: string, areas: readonly Area[], reason: string): Promise<AreaRollbackResult[]> {
+export async function rollbackEachArea(lambda: LambdaClient, functionName: string, areas: readonly AreaName[], reason: string): Promise<AreaRollbackResult[]> {
   return Promise.all(
     areas.map(async (area): Promise<AreaRollbackResult> => {
       const event: ManualRollbackEvent = { source: 'perfpilot.cli', 'detail-type': 'Manual Rollback', detail: { areas: [area], all: true, reason } };

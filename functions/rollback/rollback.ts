@@ -11,9 +11,9 @@ import { alarmName } from '#shared/alarms';
 import type { AreaStateStore } from '#shared/area-state';
 import type { AreaLock } from '#shared/area-lock';
 import { LIVE_STATUSES, type Area, type Change } from '#shared/change';
-import { ChangeRevertError } from '#shared/errors';
 import { circuitOpen } from '#shared/guardrails';
 import type { ChangeLedger } from '#shared/ledger';
+import { EventInProgressError, RollbackIncompleteError } from '#shared/errors';
 import { logger } from '#shared/observability';
 
 /** Running rollout executions (Step Functions in AWS, the local runner's registry locally). */
@@ -51,7 +51,7 @@ export interface RollbackDeps {
 export interface RollbackRequest {
   readonly area: Area;
   readonly reason: string;
-  /** The triggering event's id; a second delivery of the same id does nothing. */
+  /** The triggering event's id (an alarm's rollback always notifies); see onceForEvent for redeliveries. */
   readonly eventId?: string;
   /** Revert everything live, not only what was applied within the look-back window. */
   readonly all?: boolean;
@@ -109,36 +109,67 @@ export async function evaluateCircuit(
   return true;
 }
 
+/**
+ * Does the work an event triggers at most once to completion: claim the event, work,
+ * mark it done. Work that throws, or that `incomplete` says left something undone,
+ * releases the claim and fails (RollbackIncompleteError), so the redelivery (EventBridge's
+ * retry, the failure destination's redrive) does it again; what it already finished is
+ * not redone, because each change's status in the ledger records its own progress.
+ */
+export async function onceForEvent<T>(
+  deps: Pick<RollbackDeps, 'areaState' | 'clock'>,
+  eventId: string,
+  work: () => Promise<T>,
+  incomplete: (result: T) => string | undefined,
+): Promise<{ readonly duplicate: true } | { readonly duplicate: false; readonly result: T }> {
+  const claim = await deps.areaState.claimEvent(eventId, deps.clock());
+  if (claim === 'done') {
+    logger.info('event already handled', { eventId });
+    return { duplicate: true };
+  }
+  if (claim === 'in-progress') throw new EventInProgressError(`event ${eventId} is being handled by another delivery; retry later`);
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    await deps.areaState.releaseEvent(eventId);
+    throw error;
+  }
+  const unfinished = incomplete(result);
+  if (unfinished) {
+    await deps.areaState.releaseEvent(eventId);
+    throw new RollbackIncompleteError(`event ${eventId}: ${unfinished}; the event stays retryable`);
+  }
+  await deps.areaState.completeEvent(eventId, deps.clock());
+  return { duplicate: false, result };
+}
+
 export async function rollbackArea(deps: RollbackDeps, request: RollbackRequest): Promise<RollbackReport> {
   const { area, reason } = request;
-  const empty = { area, stoppedExecutions: [], endedRollouts: [], reverted: 0, failed: 0, errors: [], circuitOpened: false };
-  if (request.eventId && !(await deps.areaState.claimEvent(request.eventId, deps.clock()))) {
-    logger.info('event already handled', { eventId: request.eventId, area });
-    return { ...empty, duplicate: true };
-  }
 
-  const stoppedExecutions = await deps.executions.stopRunning(area, reason);
+  // Stop first, revert after: a rollout left running would apply its next stage behind
+  // the revert. The request in the ledger reaches its steps wherever they run.
   const running = await deps.ledger.runningRollouts(area);
+  for (const rollout of running) await deps.ledger.requestStop(rollout.rolloutId, reason, deps.clock());
+  const stoppedExecutions = await deps.executions.stopRunning(area, reason);
   // The stopped executions cannot release the lock themselves.
   if (stoppedExecutions.length > 0 || running.length > 0) await deps.lock.forceRelease(area);
 
   const changes = await changesToRevert(deps, area, request.all ?? false);
-  let result: { reverted: number; failed: number; errors: string[] };
-  try {
-    result = changes.length > 0 ? await deps.reverter.revert(area, changes, `rollback: ${reason}`) : { reverted: 0, failed: 0, errors: [] };
-  } catch (error) {
-    // The event stays retryable: Lambda's retries (then the dead-letter queue) redeliver it.
-    if (request.eventId) await deps.areaState.releaseEvent(request.eventId);
-    throw error;
+  // A stopped rollout's live changes are reverted even when older than the look-back window.
+  const seen = new Set(changes.map((c) => c.changeId));
+  for (const rollout of running) {
+    for (const c of await deps.ledger.listChanges(rollout.rolloutId)) if (LIVE_STATUSES.includes(c.status) && !seen.has(c.changeId)) changes.push(c);
   }
-  if (result.failed > 0 && request.eventId) {
-    await deps.areaState.releaseEvent(request.eventId);
-    await deps.notifier.notify(`Perfpilot could not finish rolling back ${area}`, `${reason}: ${result.failed} change(s) failed to revert (${result.errors.join('; ')}); retrying.`);
-    throw new ChangeRevertError(`rollback of ${area} left ${result.failed} change(s) applied: ${result.errors.join('; ')}`);
-  }
+  const result =
+    changes.length > 0 ? await deps.reverter.revert(area, changes, `rollback: ${reason}`) : { reverted: 0, failed: 0, errors: [] };
 
   const endedRollouts: string[] = [];
   for (const rollout of running) {
+    // What it never applied ends cancelled, not planned forever.
+    for (const c of await deps.ledger.listChanges(rollout.rolloutId)) {
+      if (c.status === 'planned') await deps.ledger.transition(c, 'cancelled', { now: deps.clock(), note: `not applied: rollback: ${reason}` });
+    }
     await deps.ledger.endRollout(rollout.rolloutId, 'reverted', `rolled back: ${reason}`, deps.clock());
     endedRollouts.push(rollout.rolloutId);
   }

@@ -1,13 +1,28 @@
 /**
  * Per-area state outside any one rollout: the circuit breaker's verdict, and the
- * alarm events already handled (so a redelivered event reverts nothing twice).
+ * events already handled (so a redelivered alarm reverts nothing twice).
+ *
+ * Event claims follow Powertools' idempotency: claim (in progress, held for a bounded
+ * time), do the work, mark done; when the work fails the claim is released, so the
+ * redelivery of a failed rollback does it again instead of answering "duplicate". What
+ * was already reverted is not reverted twice: each change's own status in the ledger is
+ * the per-change progress.
  */
-import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Area } from './change.ts';
 import { LEDGER_TABLE } from './ledger-table.ts';
 
 const PK = LEDGER_TABLE.partitionKey;
 const SK = LEDGER_TABLE.sortKey;
+const eventKey = (eventId: string) => ({ [PK]: `EVENT#${eventId}`, [SK]: 'EVENT' });
+
+/** Done events are remembered this long, well past EventBridge's 24 h retry window. */
+const DONE_TTL_SECONDS = 7 * 24 * 3600;
+/**
+ * A claim in progress is honoured this long: Lambda's 15-minute limit, the longest the
+ * rollback function can be working on it. A claim older than that was left by a crash.
+ */
+const CLAIM_HOLD_SECONDS = 15 * 60;
 
 export interface AreaCircuit {
   readonly area: Area;
@@ -15,6 +30,9 @@ export interface AreaCircuit {
   readonly reason?: string;
   readonly at?: string;
 }
+
+/** `claimed`: do the work; `done`: it was done before (a redelivery); `in-progress`: another delivery is on it now. */
+export type EventClaim = 'claimed' | 'done' | 'in-progress';
 
 export class AreaStateStore {
   constructor(
@@ -42,33 +60,61 @@ export class AreaStateStore {
     await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { [PK]: `AREA#${area}`, [SK]: 'STATE' } }));
   }
 
-  /**
-   * Claims an event id; true the first time, false for a redelivery. Claims expire
-   * (DynamoDB TTL) after `ttlSeconds`, well past EventBridge's retry window.
-   */
-  async claimEvent(eventId: string, now: Date, ttlSeconds = 7 * 24 * 3600): Promise<boolean> {
+  /** Claims an event for the work it triggers (see the file comment). */
+  async claimEvent(eventId: string, now: Date): Promise<EventClaim> {
+    const nowEpoch = Math.floor(now.getTime() / 1000);
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
           Item: {
-            [PK]: `EVENT#${eventId}`,
-            [SK]: 'EVENT',
+            ...eventKey(eventId),
+            state: 'in-progress',
             at: now.toISOString(),
-            [LEDGER_TABLE.ttlAttribute]: Math.floor(now.getTime() / 1000) + ttlSeconds,
+            heldUntilEpoch: nowEpoch + CLAIM_HOLD_SECONDS,
+            [LEDGER_TABLE.ttlAttribute]: nowEpoch + DONE_TTL_SECONDS,
           },
-          ConditionExpression: `attribute_not_exists(${PK})`,
+          ConditionExpression: `attribute_not_exists(${PK}) OR (#state = :held AND heldUntilEpoch <= :now)`,
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':held': 'in-progress', ':now': nowEpoch },
         }),
       );
-      return true;
+      return 'claimed';
     } catch (error) {
-      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
-      throw error;
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
     }
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: eventKey(eventId), ConsistentRead: true }));
+    // Claims written before claims could be released have no state: they were done.
+    return out.Item?.state === 'in-progress' ? 'in-progress' : 'done';
   }
 
-  /** Gives a claimed event back, so its redelivery is handled rather than skipped as a duplicate (a rollback that failed). */
+  /** The event's work is complete: later deliveries are duplicates. */
+  async completeEvent(eventId: string, now: Date): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: eventKey(eventId),
+        UpdateExpression: 'SET #state = :done, doneAt = :at REMOVE heldUntilEpoch',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':done': 'done', ':at': now.toISOString() },
+      }),
+    );
+  }
+
+  /** The work failed: forget the claim, so a redelivery does it again. */
   async releaseEvent(eventId: string): Promise<void> {
-    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { [PK]: `EVENT#${eventId}`, [SK]: 'EVENT' } }));
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: eventKey(eventId),
+          ConditionExpression: '#state = :held',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':held': 'in-progress' },
+        }),
+      );
+    } catch (error) {
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+    }
   }
 }

@@ -5,8 +5,9 @@
  * the ledger, so a retried Lambda can never apply or record twice:
  *
  *   planned ─► applying ─► applied ─► kept
- *                  │          └──► reverting ─► reverted
- *                  └──► failed         └──► revert-failed
+ *      │           │          └──► reverting ─► reverted
+ *      │           └──► failed         └──► revert-failed
+ *      └──► cancelled   (never applied: its rollout stopped or was reverted first)
  *
  * `applying` is written (with `before`) before the target is touched, so a crash
  * between touching the target and recording `applied` leaves a change that says
@@ -26,12 +27,14 @@ export const CHANGE_STATUSES = [
   'reverted',
   'revert-failed',
   'kept',
+  'cancelled',
 ] as const;
 export type ChangeStatus = (typeof CHANGE_STATUSES)[number];
 
 /** Legal moves. Anything else is a bug or a lost race. */
 export const CHANGE_TRANSITIONS: Readonly<Record<ChangeStatus, readonly ChangeStatus[]>> = {
-  planned: ['applying', 'reverted'],
+  // planned → reverted is what earlier versions recorded for a never-applied change.
+  planned: ['applying', 'cancelled', 'reverted'],
   applying: ['applied', 'failed', 'reverting'],
   applied: ['kept', 'reverting'],
   failed: ['reverting'],
@@ -39,6 +42,7 @@ export const CHANGE_TRANSITIONS: Readonly<Record<ChangeStatus, readonly ChangeSt
   'revert-failed': ['reverting'],
   reverted: [],
   kept: ['reverting'],
+  cancelled: [],
 };
 
 /** Statuses whose effect may be live on the target (what a rollback must undo). */
@@ -95,12 +99,19 @@ export function canTransition(from: ChangeStatus, to: ChangeStatus): boolean {
 }
 
 /** A rollout: one execution of the staged rollout for one area. */
-export const ROLLOUT_STATUSES = ['running', 'succeeded', 'nothing-to-do', 'reverted', 'failed', 'skipped'] as const;
+/**
+ * `inconclusive`: a stage could not be judged (no signal to compare with the baseline,
+ * e.g. no application traffic during the bake); its changes stay applied, unverified,
+ * and the later stages were not applied. `skipped`: another rollout held the area lock.
+ */
+export const ROLLOUT_STATUSES = ['running', 'succeeded', 'nothing-to-do', 'reverted', 'failed', 'skipped', 'inconclusive'] as const;
 export type RolloutStatus = (typeof ROLLOUT_STATUSES)[number];
 
 export interface GuardrailVerdictRecord {
   readonly stage: number;
   readonly healthy: boolean;
+  /** `none`: nothing could be compared with the baseline; `healthy` then means only "no breach seen". */
+  readonly evidence?: 'measured' | 'none';
   readonly at: string;
   readonly breaches: readonly { readonly criterion: string; readonly detail: string }[];
 }
@@ -120,4 +131,11 @@ export interface Rollout {
   readonly trigger: string;
   /** The Step Functions execution, when run there. */
   readonly executionArn?: string;
+  /** The local process running it (the local runtime; absent in AWS). */
+  readonly holder?: { readonly pid: number; readonly host: string };
+  /** A rollback asked it to stop (why, and when); its runner stops and says so. */
+  readonly stopRequestedAt?: string;
+  readonly stopReason?: string;
+  /** Its runner stopped: no step of it runs any more. */
+  readonly stopAcknowledgedAt?: string;
 }

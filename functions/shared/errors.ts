@@ -12,15 +12,21 @@ export class LockHeldError extends PerfpilotError {
   constructor(
     readonly area: string,
     readonly holder: string,
+    readonly since: string,
     readonly expiresAt: string,
   ) {
-    super(`area ${area} is locked by ${holder} until ${expiresAt}`);
+    super(`another rollout of ${area} is running (${holder}, since ${since}); its lock expires at ${expiresAt}`);
   }
 }
 
 /** A conditional ledger write lost: the record is not in the state the caller assumed. */
 export class LedgerConflictError extends PerfpilotError {
   override readonly name = 'LedgerConflictError';
+}
+
+/** The rollout was asked to stop (a rollback took over its area); its steps do no more work. */
+export class RolloutStoppedError extends PerfpilotError {
+  override readonly name = 'RolloutStoppedError';
 }
 
 /** A target (Redis, PostgreSQL, an AWS API) could not be reached; retrying may help. */
@@ -43,6 +49,16 @@ export class ChangeApplyError extends PerfpilotError {
 /** Reverting a change failed; needs a person (the ledger keeps the change as `revert-failed`). */
 export class ChangeRevertError extends PerfpilotError {
   override readonly name = 'ChangeRevertError';
+}
+
+/** A rollback left changes it could not revert; its event stays retryable (the claim was released). */
+export class RollbackIncompleteError extends PerfpilotError {
+  override readonly name = 'RollbackIncompleteError';
+}
+
+/** Another delivery of the same event is being handled right now; retry later. */
+export class EventInProgressError extends PerfpilotError {
+  override readonly name = 'EventInProgressError';
 }
 
 /** A request that cannot be served as given (unknown area, unknown change kind, bad event). */

@@ -21,6 +21,14 @@ export interface GuardrailBreach {
 export interface GuardrailVerdict {
   readonly healthy: boolean;
   readonly breaches: readonly GuardrailBreach[];
+  /** The signals that could be judged: present in both snapshots (or, for absolute limits, in the current one). */
+  readonly compared: readonly string[];
+  /**
+   * `none`: no signal could be judged and nothing breached — there is no number to keep
+   * or revert on (an application with no traffic during the bake). The caller decides,
+   * and says, what happens then.
+   */
+  readonly evidence: 'measured' | 'none';
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;
@@ -32,8 +40,10 @@ export function checkGuardrails(
   alarmsFiring: readonly string[] = [],
 ): GuardrailVerdict {
   const breaches: GuardrailBreach[] = [];
+  const compared: string[] = [];
 
   if (baseline.latencyMs !== undefined && current.latencyMs !== undefined && baseline.latencyMs > 0) {
+    compared.push('latencyMs');
     const increase = ((current.latencyMs - baseline.latencyMs) / baseline.latencyMs) * 100;
     const increaseMs = current.latencyMs - baseline.latencyMs;
     if (increase > criteria.latencyIncreasePercentMax && increaseMs > criteria.latencyIncreaseMsMin) {
@@ -47,6 +57,7 @@ export function checkGuardrails(
   }
 
   if (baseline.throughputQps !== undefined && current.throughputQps !== undefined && baseline.throughputQps > 0) {
+    compared.push('throughputQps');
     const decrease = ((baseline.throughputQps - current.throughputQps) / baseline.throughputQps) * 100;
     if (decrease > criteria.throughputDecreasePercentMax) {
       breaches.push({
@@ -59,6 +70,7 @@ export function checkGuardrails(
   }
 
   if (baseline.errorRatePercent !== undefined && current.errorRatePercent !== undefined) {
+    compared.push('errorRatePercent');
     const points = current.errorRatePercent - baseline.errorRatePercent;
     if (points > criteria.errorRateIncreasePointsMax) {
       breaches.push({
@@ -70,6 +82,7 @@ export function checkGuardrails(
     }
   }
 
+  if (current.cacheFailureRatePercent !== undefined) compared.push('cacheFailureRatePercent');
   if (current.cacheFailureRatePercent !== undefined && current.cacheFailureRatePercent > criteria.cacheFailureRatePercentMax) {
     breaches.push({
       criterion: 'cacheFailureRatePercentMax',
@@ -79,6 +92,7 @@ export function checkGuardrails(
     });
   }
 
+  if (current.connectionFailureRatePercent !== undefined) compared.push('connectionFailureRatePercent');
   if (
     current.connectionFailureRatePercent !== undefined &&
     current.connectionFailureRatePercent > criteria.connectionFailureRatePercentMax
@@ -95,7 +109,7 @@ export function checkGuardrails(
     breaches.push({ criterion: 'alarm', detail: `alarm ${alarm} is in ALARM`, observed: 1, limit: 0 });
   }
 
-  return { healthy: breaches.length === 0, breaches };
+  return { healthy: breaches.length === 0, breaches, compared, evidence: compared.length === 0 && breaches.length === 0 ? 'none' : 'measured' };
 }
 
 /**

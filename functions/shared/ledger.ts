@@ -67,6 +67,9 @@ function toRollout(item: Item): Rollout {
     verdicts: Object.values(verdicts).sort((a, b) => a.stage - b.stage),
     trigger: item.trigger as string,
     executionArn: item.executionArn as string | undefined,
+    ...(item.holder ? { holder: item.holder as Rollout['holder'] } : {}),
+    ...(item.stopRequestedAt ? { stopRequestedAt: item.stopRequestedAt as string, stopReason: item.stopReason as string } : {}),
+    ...(item.stopAcknowledgedAt ? { stopAcknowledgedAt: item.stopAcknowledgedAt as string } : {}),
   };
 }
 
@@ -81,6 +84,7 @@ export interface StartRolloutInput {
   readonly trigger: string;
   readonly now: Date;
   readonly executionArn?: string;
+  readonly holder?: { readonly pid: number; readonly host: string };
 }
 
 export interface TransitionOptions {
@@ -116,6 +120,7 @@ export class ChangeLedger {
       verdicts: {},
       trigger: input.trigger,
       executionArn: input.executionArn,
+      holder: input.holder,
     };
     try {
       await this.doc.send(
@@ -187,6 +192,42 @@ export class ChangeLedger {
       if (!existing) throw new LedgerConflictError(`rollout ${rolloutId} does not exist`);
       return existing;
     }
+  }
+
+  /**
+   * Asks a running rollout to stop (a rollback takes over its area): its runner stops
+   * and acknowledges, and its steps refuse to do more. Returns false if it is not running.
+   */
+  async requestStop(rolloutId: string, reason: string, now: Date): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: rolloutKey(rolloutId),
+          UpdateExpression: 'SET stopRequestedAt = if_not_exists(stopRequestedAt, :t), stopReason = if_not_exists(stopReason, :r)',
+          ConditionExpression: '#st = :running',
+          ExpressionAttributeNames: { '#st': 'status' },
+          ExpressionAttributeValues: { ':t': now.toISOString(), ':r': reason, ':running': 'running' },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** The runner of a rollout says it stopped: nothing of it runs any more. */
+  async acknowledgeStop(rolloutId: string, now: Date): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: rolloutKey(rolloutId),
+        UpdateExpression: 'SET stopAcknowledgedAt = :t',
+        ConditionExpression: `attribute_exists(${PK})`,
+        ExpressionAttributeValues: { ':t': now.toISOString() },
+      }),
+    );
   }
 
   /** Newest first. */

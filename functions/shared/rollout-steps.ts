@@ -15,7 +15,7 @@ import {
   type ChangeEffect,
   type ProposedChange,
 } from './change.ts';
-import { ChangeApplyError, ChangeRevertError, InvalidRequestError } from './errors.ts';
+import { ChangeApplyError, ChangeRevertError, InvalidRequestError, LedgerConflictError, LockHeldError, RolloutStoppedError, TargetUnavailableError, TRANSIENT_ERRORS } from './errors.ts';
 import { checkGuardrails, type GuardrailBreach } from './guardrails.ts';
 import type { AreaLock } from './area-lock.ts';
 import type { ChangeLedger } from './ledger.ts';
@@ -97,6 +97,8 @@ export interface ApplyResult {
 export interface CheckResult {
   readonly stage: number;
   readonly healthy: boolean;
+  /** `none`: no signal could be compared with the baseline, so the stage was not judged. */
+  readonly evidence?: 'measured' | 'none';
   readonly reason: string;
   readonly more: boolean;
   readonly nextStage: number;
@@ -106,6 +108,9 @@ export interface RecordResult {
   readonly kept: number;
   readonly reverted: number;
   readonly effects: Record<string, ChangeEffect>;
+  /** Set when the last stage could not be judged: its changes were kept unverified, the rest not applied. */
+  readonly evidence?: 'none';
+  readonly cancelled?: number;
 }
 export interface RevertResult {
   readonly reason: string;
@@ -125,21 +130,23 @@ const newestFirst = (a: Change, b: Change) =>
 
 /**
  * Reverts changes newest first, recording each step. A change that fails to revert is
- * recorded as `revert-failed` and the others still revert; the caller gets the count.
+ * recorded as `revert-failed` and the others still revert; the caller gets the counts,
+ * and how many failures were transient (a target that may answer again: worth a retry).
  */
 export async function revertChanges(
   deps: Pick<RolloutDeps, 'ledger' | 'plugin' | 'clock' | 'remainingMs'>,
   changes: readonly Change[],
   reason: string,
-): Promise<{ reverted: number; failed: number; errors: string[] }> {
+): Promise<{ reverted: number; failed: number; transient: number; errors: string[] }> {
   let reverted = 0;
   let failed = 0;
+  let transient = 0;
   const errors: string[] = [];
   for (const change of [...changes].sort(newestFirst)) {
     if (change.status === 'reverted') continue;
     if (change.status === 'planned') {
-      // Never touched: closing it needs no revert of the target.
-      await deps.ledger.transition(change, 'reverted', { now: deps.clock(), note: `not applied: ${reason}` });
+      // Never touched: it ends cancelled, and the target needs nothing.
+      await deps.ledger.transition(change, 'cancelled', { now: deps.clock(), note: `not applied: ${reason}` });
       continue;
     }
     if (!LIVE_STATUSES.includes(change.status)) continue;
@@ -150,13 +157,33 @@ export async function revertChanges(
       reverted++;
     } catch (error) {
       failed++;
+      if ((TRANSIENT_ERRORS as readonly string[]).includes((error as Error).name)) transient++;
       const message = `${change.changeId} (${change.kind} ${change.target}): ${(error as Error).message}`;
       errors.push(message);
       logger.error('revert failed', { changeId: change.changeId, error: error as Error });
       await deps.ledger.transition(change, 'revert-failed', { now: deps.clock(), note: (error as Error).message });
     }
   }
-  return { reverted, failed, errors };
+  return { reverted, failed, transient, errors };
+}
+
+/**
+ * Closes a rollout whose execution ended without its own Revert finishing (a crash, a
+ * step that failed for good, a timeout): reverts its live changes and ends it `failed`.
+ */
+export async function closeRollout(
+  deps: Pick<RolloutDeps, 'ledger' | 'plugin' | 'clock'>,
+  rolloutId: string,
+  reason: string,
+): Promise<{ reverted: number; failed: number; transient: number; errors: string[] }> {
+  const result = await revertChanges(deps, await deps.ledger.listChanges(rolloutId), reason);
+  await deps.ledger.endRollout(
+    rolloutId,
+    'failed',
+    result.failed > 0 ? `${reason}; ${result.failed} change(s) could not be reverted: ${result.errors.join('; ')}` : reason,
+    deps.clock(),
+  );
+  return result;
 }
 
 function describeError(error: RolloutState['error']): string {
@@ -190,24 +217,28 @@ function requireRolloutState<K extends keyof RolloutState>(state: RolloutState, 
   return value as NonNullable<RolloutState[K]>;
 }
 
-/** Ends rollouts that crashed while holding the lock (now expired): their live changes are reverted. */
+/** Ends rollouts that crashed while holding the lock (now expired or its holder gone): their live changes are reverted. */
 async function recoverAbandoned(deps: RolloutDeps, area: Area, self: string): Promise<number> {
   let recovered = 0;
   for (const rollout of await deps.ledger.runningRollouts(area)) {
     if (rollout.rolloutId === self) continue;
-    const changes = await deps.ledger.listChanges(rollout.rolloutId);
     const reason = `recovered by ${self}: rollout ${rollout.rolloutId} ended without releasing its lock`;
-    const result = await revertChanges(deps, changes, reason);
+    const result = await closeRollout(deps, rollout.rolloutId, reason);
     recovered += result.reverted;
-    await deps.ledger.endRollout(
-      rollout.rolloutId,
-      'failed',
-      result.failed > 0 ? `${reason}; ${result.failed} change(s) could not be reverted` : reason,
-      deps.clock(),
-    );
     logger.warn('recovered an abandoned rollout', { rolloutId: rollout.rolloutId, reverted: result.reverted });
   }
   return recovered;
+}
+
+/** A step of a rollout that was stopped (or has ended) does no more work. */
+async function requireRunning(deps: RolloutDeps, rolloutId: string): Promise<void> {
+  const rollout = await deps.ledger.getRollout(rolloutId);
+  if (rollout && rollout.status === 'running' && !rollout.stopRequestedAt) return;
+  throw new RolloutStoppedError(
+    rollout?.stopRequestedAt
+      ? `rollout ${rolloutId} was stopped: ${rollout.stopReason ?? 'a rollback took over its area'}`
+      : `rollout ${rolloutId} is ${rollout?.status ?? 'not in the ledger'}; its steps do no more work`,
+  );
 }
 
 /** Applies one change; `pending` when its apply still runs (it stays `applying`). */
@@ -231,7 +262,17 @@ async function applyOne(deps: RolloutDeps, change: Change): Promise<Change | { p
     });
   }
   if (isPendingApply(after)) return { pending: after.detail };
-  return deps.ledger.transition(current, 'applied', { now: deps.clock(), after: after ?? null });
+  try {
+    return await deps.ledger.transition(current, 'applied', { now: deps.clock(), after: after ?? null });
+  } catch (error) {
+    if (!(error instanceof LedgerConflictError)) throw error;
+    // A rollback took this change over while it was being applied, and may have reverted
+    // the target before the apply landed: undo what was just done, then stop.
+    await deps.plugin.revert(current).catch((revertError: unknown) =>
+      logger.error('could not undo an apply a rollback overtook', { changeId: current.changeId, error: revertError as Error }),
+    );
+    throw new RolloutStoppedError(`change ${current.changeId} was taken over by a rollback while it was applied; undone`, { cause: error });
+  }
 }
 
 export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promise<unknown> {
@@ -253,7 +294,17 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
   const { rolloutId, state } = event;
   switch (event.step) {
     case 'start': {
-      await lock.acquire(area, rolloutId, config.rollout.lockTtlSeconds, deps.clock());
+      try {
+        await lock.acquire(area, rolloutId, config.rollout.lockTtlSeconds, deps.clock());
+      } catch (error) {
+        if (error instanceof LockHeldError) {
+          // A refused run leaves a record: who tried, when, and who had the area.
+          const now = deps.clock();
+          await ledger.startRollout({ rolloutId, area, trigger: state.trigger ?? 'unknown', now, executionArn: event.executionArn });
+          await ledger.endRollout(rolloutId, 'skipped', error.message, now);
+        }
+        throw error;
+      }
       try {
         const recovered = await recoverAbandoned(deps, area, rolloutId);
         await ledger.startRollout({
@@ -262,6 +313,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
           trigger: state.trigger ?? 'unknown',
           now: deps.clock(),
           executionArn: event.executionArn,
+          holder: lock.holderProcess,
         });
         return { rolloutId, lockOwner: rolloutId, recovered } satisfies StartResult;
       } catch (error) {
@@ -271,6 +323,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
     }
 
     case 'plan': {
+      await requireRunning(deps, rolloutId);
       let changes = await ledger.listChanges(rolloutId);
       const notes: string[] = [];
       if (changes.length === 0) {
@@ -298,6 +351,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
     }
 
     case 'baseline': {
+      await requireRunning(deps, rolloutId);
       const now = deps.clock();
       const snapshot = await deps.metrics.snapshot(area, now);
       // An alarm already firing before the rollout is not the rollout's doing: a tuner
@@ -321,6 +375,8 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       let applied = 0;
       const pendingDetail: string[] = [];
       for (const change of changes) {
+        // Checked before every change: a rollback may arrive while a stage applies.
+        await requireRunning(deps, rolloutId);
         const result = await applyOne(deps, change);
         if ('pending' in result) pendingDetail.push(`${change.kind} ${change.target}: ${result.pending}`);
         else applied++;
@@ -337,6 +393,7 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       const stage = requireRolloutState(state, 'stage', 'check').index;
       const baseline = requireRolloutState(state, 'baseline', 'check');
       const stageCount = requireRolloutState(state, 'plan', 'check').stageCount;
+      await requireRunning(deps, rolloutId);
       const now = deps.clock();
       const current = await deps.metrics.snapshot(area, now);
       const firedBefore = new Set(baseline.alarmsFiring ?? []);
@@ -345,15 +402,32 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
       await ledger.recordVerdict(rolloutId, {
         stage,
         healthy: verdict.healthy,
+        evidence: verdict.evidence,
         at: now.toISOString(),
         breaches: verdict.breaches.map((b) => ({ criterion: b.criterion, detail: b.detail })),
       });
+      if (verdict.evidence === 'none') {
+        // No number to judge by: neither revert (nothing says it hurt) nor roll out further
+        // (nothing says it helped). What this stage applied stays, marked unverified; the
+        // later stages are not applied; the rollout ends inconclusive.
+        const later = stage + 1 < stageCount ? '; the later stages are not applied' : '';
+        return {
+          stage,
+          healthy: true,
+          evidence: 'none',
+          reason: `stage ${stage}: no evidence — no signal could be compared with the baseline (no application traffic during the bake?); not judged: its changes stay applied, unverified${later}`,
+          more: false,
+          nextStage: stage + 1,
+          breaches: [],
+        } satisfies CheckResult;
+      }
       const reason = verdict.healthy
         ? `stage ${stage} healthy`
         : `stage ${stage} regressed: ${verdict.breaches.map((b) => `${b.criterion} (${b.detail})`).join('; ')}`;
       return {
         stage,
         healthy: verdict.healthy,
+        evidence: 'measured',
         reason,
         more: stage + 1 < stageCount,
         nextStage: stage + 1,
@@ -362,11 +436,19 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
     }
 
     case 'record': {
+      await requireRunning(deps, rolloutId);
       const now = deps.clock();
       const effects: Record<string, ChangeEffect> = {};
+      const unverified = state.check?.evidence === 'none';
       let kept = 0;
       let reverted = 0;
+      let cancelled = 0;
       for (const change of await ledger.listChanges(rolloutId)) {
+        if (change.status === 'planned' && unverified) {
+          await ledger.transition(change, 'cancelled', { now: deps.clock(), note: 'not applied: the stage before it could not be judged (no evidence)' });
+          cancelled++;
+          continue;
+        }
         if (change.status !== 'applied') continue;
         const effect = plugin.measure ? await plugin.measure(change, now) : undefined;
         if (effect) {
@@ -379,22 +461,40 @@ export async function runRolloutStep(deps: RolloutDeps, event: StepEvent): Promi
           if (result.failed > 0) throw new ChangeRevertError(result.errors.join('; '));
           reverted++;
         } else {
-          await ledger.transition(change, 'kept', { now: deps.clock() });
+          await ledger.transition(change, 'kept', {
+            now: deps.clock(),
+            ...(unverified ? { note: 'kept unverified: the guardrails had no evidence during the bake' } : {}),
+          });
           kept++;
         }
       }
-      const summary = `${kept} change(s) kept${reverted ? `, ${reverted} reverted after measuring` : ''}`;
-      await ledger.endRollout(rolloutId, 'succeeded', summary, deps.clock());
+      const summary = unverified
+        ? `inconclusive: no evidence during the bake (${state.check?.reason ?? ''}); ${kept} change(s) kept unverified` +
+          `${reverted ? `, ${reverted} reverted after measuring` : ''}${cancelled ? `, ${cancelled} not applied` : ''}`
+        : `${kept} change(s) kept${reverted ? `, ${reverted} reverted after measuring` : ''}`;
+      await ledger.endRollout(rolloutId, unverified ? 'inconclusive' : 'succeeded', summary, deps.clock());
       await lock.release(area, rolloutId);
-      return { kept, reverted, effects } satisfies RecordResult;
+      return { kept, reverted, effects, ...(unverified ? { cancelled, evidence: 'none' as const } : {}) } satisfies RecordResult;
     }
 
     case 'revert': {
+      const stopped = await ledger.getRollout(rolloutId);
+      if (stopped?.stopRequestedAt) {
+        // The rollback that stopped this rollout reverts its changes and ends it; two
+        // reverters of the same changes would only race each other.
+        return { reason: `stopped: ${stopped.stopReason ?? 'a rollback took over the area'}`, reverted: 0, failed: 0 } satisfies RevertResult;
+      }
       const reason =
         state.check && !state.check.healthy ? state.check.reason : state.error ? describeError(state.error) : 'reverted';
       const changes = await ledger.listChanges(rolloutId);
       const result = await revertChanges(deps, changes, reason);
       const anyApplied = changes.some((c) => c.status !== 'planned');
+      if (result.failed > 0 && result.transient === result.failed) {
+        // The target may answer again: the state machine retries Revert with backoff
+        // (revert-failed → reverting is a legal move). The rollout stays open and locked
+        // until a retry succeeds; if none does, whoever closes the execution reverts again.
+        throw new TargetUnavailableError(`${area} target`, `${result.failed} change(s) could not be reverted yet: ${result.errors.join('; ')}`);
+      }
       if (result.failed > 0) {
         await ledger.endRollout(rolloutId, 'failed', `${reason}; revert failed for: ${result.errors.join('; ')}`, deps.clock());
         await lock.release(area, rolloutId);

@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
 import { runLocalRollout } from '#local/rollout-runner';
+import { stopLedgerServer } from '#local/dynamo';
 import { LocalRuntime } from '#local/runtime';
 import { rollbackLocally } from '../../bin/cli/rollback.ts';
 import { connectRedis, deleteKeys, uniquePrefix } from '../support/services.ts';
@@ -21,13 +22,17 @@ let dir: string;
 let configFile: string;
 let redis: Redis;
 
+// `status` and `rollback` read the targets' Perfpilot marks too: point them where nobody
+// else's marks live (a key of this run on the shared Redis, a database that does not exist).
+const keyPrefix = `pptest:cli:${process.pid}:`;
 const baseConfig = (dataDir: string) => ({
   targets: {
     caching: { redisUrl: 'redis://127.0.0.1:6379/0' },
-    database: { connectionString: 'postgres://postgres@127.0.0.1:5432/test' },
+    database: { connectionString: 'postgres://postgres@127.0.0.1:5432/pp_cli_no_such_db' },
   },
   rollout: { bakeSeconds: 0 },
   ledger: { localDataDir: dataDir },
+  cachingTuner: { keyNamespace: keyPrefix, policyRedisKey: `${keyPrefix}policy` },
 });
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -55,6 +60,7 @@ afterAll(async () => {
   // What a failed run may have left of the test area's keys.
   await deleteKeys(redis, `pptest:cli:${process.pid}:*`);
   redis.disconnect();
+  await stopLedgerServer(join(dir, 'ledger'));
 });
 
 describe('perfpilot CLI', () => {
@@ -70,7 +76,7 @@ describe('perfpilot CLI', () => {
     expect(status.stdout).toContain('No history yet: the ledger has no rollouts.');
     const rollback = await cli('rollback', '--all', '--yes');
     expect(rollback.code).toBe(0);
-    expect(rollback.stdout).toMatch(/Nothing to roll back: local ledger in .* has no applied change and no running rollout\./);
+    expect(rollback.stdout).toMatch(/Nothing to roll back: local ledger in .* has no applied change and no running rollout, and the targets it could read carry no Perfpilot change it does not know\./);
   });
 
   it('names the bad field of a broken config and exits 2', async () => {
@@ -113,6 +119,7 @@ describe('perfpilot CLI', () => {
     const prefix = uniquePrefix('cli');
     const config = parseConfig(baseConfig(join(dir, 'ledger')));
     const plugin = createTestArea({ redis, prefix, area: 'caching', proposals: () => [setKey('ttl', '60'), setKey('policy', 'lfu')] });
+    await redis.hset(`${prefix}:health`, { latencyMs: '10', throughputQps: '100' }); // a steady application
     let runtime = await LocalRuntime.start(config, { factories: { caching: async () => plugin } });
     const result = await runLocalRollout({ area: 'caching', config, deps: await runtime.rolloutDeps('caching'), bakeMs: 0 });
     expect(result.status).toBe('SUCCEEDED');

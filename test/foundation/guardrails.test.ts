@@ -28,6 +28,19 @@ describe('guardrails', () => {
     expect(checkGuardrails({ at, latencyMs: 10 }, { at, latencyMs: 15.01 }, criteria).healthy).toBe(false);
   });
 
+  it('says "no evidence" when nothing can be compared with the baseline, instead of calling the stage healthy', () => {
+    // An idle application: a baseline from history, nothing during the bake.
+    const idle = checkGuardrails({ at, latencyMs: 6.8 }, { at, throughputQps: 0 }, criteria);
+    expect(idle).toMatchObject({ healthy: true, evidence: 'none', compared: [], breaches: [] });
+    expect(checkGuardrails({ at }, { at }, criteria).evidence).toBe('none');
+    // One comparable signal is evidence.
+    expect(checkGuardrails({ at, latencyMs: 6.8 }, { at, latencyMs: 7 }, criteria)).toMatchObject({ evidence: 'measured', compared: ['latencyMs'] });
+    // Traffic that stopped is evidence too: throughput fell 100%.
+    expect(checkGuardrails({ at, throughputQps: 50 }, { at, throughputQps: 0 }, criteria)).toMatchObject({ evidence: 'measured', healthy: false });
+    // An alarm that started firing is a breach, whatever else is missing.
+    expect(checkGuardrails({ at }, { at }, criteria, ['perfpilot-database-latency'])).toMatchObject({ evidence: 'measured', healthy: false });
+  });
+
   it('trips on throughput strictly below −15%', () => {
     const base = { at, throughputQps: 200 };
     expect(checkGuardrails(base, { at, throughputQps: 170 }, criteria).healthy).toBe(true);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalDynamo, type LocalDynamo } from '#local/dynamo';
+import { stopLedgerServer, startLocalDynamo, type LocalDynamo } from '#local/dynamo';
 import { AreaLock } from '#shared/area-lock';
 import { AreaStateStore } from '#shared/area-state';
 import { LedgerConflictError, LockHeldError } from '#shared/errors';
@@ -84,12 +84,30 @@ describe('area lock', () => {
 
   it('lets a new run take over a crashed holder\'s lock once it expires', async () => {
     await lock.acquire('database', 'crashed', 60, now);
-    await expect(lock.acquire('database', 'next', 60, later(59))).rejects.toThrow(/locked by crashed/);
+    await expect(lock.acquire('database', 'next', 60, later(59))).rejects.toThrow(/another rollout of database is running \(crashed, since /);
     const taken = await lock.acquire('database', 'next', 60, later(60));
     expect(taken.owner).toBe('next');
     // The holder re-acquiring (a retried Lambda) extends rather than locking itself out.
     await expect(lock.acquire('database', 'next', 60, later(61))).resolves.toMatchObject({ owner: 'next' });
     await lock.release('database', 'next');
+  });
+
+  it('locally, takes over at once a lock whose holding process on this host is gone, and only that', async () => {
+    const alive = new Set([101, 202]);
+    const as = (pid: number, host = 'laptop') => new AreaLock(d.doc, d.tableName, { process: { pid, host }, isAlive: (p) => alive.has(p) });
+    await as(101).acquire('vector', 'crashed-run', 3600, now);
+    // Holder alive: refused, and told who holds it since when.
+    await expect(as(202).acquire('vector', 'second', 3600, later(1))).rejects.toMatchObject({ name: 'LockHeldError', holder: 'crashed-run', since: now.toISOString() });
+    // Another host cannot judge our processes: refused too.
+    alive.delete(101);
+    await expect(as(303, 'other-host').acquire('vector', 'remote', 3600, later(2))).rejects.toMatchObject({ name: 'LockHeldError' });
+    // Holder gone (kill -9): taken over long before the hour is up.
+    const taken = await as(202).acquire('vector', 'next', 3600, later(3));
+    expect(taken).toMatchObject({ owner: 'next', pid: 202, tookOverFrom: 'crashed-run' });
+    expect(await lock.current('vector')).toMatchObject({ owner: 'next', pid: 202, host: 'laptop' });
+    // The Lambda-side lock (no process) never judges by pid.
+    await expect(lock.acquire('vector', 'lambda', 60, later(4))).rejects.toMatchObject({ name: 'LockHeldError', holder: 'next' });
+    await lock.release('vector', 'next');
   });
 });
 
@@ -113,10 +131,17 @@ describe('policy store', () => {
 });
 
 describe('area state', () => {
-  it('claims an event id once', async () => {
+  it('claims an event id for its work: in progress, then done; a released claim can be taken again', async () => {
     const state = new AreaStateStore(d.doc, d.tableName);
-    expect(await state.claimEvent('evt-1', now)).toBe(true);
-    expect(await state.claimEvent('evt-1', later(1))).toBe(false);
+    expect(await state.claimEvent('evt-1', now)).toBe('claimed');
+    expect(await state.claimEvent('evt-1', later(1))).toBe('in-progress');
+    await state.completeEvent('evt-1', later(2));
+    expect(await state.claimEvent('evt-1', later(3))).toBe('done');
+    expect(await state.claimEvent('evt-2', now)).toBe('claimed');
+    await state.releaseEvent('evt-2');
+    expect(await state.claimEvent('evt-2', later(4))).toBe('claimed');
+    await state.releaseEvent('evt-1'); // a done event's record is not released
+    expect(await state.claimEvent('evt-1', later(5))).toBe('done');
   });
 });
 
@@ -132,5 +157,6 @@ describe('local ledger on disk', () => {
     const second = await startLocalDynamo({ dataDir: dir });
     expect((await new ChangeLedger(second.doc, second.tableName).getRollout('kept'))?.status).toBe('running');
     await second.close();
+    await stopLedgerServer(dir);
   });
 });

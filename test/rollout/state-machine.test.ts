@@ -8,13 +8,12 @@ import { mockClient } from 'aws-sdk-client-mock';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runLocalRollout, type LocalRolloutResult } from '#local/rollout-runner';
-import { alarmDefinitions } from '#functions/areas';
-import { alarmName } from '#shared/alarms';
 import { TargetUnavailableError } from '#shared/errors';
 import type { ChangeLedger } from '#shared/ledger';
 import { runRolloutStep } from '#shared/rollout-steps';
 import { EventBridgeSchedules } from '#functions/rollback/aws-ports';
-import { handleRollbackEvent, type AlarmStateChangeEvent } from '#functions/rollback/events';
+import { handleRollbackEvent } from '#functions/rollback/events';
+import { alarmEventFor, alarmNamed } from '../support/alarm-events.ts';
 import { connectRedis, uniquePrefix } from '../support/services.ts';
 import { startHarness, testConfig, type Harness } from '../support/rollout-harness.ts';
 import { setKey } from '../support/test-area.ts';
@@ -64,6 +63,14 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | fal
   }
 }
 
+/** The running rollout of `area`, once its first change is applied (the bake has begun). */
+const canaryApplied = (harness: Harness, area: 'caching' | 'test') =>
+  waitFor('the canary to be applied', async () => {
+    const [r] = await harness.runtime.ledger.listRollouts(area);
+    const changes = r ? await harness.runtime.ledger.listChanges(r.rolloutId) : [];
+    return changes[0]?.status === 'applied' ? r : undefined;
+  });
+
 describe('staged rollout (synthesized definition, run locally)', () => {
   it('applies two stages, records effects and releases the lock', async () => {
     const prefix = uniquePrefix('happy');
@@ -82,6 +89,25 @@ describe('staged rollout (synthesized definition, run locally)', () => {
     const rollout = await h.runtime.ledger.getRollout(result.rolloutId);
     expect(rollout).toMatchObject({ status: 'succeeded', stageCount: 2, reason: '2 change(s) kept' });
     expect(rollout?.verdicts.map((v) => v.healthy)).toEqual([true, true]);
+    expect(await h.runtime.lock.current('test')).toBeUndefined();
+  });
+
+  it('with no signal to judge the canary by, keeps it unverified, applies nothing more and ends inconclusive', async () => {
+    const prefix = uniquePrefix('noevidence');
+    h = await startHarness(redis, { prefix, proposals: () => [setKey('a', '1'), setKey('b', '2')] }, { health: null });
+    const result = await run(h);
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.output?.check).toMatchObject({ evidence: 'none', healthy: true, more: false });
+    expect(await redis.get(`${prefix}:a`)).toBe('1');
+    expect(await redis.get(`${prefix}:b`)).toBeNull();
+    const [a, b] = await h.runtime.ledger.listChanges(result.rolloutId);
+    expect(a).toMatchObject({ status: 'kept' });
+    expect(a!.history.at(-1)!.note).toBe('kept unverified: the guardrails had no evidence during the bake');
+    expect(b).toMatchObject({ status: 'cancelled' });
+    const rollout = await h.runtime.ledger.getRollout(result.rolloutId);
+    expect(rollout).toMatchObject({ status: 'inconclusive' });
+    expect(rollout!.reason).toMatch(/^inconclusive: no evidence during the bake .*; 1 change\(s\) kept unverified, 1 not applied$/);
+    expect(rollout!.verdicts).toEqual([expect.objectContaining({ stage: 0, evidence: 'none', breaches: [] })]);
     expect(await h.runtime.lock.current('test')).toBeUndefined();
   });
 
@@ -113,9 +139,9 @@ describe('staged rollout (synthesized definition, run locally)', () => {
     expect(await redis.get(`${prefix}:a`)).toBe('original');
     expect(await redis.get(`${prefix}:b`)).toBeNull();
     expect(h.plugin.applyCount).toBe(1);
-    expect(await statuses(h.runtime.ledger, result.rolloutId)).toEqual(['a:reverted', 'b:reverted']);
+    expect(await statuses(h.runtime.ledger, result.rolloutId)).toEqual(['a:reverted', 'b:cancelled']);
     const b = (await h.runtime.ledger.listChanges(result.rolloutId))[1]!;
-    expect(b.history.map((x) => x.status)).toEqual(['planned', 'reverted']); // never applied
+    expect(b.history.map((x) => x.status)).toEqual(['planned', 'cancelled']); // never applied
     const rollout = await h.runtime.ledger.getRollout(result.rolloutId);
     expect(rollout?.status).toBe('reverted');
     expect(rollout?.verdicts[0]).toMatchObject({ stage: 0, healthy: false });
@@ -164,7 +190,10 @@ describe('staged rollout (synthesized definition, run locally)', () => {
     expect(outcomes.sort()).toEqual(['ran', 'skipped']);
     expect(h.plugin.applyCount).toBe(2); // the two changes of one rollout, once each
     const rollouts = await h.runtime.ledger.listRollouts('test');
-    expect(rollouts.map((r) => r.status)).toEqual(['succeeded']);
+    // The refused run leaves a record naming who had the area since when.
+    expect(rollouts.map((r) => r.status).sort()).toEqual(['skipped', 'succeeded']);
+    const ran = rollouts.find((r) => r.status === 'succeeded')!;
+    expect(rollouts.find((r) => r.status === 'skipped')!.reason).toMatch(new RegExp(`^another rollout of test is running \\(${ran.rolloutId}, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\)`));
   });
 
   it('leaves a consistent ledger after a crash between apply and the ledger write', async () => {
@@ -231,23 +260,14 @@ describe('staged rollout (synthesized definition, run locally)', () => {
 
 describe('alarm-driven rollback', () => {
   const config = testConfig();
-  const cacheAlarm = alarmName(config, alarmDefinitions(config).find((d) => d.id === 'cache-hit-rate')!);
-  const alarmEvent = (id: string): AlarmStateChangeEvent => ({
-    id,
-    source: 'aws.cloudwatch',
-    'detail-type': 'CloudWatch Alarm State Change',
-    detail: { alarmName: cacheAlarm, state: { value: 'ALARM', reason: 'Threshold Crossed' } },
-  });
+  const cacheAlarm = alarmNamed(config, 'cache-hit-rate');
+  const alarmEvent = (id: string) => alarmEventFor(config, id);
 
   it('stops the execution while it bakes and reverts what it applied', async () => {
     const prefix = uniquePrefix('alarm');
     h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1'), setKey('b', '2')] });
     const execution = run(h, { bakeMs: 1_500 });
-    const rollouts = await waitFor('the canary to be applied', async () => {
-      const [r] = await h!.runtime.ledger.listRollouts('caching');
-      const changes = r ? await h!.runtime.ledger.listChanges(r.rolloutId) : [];
-      return changes[0]?.status === 'applied' ? r : undefined;
-    });
+    const rollouts = await canaryApplied(h, 'caching');
     expect(await redis.get(`${prefix}:a`)).toBe('1');
     const outcome = await handleRollbackEvent(h.runtime.rollbackDeps(), alarmEvent('evt-bake'), {});
     expect(outcome).toMatchObject({ kind: 'rollback', area: 'caching', reverted: 1, failed: 0 });
@@ -255,10 +275,34 @@ describe('alarm-driven rollback', () => {
     expect(result.status).toBe('ABORTED');
     expect(await redis.get(`${prefix}:a`)).toBeNull();
     expect(await redis.get(`${prefix}:b`)).toBeNull();
-    expect(await statuses(h.runtime.ledger, rollouts.rolloutId)).toEqual(['a:reverted', 'b:planned']);
+    // The never-applied second stage ends cancelled, not planned forever.
+    expect(await statuses(h.runtime.ledger, rollouts.rolloutId)).toEqual(['a:reverted', 'b:cancelled']);
     expect(await h.runtime.ledger.getRollout(rollouts.rolloutId)).toMatchObject({ status: 'reverted' });
     expect(await h.runtime.lock.current('caching')).toBeUndefined();
     expect(h.notifications.map((n) => n.subject)).toContain('Perfpilot rolled back caching');
+  });
+
+  it('a stop request written to the ledger (as a rollback in another process writes it) stops the runner, which says so', async () => {
+    const prefix = uniquePrefix('stopreq');
+    h = await startHarness(redis, { prefix, area: 'caching', proposals: () => [setKey('a', '1'), setKey('b', '2')] });
+    const execution = run(h, { bakeMs: 5_000 });
+    const rollout = await canaryApplied(h, 'caching');
+    const started = Date.now();
+    expect(await h.runtime.ledger.requestStop(rollout.rolloutId, 'emergency drill', new Date())).toBe(true);
+    const result = await execution;
+    expect(Date.now() - started).toBeLessThan(2_000); // well before the 5 s bake ends
+    expect(result).toMatchObject({ status: 'ABORTED', error: 'RolloutStopped', cause: 'emergency drill' });
+    const after = await h.runtime.ledger.getRollout(rollout.rolloutId);
+    expect(after).toMatchObject({ status: 'running', stopReason: 'emergency drill', stopAcknowledgedAt: expect.any(String) });
+    // A step that still arrives (an in-flight Lambda in AWS) does no more work.
+    await expect(
+      runRolloutStep(h.deps, { step: 'apply', area: 'caching', rolloutId: rollout.rolloutId, state: { stage: { index: 1 } } }),
+    ).rejects.toMatchObject({ name: 'RolloutStoppedError', message: expect.stringContaining('emergency drill') });
+    expect(await redis.get(`${prefix}:b`)).toBeNull();
+    expect(await statuses(h.runtime.ledger, rollout.rolloutId)).toEqual(['a:applied', 'b:planned']);
+    // The rollback that asked for the stop finds it acknowledged and does the rest.
+    const report = await h.runtime.rollbackDeps().executions.stopRunning('caching', 'emergency drill');
+    expect(report).toEqual([rollout.executionArn]);
   });
 
   it('does not revert for a critical alarm that was already firing at its baseline', async () => {
@@ -314,7 +358,7 @@ describe('alarm-driven rollback', () => {
     expect(await handleRollbackEvent(deps, { ...alarmEvent('x1'), detail: { alarmName: 'someone-elses-alarm', state: { value: 'ALARM' } } }, {})).toMatchObject({ kind: 'ignored' });
     expect(await handleRollbackEvent(deps, { ...alarmEvent('x2'), detail: { alarmName: cacheAlarm, state: { value: 'OK' } } }, {})).toMatchObject({ kind: 'ignored' });
     // An alarm of an area this deployment has no rollout for is ignored.
-    const databaseAlarm = alarmName(config, alarmDefinitions(config).find((d) => d.id === 'database-latency')!);
+    const databaseAlarm = alarmNamed(config, 'database-latency');
     expect(
       await handleRollbackEvent(deps, { ...alarmEvent('x3'), detail: { alarmName: databaseAlarm, state: { value: 'ALARM' } } }, { caching: 'arn:sm' }),
     ).toMatchObject({ kind: 'ignored', why: `area database of alarm ${databaseAlarm} is not deployed` });

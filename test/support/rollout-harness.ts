@@ -33,10 +33,14 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** A steady application's signals: what the test area reports unless a test says otherwise. */
+export const STEADY_HEALTH = { latencyMs: 10, throughputQps: 100, errorRatePercent: 0 } as const;
+
 export async function startHarness(
   redis: Redis,
   area: Omit<TestAreaOptions, 'redis'>,
-  options: { config?: PerfpilotConfig; clock?: () => Date } = {},
+  /** `health: null` starts with no signals at all (an application without traffic). */
+  options: { config?: PerfpilotConfig; clock?: () => Date; health?: Record<string, number> | null } = {},
 ): Promise<Harness> {
   const config = options.config ?? testConfig();
   const plugin = createTestArea({ redis, ...area });
@@ -48,6 +52,8 @@ export async function startHarness(
     clock: options.clock,
   });
   const deps = await runtime.rolloutDeps(plugin.area);
+  const health = options.health === undefined ? STEADY_HEALTH : options.health;
+  if (health) await redis.hset(`${area.prefix}:health`, Object.fromEntries(Object.entries(health).map(([k, v]) => [k, String(v)])));
   return {
     runtime,
     area: plugin.area,

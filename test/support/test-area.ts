@@ -24,6 +24,8 @@ export interface TestAreaOptions {
   readonly area?: Area;
   /** Called before `snapshot` reads; throw here to simulate an unreachable target. */
   readonly beforeSnapshot?: () => Promise<void> | void;
+  /** Called before `revert` writes; throw here to simulate a failing revert. */
+  readonly beforeRevert?: (change: Change) => Promise<void> | void;
 }
 
 export function setKey(key: string, value: string): ProposedChange {
@@ -51,6 +53,7 @@ export function createTestArea(options: TestAreaOptions): AreaPlugin & { applyCo
       return { value: change.params.value };
     },
     async revert(change: Change) {
+      await options.beforeRevert?.(change);
       const before = (change.before as { value: string | null } | null)?.value ?? null;
       if (before === null) await redis.del(k(change.params.key as string));
       else await redis.set(k(change.params.key as string), before);
