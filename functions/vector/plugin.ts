@@ -259,7 +259,10 @@ export function vectorPlugin(deps: VectorDeps, onClose?: () => Promise<void>): A
         }
         // Too little live traffic in the window: probe the serving path (routing as the policy says, no result cache).
         const data = await dataset();
-        if (!policy || loaded.length === 0 || !data) return { at: now.toISOString(), ...(loaded.length ? memory : {}) };
+        // Nothing served yet (the first version is being shipped): no search ran, so none failed.
+        // That zero is the honest baseline for the error rate; latency has none to compare with.
+        if (!policy || loaded.length === 0) return { at: now.toISOString(), errorRatePercent: 0 };
+        if (!data) return { at: now.toISOString(), ...memory };
         const probe = await probeQueries(redis, config, data, 50, now.getTime() & 0xffff);
         const times: number[] = [];
         for (const q of probe.queries) {
