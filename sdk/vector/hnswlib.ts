@@ -34,7 +34,14 @@ function muteLibraryChatter(): void {
   for (const level of ['log', 'warn', 'error'] as const) {
     const original = console[level].bind(console);
     console[level] = (...args: unknown[]) => {
-      if (typeof args[0] === 'string' && LIBRARY_CHATTER.test(args[0])) return;
+      if (typeof args[0] === 'string') {
+        // The progress of file-system syncs (see syncFileSystem below).
+        if (args[0].startsWith('b. jsFS synced successfully')) return syncFinished();
+        if (args[0].startsWith('b. jsFS Error')) syncFinished(String(args[1] ?? args[0])); // and printed
+        const inFlight = /^warning: (\d+) FS\.syncfs operations in flight/.exec(args[0]);
+        if (inFlight) return syncInFlight(Number(inFlight[1]));
+        if (LIBRARY_CHATTER.test(args[0])) return;
+      }
       original(...args);
     };
   }
@@ -52,12 +59,51 @@ export function loadHnswlib(): Promise<{ lib: Hnswlib; sync: (action: 'read' | '
     await (mod as unknown as { __tla?: Promise<void> }).__tla;
     const lib = (await mod.loadHnswlib()) as Hnswlib;
     lib.EmscriptenFileSystemManager.setDebugLogs(false);
-    return { lib, sync: mod.syncFileSystem as (action: 'read' | 'write') => Promise<void> };
+    return { lib, sync: (action: 'read' | 'write') => syncFileSystem(mod.syncFileSystem as (action: 'read' | 'write') => Promise<void>, action) };
   }).catch((error: unknown) => {
     loaded = undefined;
     throw error;
   });
   return loaded;
+}
+
+/**
+ * The library's `syncFileSystem` resolves when its C++ side has STARTED Emscripten's
+ * `FS.syncfs`, not when the copy between IndexedDB and the in-memory file system is done;
+ * and loading the library leaves syncs of its own in flight. On a busy machine
+ * `readIndex` ran before the file was there ("Cannot open file"). What the library does
+ * say: each finished sync prints "b. jsFS synced successfully" (or "b. jsFS Error: …"),
+ * and starting one while others run prints "warning: N FS.syncfs operations in flight".
+ * So a sync waits for N completions, N being how many were in flight when it started
+ * (itself included): then every one of them, its own too, is over, whatever their order.
+ * Ours run one at a time (callers are inside `serialized`).
+ */
+const SYNC_TIMEOUT_MS = 30_000;
+let pendingSync: { inFlight: number; settle: (error?: string) => void } | undefined;
+
+function syncInFlight(count: number): void {
+  if (pendingSync) pendingSync.inFlight = count;
+}
+
+function syncFinished(error?: string): void {
+  if (!pendingSync) return; // one of the library's own syncs from its loading
+  if (error !== undefined) return pendingSync.settle(error);
+  if (--pendingSync.inFlight <= 0) pendingSync.settle();
+}
+
+async function syncFileSystem(start: (action: 'read' | 'write') => Promise<void>, action: 'read' | 'write'): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const finished = new Promise<void>((resolve, reject) => {
+    pendingSync = { inFlight: 1, settle: (error) => (error === undefined ? resolve() : reject(new Error(`hnswlib's file system ${action} sync failed: ${error}`))) };
+    timer = setTimeout(() => reject(new Error(`hnswlib's file system did not finish its ${action} sync within ${SYNC_TIMEOUT_MS / 1_000} s`)), SYNC_TIMEOUT_MS);
+  });
+  try {
+    await start(action);
+    await finished;
+  } finally {
+    clearTimeout(timer);
+    pendingSync = undefined;
+  }
 }
 
 // The few IndexedDB shapes used here (the project compiles without the DOM library).
