@@ -203,6 +203,7 @@ async function measureLevel(ctx: BenchContext, loops: number): Promise<FleetLeve
     vectorSearchP95Ms: vectorP ? r3(vectorP.p95Ms) : null,
     vectorRecallAt10: vectorQueries > 0 ? r3(recallSum / vectorQueries) : null,
     vectorIndexVersion: version,
+    ...(level.lastError ? { lastError: level.lastError } : {}),
   };
 }
 
@@ -215,7 +216,7 @@ async function measurePhase(ctx: BenchContext, name: PhaseName, round: number): 
     ctx.log(
       `  ${loops} loop(s): ${l.throughputRequestsPerSecond} req/s, p50/p95/p99 ${l.latencyP50Ms}/${l.latencyP95Ms}/${l.latencyP99Ms} ms, ` +
         `db ${l.databaseTimePerRequestMs} ms/request, hit rate ${l.cacheHitRatePercent}%, ws ${l.websocketPostsPerUpdate} posts and ${l.websocketBytesPerUpdate} B per update, ` +
-        `vector p95 ${l.vectorSearchP95Ms} ms recall@10 ${l.vectorRecallAt10} (${l.vectorIndexVersion ?? 'exact search'}), ${l.errors} errors`,
+        `vector p95 ${l.vectorSearchP95Ms} ms recall@10 ${l.vectorRecallAt10} (${l.vectorIndexVersion ?? 'exact search'}), ${l.errors} errors${l.lastError ? ` (last: ${l.lastError})` : ''}`,
     );
     levels.push(l);
   }

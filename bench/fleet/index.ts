@@ -42,6 +42,23 @@ const versusUntunedMean = ratios(untunedAll);
 const versusUntunedFirst = ratios(untunedFirst);
 const versusUntunedAfterRollback = ratios(untunedAfterRollback);
 
+/**
+ * Round by round: the tuned phase against the untuned phases on either side of it (the one
+ * before its rollouts and the one after its rollback), with what the rollouts kept — a
+ * rollout its guardrails reverted leaves that round less tuned, and it says so.
+ */
+const byRound = Array.from({ length: options.rounds }, (_, i) => {
+  const round = i + 1;
+  const tunedPhase = run.phases.find((p) => p.name === 'tuned' && p.round === round)!;
+  const at = run.phases.indexOf(tunedPhase);
+  const around = [run.phases[at - 1]!, run.phases[at + 1]!];
+  return {
+    round,
+    rollouts: run.rollouts.filter((r) => r.round === round).map((r) => ({ area: r.area, status: r.status, changesKept: r.changesKept })),
+    ratiosTunedToUntunedAround: options.levels.map((loops) => levelRatios(loops, atLevel(tunedPhase.levels, loops), atLevel(levelsOf(around), loops))),
+  };
+});
+
 const peak = Math.max(...options.levels);
 const peakRatios = versusUntunedMean.find((r) => r.loops === peak)!;
 const p95Ratio = peakRatios.latencyP95MsTunedToUntunedRatio;
@@ -116,6 +133,11 @@ log(
     ]),
   ),
 );
+for (const r of byRound) {
+  log('');
+  log(`Round ${r.round}: rollouts ${r.rollouts.map((x) => `${x.area} ${x.status} (${x.changesKept} kept)`).join(', ')}; p95 tuned ÷ the untuned runs on either side:`);
+  log(`  ${r.ratiosTunedToUntunedAround.map((x) => `${x.loops} loops ×${f(x.latencyP95MsTunedToUntunedRatio)}`).join(', ')}`);
+}
 log(
   `p95 at ${peak} loops: ×${f(p95Ratio)} of untuned (${f(summary.p95LatencyReductionPercentAtPeak, 1)}% lower; the plan claimed ≥ ${PLAN_CLAIM_P95_REDUCTION_PERCENT_MIN}%); ` +
     `untuned after rollback ÷ untuned before: ×${f(summary.p95LatencyUntunedAfterRollbackToUntunedRatioAtPeak)}; ` +
@@ -134,6 +156,7 @@ if (json) {
       ratiosTunedToUntunedMean: versusUntunedMean,
       ratiosTunedToUntunedBeforeRollouts: versusUntunedFirst,
       ratiosTunedToUntunedAfterRollback: versusUntunedAfterRollback,
+      rounds: byRound,
       throughputAtLatencyTargetByPhase: perPhaseThroughputAtTarget,
       phases: run.phases,
       rollouts: run.rollouts,

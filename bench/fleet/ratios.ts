@@ -32,6 +32,8 @@ export interface FleetLevelFigures {
   readonly vectorRecallAt10: number | null;
   /** The index version that answered; null: exact search (no version active). */
   readonly vectorIndexVersion: string | null;
+  /** The last failed request's error, when a request failed. */
+  readonly lastError?: string;
 }
 
 /** The figures a ratio is taken of (the ones where tuned ÷ untuned means something). */
