@@ -18,6 +18,7 @@
 import type { AreaName, PerfpilotConfig } from '#lib/config';
 import type { AlarmDefinition } from '#shared/alarms';
 import type { AreaRegistration } from '#shared/area';
+import { areaDashboardWidgets, type DashboardWidgetDefinition } from '#shared/dashboard';
 import { cachingArea } from './caching/area.ts';
 import { databaseArea } from './database/area.ts';
 import { realtimeArea } from './realtime/area.ts';
@@ -44,4 +45,15 @@ export function isRegisteredArea(area: string): area is RegisteredArea {
  */
 export function alarmDefinitions(config: PerfpilotConfig, areas: readonly RegisteredArea[] = REGISTERED_AREAS): AlarmDefinition[] {
   return areas.flatMap((area) => AREA_REGISTRY[area].alarms(config));
+}
+
+/**
+ * The KPI dashboard's widgets of the given areas, area by area: a graph per metric
+ * their alarms watch, then the graphs each area declares (functions/shared/dashboard.ts).
+ */
+export function dashboardWidgets(config: PerfpilotConfig, areas: readonly RegisteredArea[] = REGISTERED_AREAS): DashboardWidgetDefinition[] {
+  return areas.flatMap((area) => {
+    const registration: AreaRegistration = AREA_REGISTRY[area];
+    return areaDashboardWidgets(config, area, registration.alarms(config), registration.widgets?.(config) ?? []);
+  });
 }

@@ -64,7 +64,7 @@ export function registerMonitoringCommands(program: Command, globals: () => Glob
 
   program
     .command('monitoring')
-    .description('check that every alarm the config asks for exists and watches a produced metric (locally: that the local alarm evaluation covers it); changes nothing unless --create-missing')
+    .description('check that every alarm and KPI dashboard widget the config asks for exists and watches a produced metric (locally: that the local evaluation covers it); changes nothing unless --create-missing (alarms)')
     .option('--create-missing', 'with --target aws: create the missing alarms from their definitions')
     .option('--json', 'print JSON')
     .action(async (opts: { createMissing?: boolean; json?: boolean }) => {

@@ -8,6 +8,7 @@ import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } fr
 import type { AwsAccess } from '#shared/aws-access';
 import { cacheMetricsAccess, elastiCacheParametersAccess, elastiCacheTargetAccess } from './access.ts';
 import type { AreaRegistration } from '#shared/area';
+import type { AreaWidget } from '#shared/dashboard';
 
 function cachingAlarms(config: PerfpilotConfig): AlarmDefinition[] {
   const a = config.alerts;
@@ -52,9 +53,25 @@ function cachingAccess(config: PerfpilotConfig): AwsAccess[] {
   return [...elastiCacheTargetAccess(cache), ...elastiCacheParametersAccess(cache.parameterGroupName), ...cacheMetricsAccess()];
 }
 
+/** What ElastiCache publishes about the node the alarms watch, beside them on the dashboard. */
+function cachingWidgets(config: PerfpilotConfig): AreaWidget[] {
+  const cache = config.targets.caching.elasticache;
+  if (!cache) return [];
+  const dimensions = { CacheClusterId: `${cache.replicationGroupId}-001` };
+  const metric = (metricName: string, statistic: string) => ({ kind: 'metric' as const, namespace: 'AWS/ElastiCache', metricName, statistic, dimensions });
+  return [
+    { id: 'cache-hits', title: 'cache hits (sum)', metric: metric('CacheHits', 'Sum') },
+    { id: 'cache-misses', title: 'cache misses (sum)', metric: metric('CacheMisses', 'Sum') },
+    { id: 'cache-evictions', title: 'evictions (sum)', metric: metric('Evictions', 'Sum') },
+    { id: 'cache-engine-cpu', title: 'engine CPU % (average)', metric: metric('EngineCPUUtilization', 'Average') },
+    { id: 'cache-connections', title: 'client connections (maximum)', metric: metric('CurrConnections', 'Maximum') },
+  ];
+}
+
 export const cachingArea: AreaRegistration = {
   name: 'caching',
   summary: 'per-pattern TTLs, refresh-ahead, compression, admission, tag invalidation, eviction policy',
   alarms: cachingAlarms,
   access: cachingAccess,
+  widgets: cachingWidgets,
 };

@@ -9,6 +9,7 @@ import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } fr
 import { arnTemplate, type AwsAccess } from '#shared/aws-access';
 import { databaseSecretAccess } from './access.ts';
 import type { AreaRegistration } from '#shared/area';
+import type { AreaWidget } from '#shared/dashboard';
 
 function databaseAlarms(config: PerfpilotConfig): AlarmDefinition[] {
   const a = config.alerts;
@@ -59,8 +60,23 @@ function databaseAccess(config: PerfpilotConfig): AwsAccess[] {
   return access;
 }
 
+/** What RDS publishes about the instance, beside the alarms on the dashboard. */
+function databaseWidgets(config: PerfpilotConfig): AreaWidget[] {
+  const rds = config.targets.database.rds;
+  if (!rds) return [];
+  const dimensions = { DBInstanceIdentifier: rds.instanceIdentifier };
+  const metric = (metricName: string, statistic: string) => ({ kind: 'metric' as const, namespace: 'AWS/RDS', metricName, statistic, dimensions });
+  return [
+    { id: 'db-load', title: 'DB load (average active sessions)', metric: metric('DBLoad', 'Average') },
+    { id: 'db-read-latency', title: 'read latency (average, s)', metric: metric('ReadLatency', 'Average') },
+    { id: 'db-write-latency', title: 'write latency (average, s)', metric: metric('WriteLatency', 'Average') },
+    { id: 'db-cpu', title: 'CPU % (average)', metric: metric('CPUUtilization', 'Average') },
+  ];
+}
+
 export const databaseArea: AreaRegistration = {
   name: 'database',
+  widgets: databaseWidgets,
   summary: 'btree and GiST indexes (what-if and measured), index hygiene, N+1 patterns, PostGIS anti-patterns, connection pool / RDS Proxy',
   alarms: databaseAlarms,
   access: databaseAccess,

@@ -17,6 +17,7 @@ import type { PerfpilotConfig } from '#lib/config';
 import { applicationAlarms, type AlarmDefinition } from '#shared/alarms';
 import type { AwsAccess } from '#shared/aws-access';
 import type { AreaRegistration } from '#shared/area';
+import type { AreaWidget } from '#shared/dashboard';
 
 function realtimeAlarms(config: PerfpilotConfig): AlarmDefinition[] {
   return applicationAlarms('realtime', config);
@@ -28,9 +29,24 @@ function realtimeAccess(_config: PerfpilotConfig): AwsAccess[] {
   return [];
 }
 
+/** The dispatcher function's fixed name (lib/constructs/realtime-api.ts creates it; its metrics are named by it). */
+export function dispatcherFunctionName(config: Pick<PerfpilotConfig, 'name'>): string {
+  return `${config.name}-realtime-dispatcher`;
+}
+
+/** What Lambda publishes about the dispatcher that posts every update: its flush time and failures. */
+function realtimeWidgets(config: PerfpilotConfig): AreaWidget[] {
+  const dimensions = { FunctionName: dispatcherFunctionName(config) };
+  return [
+    { id: 'dispatcher-duration', title: 'dispatcher run time (p95, ms)', metric: { kind: 'metric', namespace: 'AWS/Lambda', metricName: 'Duration', statistic: 'p95', dimensions } },
+    { id: 'dispatcher-errors', title: 'dispatcher errors (sum)', metric: { kind: 'metric', namespace: 'AWS/Lambda', metricName: 'Errors', statistic: 'Sum', dimensions } },
+  ];
+}
+
 export const realtimeArea: AreaRegistration = {
   name: 'realtime',
   summary: 'WebSocket delivery: batching window and size per topic against the latency target, coalescing, deltas, compression, dead connections',
   alarms: realtimeAlarms,
   access: realtimeAccess,
+  widgets: realtimeWidgets,
 };

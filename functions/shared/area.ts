@@ -114,4 +114,10 @@ export interface AreaRegistration {
   access(config: PerfpilotConfig): import('./aws-access.ts').AwsAccess[];
   /** Environment variables the area function reads for its targets (never secrets). */
   environment?(config: PerfpilotConfig): Record<string, string>;
+  /**
+   * KPI graphs for the dashboard beside the ones drawn from its alarms' metrics
+   * (functions/shared/dashboard.ts): what AWS publishes about the area's target. Each
+   * must be a metric something produces, like an alarm's.
+   */
+  widgets?(config: PerfpilotConfig): import('./dashboard.ts').AreaWidget[];
 }

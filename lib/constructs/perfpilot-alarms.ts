@@ -11,7 +11,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { PerfpilotConfig } from '#lib/config';
 import { alarmDefinitions, type RegisteredArea } from '#functions/areas';
-import { alarmName, appNamespace, type AlarmDefinition } from '#shared/alarms';
+import { alarmName, appNamespace, type AlarmDefinition, type CloudWatchSource } from '#shared/alarms';
 import { hasProducer } from '#shared/metric-producers';
 
 export interface PerfpilotAlarmsProps {
@@ -27,9 +27,9 @@ const COMPARISON: Record<AlarmDefinition['comparison'], cloudwatch.ComparisonOpe
   LessThanThreshold: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
 };
 
-function alarmMetric(def: AlarmDefinition): cloudwatch.IMetric {
-  const source = def.cloudwatch;
-  const period = Duration.seconds(def.periodSeconds);
+/** The CDK metric of a source (a math source: its expression over `m1`), as alarms and the dashboard plot it. */
+export function sourceMetric(source: CloudWatchSource, periodSeconds: number, label: string): cloudwatch.IMetric {
+  const period = Duration.seconds(periodSeconds);
   const metric = new cloudwatch.Metric({
     namespace: source.namespace,
     metricName: source.metricName,
@@ -38,8 +38,10 @@ function alarmMetric(def: AlarmDefinition): cloudwatch.IMetric {
     period,
   });
   if (source.kind === 'metric') return metric;
-  return new cloudwatch.MathExpression({ expression: source.expression, usingMetrics: { m1: metric }, period, label: def.signal });
+  return new cloudwatch.MathExpression({ expression: source.expression, usingMetrics: { m1: metric }, period, label });
 }
+
+const alarmMetric = (def: AlarmDefinition) => sourceMetric(def.cloudwatch, def.periodSeconds, def.signal);
 
 export class PerfpilotAlarms extends Construct {
   /** By definition id. */

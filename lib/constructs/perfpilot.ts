@@ -6,7 +6,7 @@
  * Per deployed area: the area function, its staged rollout state machine and the
  * schedule rule that starts the rollout. Shared: the rollback function (run by
  * Perfpilot's critical alarms and by rollouts that ended badly), the notification
- * topic, and one CloudWatch alarm per alarm definition. The ledger table is created
+ * topic, one CloudWatch alarm per alarm definition, and the KPI dashboard. The ledger table is created
  * here unless one is passed in (our own app keeps it in a separate, stateful stack).
  */
 import { dirname, join } from 'node:path';
@@ -33,6 +33,7 @@ import { LedgerTable } from './ledger-table.ts';
 import { NotificationTopic } from './notification-topic.ts';
 import { OptimizerFunction, type PowertoolsLogLevel } from './optimizer-function.ts';
 import { PerfpilotAlarms } from './perfpilot-alarms.ts';
+import { PerfpilotDashboard } from './perfpilot-dashboard.ts';
 import { StagedRollout } from './staged-rollout.ts';
 
 /** The areas that have an implementation (functions/areas.ts) and are deployed by default. */
@@ -91,6 +92,8 @@ export class Perfpilot extends Construct {
   /** A rollout execution that failed, timed out or was aborted → rollback closes it. */
   public readonly executionRule: events.Rule;
   public readonly alarms: PerfpilotAlarms;
+  /** The KPI dashboard: the deployed areas' alarm metrics and their targets' own metrics. */
+  public readonly dashboard: PerfpilotDashboard;
   /** Failed rollbacks and undeliverable rollback events, with an alarm on their depth. */
   public readonly rollbackDeadLetters: RollbackDeadLetters;
   /** With `vpc.awsApiAccess: create-endpoints`: the endpoints the functions in the VPC need. */
@@ -241,6 +244,7 @@ export class Perfpilot extends Construct {
     });
 
     this.alarms = new PerfpilotAlarms(this, 'alarms', { config, topic: this.topic, areas });
+    this.dashboard = new PerfpilotDashboard(this, 'dashboard', { config, areas });
   }
 }
 

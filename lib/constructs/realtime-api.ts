@@ -22,6 +22,7 @@ import { manageConnectionsAccess } from '#functions/realtime/connection-poster';
 import { DISPATCHER_ENV, ENDPOINT_ENV } from '#functions/realtime/delivery-deps';
 import { arnTemplate } from '#shared/aws-access';
 import { dispatchTriggerAccess } from '#sdk/realtime/lambda-trigger';
+import { dispatcherFunctionName } from '#functions/realtime/area';
 import type { AreaInfrastructure } from './area-infrastructure.ts';
 import { OptimizerFunction } from './optimizer-function.ts';
 
@@ -31,7 +32,7 @@ export const REALTIME_STAGE = 'live';
 export const realtimeInfrastructure: AreaInfrastructure = ({ scope, config, functionDefaults, functionsDir }) => {
   const t = config.realtimeTuner;
   const name = config.name;
-  const dispatcherName = `${name}-realtime-dispatcher`;
+  const dispatcherName = dispatcherFunctionName(config);
   const fn = (id: string, file: string, description: string, extra: { timeout?: Duration; functionName?: string } = {}) =>
     new OptimizerFunction(scope, id, {
       ...functionDefaults,

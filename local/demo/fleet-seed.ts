@@ -17,9 +17,10 @@ export interface FleetSize {
   readonly trips: number;
 }
 
-/** `default` seeds in a few seconds on 2 cores; `small` is for tests. */
+/** `default` seeds in a few seconds on 2 cores; `small` is for tests; `large` is bench:fleet's `--full`. */
 export const FLEET_SCALES = {
   default: { vehicles: 5_000, positions: 300_000, trips: 40_000 },
+  large: { vehicles: 20_000, positions: 2_000_000, trips: 200_000 },
   small: { vehicles: 1_000, positions: 60_000, trips: 8_000 },
 } as const satisfies Record<string, FleetSize>;
 export type FleetScale = keyof typeof FLEET_SCALES;

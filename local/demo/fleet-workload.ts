@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { CacheClient, createCacheRedis } from '#sdk/cache/index';
 import { QueryTracer, type RequestTrace } from '#sdk/pg/index';
+import { seededRandom } from '#sdk/vector/random';
 import type { FleetSize } from './fleet-seed.ts';
 
 export const DEMO_CACHE_PATTERNS = ['vehicle:{id}:position', 'vehicle:{id}:profile'] as const;
@@ -43,6 +44,12 @@ export interface FleetWorkloadOptions {
   readonly maxSeconds: number;
   /** Zipf exponent of vehicle popularity. */
   readonly zipfExponent: number;
+  /**
+   * Seeds each loop's draws (vehicles, points, speeds, report windows): loop i draws
+   * from `seed + i`, so two runs with one seed send each loop the same requests in the
+   * same order. Absent: Math.random.
+   */
+  readonly seed?: number;
   /** Each finished request's trace (its kind, duration and queries), for a load test's latencies. */
   readonly onRequestEnd?: (trace: RequestTrace) => void;
   /** Each GPS fix once stored (the demo publishes it to live map viewers over WebSocket). */
@@ -80,6 +87,42 @@ export function zipfSampler(n: number, s: number, random: () => number = Math.ra
   };
 }
 
+/**
+ * One request loop's random choices, from one random source: which vehicle (Zipf by
+ * popularity; a fixed stride spreads the popular ones over the id range), where a GPS
+ * fix or a dispatch search lands (around Berlin, as the seed), how fast, and which
+ * time window a trip report covers.
+ */
+export class FleetDraws {
+  private readonly rank: () => number;
+
+  constructor(
+    private readonly vehicles: number,
+    zipfExponent: number,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.rank = zipfSampler(vehicles, zipfExponent, random);
+  }
+
+  /** Rank 1 is the most popular vehicle. */
+  vehicle(): number {
+    return 1 + ((this.rank() - 1) * 7919) % this.vehicles;
+  }
+
+  point(): [lon: number, lat: number] {
+    return [13.1 + this.random() * 0.6, 52.35 + this.random() * 0.3];
+  }
+
+  speedKmh(): number {
+    return this.random() * 90;
+  }
+
+  /** How far back (ms) a trip report's window starts: within the last 7 days. */
+  reportAgeMs(): number {
+    return this.random() * 7 * 86_400_000;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Profile {
@@ -95,7 +138,6 @@ export class FleetWorkload {
   private readonly redis;
   readonly cache: CacheClient;
   readonly tracer: QueryTracer;
-  private readonly vehicle: () => number;
   private running = false;
   private stopping: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
@@ -122,9 +164,11 @@ export class FleetWorkload {
         if (this.warnings.length < 20) this.warnings.push(message);
       },
     });
-    // Rank 1 is the most popular vehicle; a fixed stride spreads the popular ones over the id range.
-    const rank = zipfSampler(o.size.vehicles, o.zipfExponent);
-    this.vehicle = () => 1 + ((rank() - 1) * 7919) % o.size.vehicles;
+  }
+
+  /** Loop `index`'s draws: seeded by `seed + index` when the options have a seed. */
+  private drawsFor(index: number): FleetDraws {
+    return new FleetDraws(this.o.size.vehicles, this.o.zipfExponent, this.o.seed === undefined ? Math.random : seededRandom(this.o.seed + index));
   }
 
   get counts(): WorkloadCounts {
@@ -166,13 +210,14 @@ export class FleetWorkload {
     await this.pool.end();
   }
 
-  private async loop(index: number, requests: readonly ((this: FleetWorkload) => Promise<void>)[]): Promise<void> {
+  private async loop(index: number, requests: readonly ((this: FleetWorkload, draws: FleetDraws) => Promise<void>)[]): Promise<void> {
     let n = index;
+    const draws = this.drawsFor(index);
     while (this.running) {
       const request = requests[n++ % requests.length]!;
       const started = performance.now();
       try {
-        await this.tracer.run({ name: request.name }, () => request.call(this));
+        await this.tracer.run({ name: request.name }, () => request.call(this, draws));
         this.requests++;
       } catch (error) {
         this.errors++;
@@ -208,8 +253,8 @@ export class FleetWorkload {
   };
 
   /** The vehicle page: profile and live position, both cache-aside. */
-  private async vehiclePage(): Promise<void> {
-    const id = this.vehicle();
+  private async vehiclePage(draws: FleetDraws): Promise<void> {
+    const id = draws.vehicle();
     await Promise.all([
       this.cache.wrap(`vehicle:${id}:profile`, () => this.loadProfile(id)),
       this.cache.wrap(`vehicle:${id}:position`, () => this.loadPosition(id)),
@@ -217,14 +262,14 @@ export class FleetWorkload {
   }
 
   /** The fleet map: the live positions of a handful of vehicles, cache-aside. */
-  private async fleetMap(): Promise<void> {
-    const ids = new Set(Array.from({ length: 8 }, () => this.vehicle()));
+  private async fleetMap(draws: FleetDraws): Promise<void> {
+    const ids = new Set(Array.from({ length: 8 }, () => draws.vehicle()));
     await Promise.all([...ids].map((id) => this.cache.wrap(`vehicle:${id}:position`, () => this.loadPosition(id))));
   }
 
   /** A vehicle's track: its recent positions, straight from the database. */
-  private async positionHistory(): Promise<void> {
-    const id = this.vehicle();
+  private async positionHistory(draws: FleetDraws): Promise<void> {
+    const id = draws.vehicle();
     await this.pool.query(
       `select recorded_at, st_astext(position) as position, speed_kmh
          from fleet_demo.positions where vehicle_id = $1 order by recorded_at desc limit 50`,
@@ -233,10 +278,10 @@ export class FleetWorkload {
   }
 
   /** A GPS fix arrives: a new position, the vehicle's live position moves, its cached position is dropped. */
-  private async gpsFix(): Promise<void> {
-    const id = this.vehicle();
-    const [lon, lat] = [13.1 + Math.random() * 0.6, 52.35 + Math.random() * 0.3];
-    const speedKmh = Math.random() * 90;
+  private async gpsFix(draws: FleetDraws): Promise<void> {
+    const id = draws.vehicle();
+    const [lon, lat] = draws.point();
+    const speedKmh = draws.speedKmh();
     await this.pool.query(
       `insert into fleet_demo.positions (vehicle_id, recorded_at, position, speed_kmh)
        values ($1, now(), st_setsrid(st_makepoint($2, $3), 4326)::geography, $4)`,
@@ -251,21 +296,22 @@ export class FleetWorkload {
   }
 
   /** The dispatcher: a vehicle by its plate, and the vehicles near a point. */
-  private async dispatchBoard(): Promise<void> {
-    const id = this.vehicle();
+  private async dispatchBoard(draws: FleetDraws): Promise<void> {
+    const id = draws.vehicle();
+    const [lon, lat] = draws.point();
     await this.pool.query('select id, model, depot, last_seen_at from fleet_demo.vehicles where plate = $1', [`B-FL ${String(id).padStart(5, '0')}`]);
     await this.pool.query(
       `select id, plate, st_distance(last_position, st_setsrid(st_makepoint($1, $2), 4326)::geography) as meters
          from fleet_demo.vehicles
         where st_dwithin(last_position, st_setsrid(st_makepoint($1, $2), 4326)::geography, $3)
         order by meters limit 10`,
-      [13.1 + Math.random() * 0.6, 52.35 + Math.random() * 0.3, 1_500],
+      [lon, lat, 1_500],
     );
   }
 
   /** Trips in a time window, then — the N+1 — each trip's vehicle plate fetched one by one. */
-  private async tripReport(): Promise<void> {
-    const from = new Date(Date.now() - Math.random() * 7 * 86_400_000);
+  private async tripReport(draws: FleetDraws): Promise<void> {
+    const from = new Date(Date.now() - draws.reportAgeMs());
     const trips = await this.pool.query<{ id: string; vehicle_id: number }>(
       `select id, vehicle_id from fleet_demo.trips
         where started_at >= $1 and started_at < $2 order by started_at limit 8`,

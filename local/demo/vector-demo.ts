@@ -82,9 +82,10 @@ export class VectorDemo {
   /**
    * The app's searches (a filter on every third one), measured: recall@10 against exact
    * search, p95 latency, memory. Every query is new to the result cache (a fresh query
-   * per round), so latencies are searches, not cache hits.
+   * per round), so latencies are searches, not cache hits. `onSearch` gets each search's
+   * latency (ms) as it happens (bench/fleet feeds them to an HdrHistogram).
    */
-  async measure(round: number): Promise<VectorWindow> {
+  async measure(round: number, onSearch?: (latencyMs: number) => void): Promise<VectorWindow> {
     const d = this.config.targets.vector.dimensions;
     const space = this.config.targets.vector.space;
     const rows = prepareRows(space, this.notes.map((n) => n.vector), d);
@@ -109,7 +110,9 @@ export class VectorDemo {
         // No index version yet: the app answers by exact search.
         ids = exactSearch(space, rows, d, q, 10, accept).map((n) => this.notes[n.label]!.id);
       }
-      times.push(performance.now() - started);
+      const latencyMs = performance.now() - started;
+      times.push(latencyMs);
+      onSearch?.(latencyMs);
       hits += ids.filter((id) => exact.has(id)).length;
     }
     if (version) {

@@ -9,35 +9,21 @@
  * `{ type: 'dispatch' }` when a dispatcher must be started (in AWS: a Lambda invocation).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Redis } from 'ioredis';
 import { LatencyHistogram } from '#local/load/latency-histogram';
-import { RealtimePublisher } from '#sdk/realtime/publisher';
 import { FleetWorkload, type FleetWorkloadOptions } from './fleet-workload.ts';
 import type { LiveMapOptions } from './live-positions.ts';
+import { gpsFixPublisher } from './live-publisher.ts';
 
 if (!parentPort) throw new Error('workload-thread runs as a worker thread');
 const port = parentPort;
 // Request latencies per phase of the demo (warm-up, after the rollouts…): `{ type: 'phase' }` closes one.
 let phase = new LatencyHistogram();
 const { liveMap, ...options } = workerData as FleetWorkloadOptions & { liveMap?: LiveMapOptions };
-let publisherRedis: Redis | undefined;
-let publisher: RealtimePublisher | undefined;
-if (liveMap) {
-  publisherRedis = new Redis(liveMap.redisUrl, { maxRetriesPerRequest: 1 });
-  publisherRedis.on('error', () => undefined);
-  publisher = new RealtimePublisher({
-    redis: publisherRedis,
-    keyPrefix: liveMap.keyPrefix,
-    dispatcherLeaseSeconds: liveMap.dispatcherLeaseSeconds,
-    trigger: { start: async () => port.postMessage({ type: 'dispatch' }) },
-  });
-}
+const publisher = liveMap ? gpsFixPublisher(liveMap, () => port.postMessage({ type: 'dispatch' })) : undefined;
 const workload = new FleetWorkload({
   ...options,
   onRequestEnd: (trace) => phase.record(trace.durationMs),
-  ...(publisher && liveMap
-    ? { onGpsFix: (fix) => publisher.publish(liveMap.topic, { type: 'position', key: `vehicle-${fix.vehicleId}`, data: { lon: fix.lon, lat: fix.lat, speedKmh: Math.round(fix.speedKmh), at: Date.now() } }) }
-    : {}),
+  ...(publisher ? { onGpsFix: publisher.onGpsFix } : {}),
 });
 workload.start();
 port.postMessage({ type: 'counts', counts: workload.counts });
@@ -53,10 +39,7 @@ port.on('message', (message: { type?: string }) => {
   clearInterval(ticker);
   void workload
     .stop()
-    .then(async () => {
-      await publisher?.flush();
-      publisherRedis?.disconnect();
-    })
+    .then(() => publisher?.close())
     .then(
     () => {
       port.postMessage({ type: 'stopped', counts: workload.counts, warnings: workload.cacheWarnings });

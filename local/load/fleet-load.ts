@@ -23,7 +23,7 @@ import { InvalidRequestError } from '#shared/errors';
 import type { RequestTrace } from '#sdk/pg/index';
 import { cacheWindow, readCache } from '#local/demo/demo-measurements';
 import { FLEET_SCALES, seedFleet, type FleetScale, type SeedResult } from '#local/demo/fleet-seed';
-import { FleetWorkload } from '#local/demo/fleet-workload';
+import { FleetWorkload, type FleetWorkloadOptions, type GpsFix } from '#local/demo/fleet-workload';
 import { localDemoTargets } from '#local/demo/run-demo';
 import { LatencyHistogram, type Percentiles } from './latency-histogram.ts';
 
@@ -87,6 +87,13 @@ export interface LevelPlan {
   readonly windowSeconds?: number;
   /** A progress line this often (default: every 5 s, at least one a level). */
   readonly progressSeconds?: number;
+  /** Seeds the workload's draws (fleet-workload.ts): the same requests, loop by loop, in every run with this seed. */
+  readonly seed?: number;
+}
+
+/** What a caller adds to a level's workload (bench/fleet: the GPS fixes go live over WebSocket). */
+export interface LevelHooks {
+  readonly onGpsFix?: (fix: GpsFix) => void;
 }
 
 export interface LoadTarget {
@@ -118,6 +125,19 @@ export function sampler(intervalMs: number, sample: () => Promise<void>): { stop
       running = false;
       await done;
     },
+  };
+}
+
+/** The fleet workload's options that come from the target: its services, the cache client's keys, the seeded size. */
+export function targetWorkloadOptions(target: LoadTarget): Pick<FleetWorkloadOptions, 'databaseUrl' | 'redisUrl' | 'keyNamespace' | 'policyRedisKey' | 'policyRefreshSeconds' | 'size'> {
+  const t = target.config.cachingTuner;
+  return {
+    databaseUrl: target.databaseUrl,
+    redisUrl: target.redisUrl,
+    keyNamespace: t.keyNamespace,
+    policyRedisKey: t.policyRedisKey,
+    policyRefreshSeconds: t.policyRefreshSeconds,
+    size: target.seed.size,
   };
 }
 
@@ -181,7 +201,7 @@ export function validateLevelPlan(plan: LevelPlan, where = 'level'): void {
 const ms = (p: Percentiles | null) => (p ? `${p.p95Ms.toFixed(1)} ms` : '–');
 
 /** Runs one level of load; `write` gets the progress lines. */
-export async function runFleetLevel(target: LoadTarget, plan: LevelPlan, write: (line: string) => void): Promise<LevelReport> {
+export async function runFleetLevel(target: LoadTarget, plan: LevelPlan, write: (line: string) => void, hooks: LevelHooks = {}): Promise<LevelReport> {
   validateLevelPlan(plan);
   const t = target.config.cachingTuner;
   const overall = new LatencyHistogram();
@@ -204,17 +224,14 @@ export async function runFleetLevel(target: LoadTarget, plan: LevelPlan, write: 
   for (let waited = 0; waited < 3_000 && (await workloadConnections(target.pool, target.database)).total > 0; waited += 50) await sleep(50);
   const cacheBefore = await readCache(target.probe, t);
   const workload = new FleetWorkload({
-    databaseUrl: target.databaseUrl,
-    redisUrl: target.redisUrl,
-    keyNamespace: t.keyNamespace,
-    policyRedisKey: t.policyRedisKey,
-    policyRefreshSeconds: t.policyRefreshSeconds,
-    size: target.seed.size,
+    ...targetWorkloadOptions(target),
     loops: plan.loops,
     minRequestMs: plan.minRequestMs,
     maxSeconds: plan.seconds + 30,
     zipfExponent: 1.1,
     onRequestEnd,
+    ...(plan.seed !== undefined ? { seed: plan.seed } : {}),
+    ...(hooks.onGpsFix ? { onGpsFix: hooks.onGpsFix } : {}),
   });
   let peakConnections = 0;
   let peakActive = 0;

@@ -6,17 +6,21 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CloudWatchClient, DescribeAlarmsCommand, GetMetricDataCommand, ListMetricsCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
+import { CloudWatchClient, DescribeAlarmsCommand, GetDashboardCommand, GetMetricDataCommand, ListMetricsCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '#lib/config';
-import { alarmDefinitions, isRegisteredArea } from '#functions/areas';
+import { alarmDefinitions, dashboardWidgets, isRegisteredArea, REGISTERED_AREAS } from '#functions/areas';
+import { PerfpilotDashboard } from '#lib/constructs/perfpilot-dashboard';
 import type { Change, Rollout } from '#shared/change';
 import { LocalRuntime } from '#local/runtime';
 import { analyze, type AnalyticsReport } from '../../bin/cli/analytics.ts';
 import { awsKpis, localKpis, type KpiReport } from '../../bin/cli/metrics.ts';
 import { checkAwsMonitoring, checkLocalMonitoring, type MonitoringReport } from '../../bin/cli/monitoring.ts';
 import { perfpilot } from '../support/perfpilot-cli.ts';
+import { render } from '../stacks/stack-fixtures.ts';
 
 const cw = mockClient(CloudWatchClient);
 
@@ -31,6 +35,18 @@ const awsConfig = parseConfig({
 /** The CloudWatch dimensions of one of the config's alarm definitions, as the API takes them. */
 const dimensionsOf = (id: string) =>
   Object.entries(alarmDefinitions(awsConfig).find((d) => d.id === id)!.cloudwatch.dimensions).map(([Name, Value]) => ({ Name, Value }));
+
+/** The DashboardBody the stack's dashboard construct synthesizes for a config (the intrinsics rendered as text). */
+function synthesizedDashboardBody(config: typeof awsConfig): string {
+  const stack = new Stack(new App(), 'Dashboard');
+  new PerfpilotDashboard(stack, 'dashboard', { config, areas: REGISTERED_AREAS });
+  const [board] = Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Dashboard')) as { Properties: { DashboardBody: unknown } }[];
+  return render(board!.Properties.DashboardBody);
+}
+
+class ResourceNotFound extends Error {
+  override readonly name = 'ResourceNotFound';
+}
 
 let dir: string;
 
@@ -92,10 +108,18 @@ describe('perfpilot monitoring --target aws', () => {
   it('reports missing alarms and metrics nothing produces, and creates nothing unless asked', async () => {
     cw.on(DescribeAlarmsCommand).resolves({ MetricAlarms: [{ AlarmName: 'fleet-critical-cache-hit-rate' }, { AlarmName: 'fleet-critical-database-latency' }] });
     cw.on(ListMetricsCommand).callsFake((input: { MetricName: string }) => ({ Metrics: ['CacheHitRate', 'DatabaseConnections', 'Latency'].includes(input.MetricName) ? [{ MetricName: input.MetricName }] : [] }));
+    cw.on(GetDashboardCommand).rejects(new ResourceNotFound('Dashboard does not exist'));
     const report = await checkAwsMonitoring(new CloudWatchClient({}), awsConfig, { createMissing: false });
     expect(cw.commandCalls(PutMetricAlarmCommand)).toHaveLength(0);
     const describe = cw.commandCalls(DescribeAlarmsCommand)[0]!.args[0].input;
-    expect(describe.AlarmNames).toHaveLength(report.items.length);
+    expect(describe.AlarmNames).toHaveLength(report.items.filter((i) => i.kind === 'alarm').length);
+    // No dashboard: every widget is reported missing, naming the dashboard; its metric is still checked.
+    expect(cw.commandCalls(GetDashboardCommand)[0]!.args[0].input).toEqual({ DashboardName: 'fleet-kpis' });
+    const widgets = report.items.filter((i) => i.kind === 'widget');
+    expect(widgets.map((w) => w.name)).toEqual(dashboardWidgets(awsConfig).map((w) => `fleet-kpis/${w.id}`));
+    for (const w of widgets) expect(w).toMatchObject({ exists: false, note: expect.stringContaining('the dashboard fleet-kpis is missing') });
+    expect(widgets.find((w) => w.name === 'fleet-kpis/cache-hit-rate')).toMatchObject({ producing: true });
+    expect(widgets.find((w) => w.name === 'fleet-kpis/cache-evictions')).toMatchObject({ producing: false });
     expect(describe.AlarmNames).toContain('fleet-warning-db-connection-utilization');
     expect(cw.commandCalls(ListMetricsCommand).map((c) => c.args[0].input)).toContainEqual({
       Namespace: 'AWS/RDS',
@@ -113,9 +137,10 @@ describe('perfpilot monitoring --target aws', () => {
     cw.on(DescribeAlarmsCommand).resolves({ MetricAlarms: [] });
     cw.on(ListMetricsCommand).resolves({ Metrics: [{ MetricName: 'x' }] });
     cw.on(PutMetricAlarmCommand).resolves({});
+    cw.on(GetDashboardCommand).resolves({ DashboardName: 'fleet-kpis', DashboardBody: synthesizedDashboardBody(awsConfig) });
     const report: MonitoringReport = await checkAwsMonitoring(new CloudWatchClient({}), awsConfig, { createMissing: true });
     const puts = cw.commandCalls(PutMetricAlarmCommand).map((c) => c.args[0].input);
-    expect(puts).toHaveLength(report.items.length);
+    expect(puts).toHaveLength(report.items.filter((i) => i.kind === 'alarm').length);
     expect(report.missing).toBe(0);
     const byName = Object.fromEntries(puts.map((p) => [p.AlarmName, p]));
     expect(byName['fleet-critical-caching-latency']).toMatchObject({
@@ -139,6 +164,29 @@ describe('perfpilot monitoring --target aws', () => {
       ],
     });
     expect(byName['fleet-warning-db-connection-utilization']!.MetricName).toBeUndefined();
+  });
+});
+
+describe('perfpilot monitoring --target aws: the dashboard', () => {
+  it('finds each widget of the deployed dashboard (the body the stack synthesizes) and names one that is not on it', async () => {
+    cw.on(DescribeAlarmsCommand).resolves({ MetricAlarms: [] });
+    cw.on(ListMetricsCommand).resolves({ Metrics: [{ MetricName: 'x' }] });
+    const body = JSON.parse(synthesizedDashboardBody(awsConfig)) as { widgets: { properties: { title?: string } }[] };
+    // An older deployment without the RDS load graph.
+    const older = { widgets: body.widgets.filter((w) => w.properties.title !== 'database: DB load (average active sessions)') };
+    expect(older.widgets.length).toBe(body.widgets.length - 1);
+    cw.on(GetDashboardCommand).resolves({ DashboardName: 'fleet-kpis', DashboardBody: JSON.stringify(older) });
+    const report = await checkAwsMonitoring(new CloudWatchClient({}), awsConfig, { createMissing: false });
+    const widgets = report.items.filter((i) => i.kind === 'widget');
+    expect(widgets.filter((w) => !w.exists).map((w) => [w.name, w.note])).toEqual([['fleet-kpis/db-load', 'not on the dashboard fleet-kpis: deploy the stack']]);
+    expect(widgets.every((w) => w.producing)).toBe(true);
+  });
+
+  it('fails clearly when the dashboard cannot be read for another reason', async () => {
+    cw.on(DescribeAlarmsCommand).resolves({ MetricAlarms: [] });
+    cw.on(ListMetricsCommand).resolves({ Metrics: [] });
+    cw.on(GetDashboardCommand).rejects(new Error('AccessDenied: cloudwatch:GetDashboard'));
+    await expect(checkAwsMonitoring(new CloudWatchClient({}), awsConfig, { createMissing: false })).rejects.toMatchObject({ name: 'TargetUnavailableError', message: expect.stringContaining('GetDashboard') });
   });
 });
 
@@ -170,9 +218,13 @@ describe('locally', () => {
       ['kpis.vectorSearchLatencyMsMax', installed('vector')],
     ]);
     const monitoring = await checkLocalMonitoring(local, snapshot, 1);
-    const notProduced = monitoring.items.filter((i) => !i.producing).map((i) => i.name).sort();
+    const notProduced = monitoring.items.filter((i) => i.kind === 'alarm' && !i.producing).map((i) => i.name).sort();
     expect(notProduced).toEqual(['perfpilot-critical-caching-error-rate', 'perfpilot-critical-database-error-rate', 'perfpilot-warning-cache-memory', 'perfpilot-warning-caching-throughput-drop']);
-    expect(monitoring.missing).toBe(4);
+    // The dashboard's graphs of those KPIs are not measured locally either; the dispatcher's Lambda metrics exist only in AWS (listed, not counted).
+    const widgets = monitoring.items.filter((i) => i.kind === 'widget');
+    expect(widgets.filter((i) => !i.awsOnly && !i.producing).map((i) => i.name).sort()).toEqual(['perfpilot-kpis/caching-error-rate', 'perfpilot-kpis/caching-throughput-drop', 'perfpilot-kpis/database-error-rate']);
+    expect(widgets.filter((i) => i.awsOnly).map((i) => i.name).sort()).toEqual(['perfpilot-kpis/dispatcher-duration', 'perfpilot-kpis/dispatcher-errors']);
+    expect(monitoring.missing).toBe(4 + 3);
   });
 
   it('analytics counts kept and reverted changes (by the rollout or by a rollback) and the distribution of measured effects', () => {
@@ -218,6 +270,7 @@ describe('locally', () => {
     const monitoring = await perfpilot(file, ['monitoring']);
     expect(monitoring.code).toBe(1);
     expect(monitoring.stdout).toMatch(/perfpilot-critical-caching-error-rate .* NO /);
-    expect(monitoring.stdout).toContain('Dashboard widgets: none are defined yet');
+    expect(monitoring.stdout).toMatch(/perfpilot-kpis\/caching-error-rate .* NO /);
+    expect(monitoring.stdout).toMatch(/perfpilot-kpis\/dispatcher-duration .* AWS only /);
   }, 60_000);
 });

@@ -13,8 +13,10 @@ import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { alarmDefinitions } from '#functions/areas';
-import { alarmName } from '#shared/alarms';
+import { alarmDefinitions, dashboardWidgets } from '#functions/areas';
+import { alarmName, appNamespace } from '#shared/alarms';
+import { dashboardName } from '#shared/dashboard';
+import { hasProducer, isAwsPublished } from '#shared/metric-producers';
 import { parseConfig } from '#lib/config';
 import { DEPLOYED_AREAS, Perfpilot } from '#lib/constructs/perfpilot';
 import { AWS_CONFIG_FILE, buildApp, LOCAL_CONFIG_FILE, newApp, rawConfig, render } from './stack-fixtures.ts';
@@ -394,6 +396,100 @@ describe('alarms', () => {
     });
     awsT.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com' });
     localT.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+});
+
+/** A metric a dashboard widget plots, read back from the synthesized DashboardBody. */
+interface PlottedMetric {
+  readonly widget: string;
+  readonly namespace: string;
+  readonly metricName: string;
+  readonly dimensions: Record<string, string>;
+  readonly stat: string;
+}
+
+/** The graphs of the template's dashboard: title, metrics (namespace, name, dimensions) and expressions, threshold lines. */
+function dashboardOf(t: Template): { name: string; graphs: { title: string; metrics: PlottedMetric[]; expressions: string[]; thresholds: number[] }[] } {
+  const dashboards = Object.values(t.findResources('AWS::CloudWatch::Dashboard')) as { Properties: { DashboardName: string; DashboardBody: unknown } }[];
+  expect(dashboards).toHaveLength(1);
+  const body = JSON.parse(render(dashboards[0]!.Properties.DashboardBody)) as { widgets: { type: string; properties: Record<string, unknown> }[] };
+  const graphs = body.widgets
+    .filter((w) => w.type === 'metric')
+    .map((w) => {
+      const title = String(w.properties.title);
+      const metrics: PlottedMetric[] = [];
+      const expressions: string[] = [];
+      for (const row of w.properties.metrics as unknown[][]) {
+        const last = row.at(-1);
+        const options = last && typeof last === 'object' ? (last as Record<string, unknown>) : {};
+        if (typeof options.expression === 'string') {
+          expressions.push(options.expression);
+          continue;
+        }
+        const [namespace, metricName, ...rest] = row.filter((x) => typeof x === 'string') as string[];
+        const dimensions: Record<string, string> = {};
+        for (let i = 0; i + 1 < rest.length; i += 2) dimensions[rest[i]!] = rest[i + 1]!;
+        // A dashboard leaves out the default statistic (Average).
+        metrics.push({ widget: title, namespace: namespace!, metricName: metricName!, dimensions, stat: typeof options.stat === 'string' ? options.stat : 'Average' });
+      }
+      const annotations = (w.properties.annotations as { horizontal?: { value: number }[] } | undefined)?.horizontal ?? [];
+      return { title, metrics, expressions, thresholds: annotations.map((a) => a.value) };
+    });
+  return { name: dashboards[0]!.Properties.DashboardName, graphs };
+}
+
+const sameDimensions = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>) =>
+  JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+
+describe('dashboard', () => {
+  it('every widget plots a metric AWS publishes or the application runtime emits (sdk/metrics EMF), in both apps', () => {
+    for (const { t, config } of [{ t: localT, config: local.config }, { t: awsT, config: aws.config }]) {
+      const { name, graphs } = dashboardOf(t);
+      expect(name).toBe(dashboardName(config));
+      const ids = dashboardWidgets(config).map((w) => w.id);
+      expect(graphs.length).toBe(ids.length);
+      expect(new Set(ids).size, 'widget ids are unique').toBe(ids.length);
+      for (const g of graphs) {
+        expect(g.metrics.length, `${g.title} plots no metric`).toBeGreaterThan(0);
+        for (const m of g.metrics) {
+          const produced = hasProducer(m, appNamespace(config));
+          expect(produced, `${g.title} plots ${m.namespace}/${m.metricName} ${JSON.stringify(m.dimensions)}, which nothing produces`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('draws, per area, the metric of each alarm with its thresholds (two alarms on one metric share a graph)', () => {
+    const { graphs } = dashboardOf(awsT);
+    const namespace = appNamespace(aws.config);
+    for (const def of alarmDefinitions(aws.config).filter((d) => hasProducer(d.cloudwatch, namespace))) {
+      const s = def.cloudwatch;
+      const graph = graphs.find((g) =>
+        g.metrics.some((m) => m.namespace === s.namespace && m.metricName === s.metricName && m.stat === s.statistic && sameDimensions(m.dimensions, s.dimensions)) &&
+        (s.kind === 'metric' || g.expressions.includes(s.expression)),
+      );
+      expect(graph, `no graph of ${def.id}'s metric`).toBeDefined();
+      expect(graph!.thresholds, def.id).toContain(def.threshold);
+    }
+    const vectorLatency = graphs.find((g) => g.metrics.some((m) => m.metricName === 'Latency' && m.dimensions.Area === 'vector'))!;
+    expect([...vectorLatency.thresholds].sort((a, b) => a - b)).toEqual([aws.config.kpis.vectorSearchLatencyMsMax, aws.config.alerts.latencyMsCritical]);
+  });
+
+  it("adds the targets' own AWS metrics: ElastiCache's node, RDS's instance and the realtime dispatcher function that exists in the template", () => {
+    const plotted = dashboardOf(awsT).graphs.flatMap((g) => g.metrics);
+    const has = (namespace: string, metricName: string, dimensions: Record<string, string>) =>
+      expect(plotted, `${namespace}/${metricName}`).toContainEqual(expect.objectContaining({ namespace, metricName, dimensions }));
+    has('AWS/ElastiCache', 'CacheHits', { CacheClusterId: 'fleet-cache-001' });
+    has('AWS/ElastiCache', 'Evictions', { CacheClusterId: 'fleet-cache-001' });
+    has('AWS/RDS', 'DBLoad', { DBInstanceIdentifier: 'fleet-db' });
+    const lambdaNames = Object.values(functionsOf(awsT)).map((f) => f.Properties.FunctionName);
+    for (const m of plotted.filter((x) => x.namespace === 'AWS/Lambda')) {
+      expect(isAwsPublished(m.namespace, m.metricName)).toBe(true);
+      expect(lambdaNames, `${m.widget}: no function named ${m.dimensions.FunctionName} in the template`).toContain(m.dimensions.FunctionName);
+    }
+    expect(plotted.some((m) => m.namespace === 'AWS/Lambda' && m.metricName === 'Duration')).toBe(true);
+    // The local config has no ElastiCache or RDS: no graph of theirs.
+    expect(dashboardOf(localT).graphs.flatMap((g) => g.metrics).filter((m) => m.namespace === 'AWS/ElastiCache' || m.namespace === 'AWS/RDS')).toEqual([]);
   });
 });
 
