@@ -54,6 +54,7 @@ function cachingAccess(config: PerfpilotConfig): AwsAccess[] {
 
 export const cachingArea: AreaRegistration = {
   name: 'caching',
+  targetMarkers: true,
   summary: 'per-pattern TTLs, refresh-ahead, compression, admission, tag invalidation, eviction policy',
   alarms: cachingAlarms,
   access: cachingAccess,

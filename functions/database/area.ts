@@ -61,6 +61,7 @@ function databaseAccess(config: PerfpilotConfig): AwsAccess[] {
 
 export const databaseArea: AreaRegistration = {
   name: 'database',
+  targetMarkers: true,
   summary: 'btree and GiST indexes (what-if and measured), index hygiene, N+1 patterns, PostGIS anti-patterns, connection pool / RDS Proxy',
   alarms: databaseAlarms,
   access: databaseAccess,

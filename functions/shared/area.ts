@@ -114,4 +114,10 @@ export interface AreaRegistration {
   access(config: PerfpilotConfig): import('./aws-access.ts').AwsAccess[];
   /** Environment variables the area function reads for its targets (never secrets). */
   environment?(config: PerfpilotConfig): Record<string, string>;
+  /**
+   * Whether the area's changes leave marks on its target that `./target-markers.ts`
+   * (`export const targetRecord`) reads back: the second record, beside the ledger.
+   * Declared here, not found by looking for the file, so it holds in a bundle too.
+   */
+  readonly targetMarkers?: boolean;
 }
