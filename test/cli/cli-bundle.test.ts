@@ -5,13 +5,14 @@
  * nor bundled into a file of the build it loads (the build's packages.json).
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_DIR, freshCliBundle } from '../../scripts/cli-bundle.mjs';
+import { AREA_REGISTRY, REGISTERED_AREAS } from '#functions/areas';
+import { freshCliBundle } from '../../scripts/cli-bundle.mjs';
 
 const exec = promisify(execFile);
 const root = process.cwd();
@@ -92,4 +93,13 @@ describe('the prebuilt CLI', () => {
     expect(areas).toMatch(/^caching +yes +changed in the copy: per-pattern TTLs/m);
     expect(current()).not.toBe(firstBuild);
   }, 120_000);
+});
+
+describe("an area's target-marker registration", () => {
+  // The bundle cannot look for functions/<area>/target-markers.ts beside itself: the registration says so instead.
+  it('is declared exactly for the areas that have a target-markers.ts', () => {
+    for (const area of REGISTERED_AREAS) {
+      expect(AREA_REGISTRY[area].targetMarkers === true, area).toBe(existsSync(join(root, 'functions', area, 'target-markers.ts')));
+    }
+  });
 });
