@@ -2,27 +2,34 @@
  * The Perfpilot CLI. Every command runs the same cores the Lambdas run: locally
  * (the default) against the services in the config, or against the deployed stack
  * with `--target aws`.
+ *
+ * Registering the commands loads only commander and the small modules below; a
+ * command loads what it needs when it runs (`load`), so `perfpilot --help` loads no
+ * config schema, database driver or AWS SDK (test/cli/cli-bundle.test.ts holds it).
  */
 import './cli/env.ts';
 import '#local/polyfills';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { LambdaClient } from '@aws-sdk/client-lambda';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { AREAS, ConfigError, DEFAULT_CONFIG_FILE, type AreaName } from '#lib/config';
+import { AREAS, DEFAULT_CONFIG_FILE, type AreaName } from '#lib/names';
 import type { Area } from '#shared/change';
-import { AREA_REGISTRY, isRegisteredArea, loadAnalyzer } from '#local/plugins';
-import { openLedger, readConfig, type GlobalOptions } from './cli/context.ts';
+import type { GlobalOptions } from './cli/context.ts';
 import { paint, table } from './cli/format.ts';
-import { collectStatus, renderStatus } from './cli/status.ts';
-import { inconclusiveRecord, lockRefusal, progressPrinter, renderChanges, runLocalRolloutCommand } from './cli/rollout.ts';
-import { analyzeInAws, runAwsRollout } from './cli/aws-rollout.ts';
-import { EnableRuleCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { confirmRollback, plannedReverts, renderMarkReverts, renderRollbackReports, rollbackInAws, rollbackLocally } from './cli/rollback.ts';
-import { checkTargets, revertMarks } from '#local/target-check';
-import { probeTargets, renderConfigSummary } from './cli/config-check.ts';
 import { registerLoadTestCommands } from './cli/load-tests.ts';
 import { DEFAULT_REPORT_FILE, registerReportCommand, writeDemoReport } from './cli/report.ts';
 import { registerMonitoringCommands } from './cli/monitoring-commands.ts';
+
+const load = {
+  context: () => import('./cli/context.ts'),
+  status: () => import('./cli/status.ts'),
+  rollout: () => import('./cli/rollout.ts'),
+  awsRollout: () => import('./cli/aws-rollout.ts'),
+  rollback: () => import('./cli/rollback.ts'),
+  configCheck: () => import('./cli/config-check.ts'),
+  plugins: () => import('#local/plugins'),
+  targetCheck: () => import('#local/target-check'),
+  lambda: async () => new (await import('@aws-sdk/client-lambda')).LambdaClient({}),
+  sfn: async () => new (await import('@aws-sdk/client-sfn')).SFNClient({}),
+};
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -74,6 +81,7 @@ program
   .option('--area <area>', 'only this area', parseArea)
   .option('--limit <n>', 'how many rollouts', parseCount, 10)
   .action(async (opts: { json?: boolean; area?: AreaName; limit: number }) => {
+    const [{ openLedger, readConfig }, { collectStatus, renderStatus }] = await Promise.all([load.context(), load.status()]);
     const config = readConfig(globals());
     const access = await openLedger(config, globals());
     try {
@@ -90,6 +98,7 @@ configCommand
   .description('validate the config file (errors name the field) and check that local targets answer')
   .option('--offline', 'validate only; do not contact the services')
   .action(async (opts: { offline?: boolean }) => {
+    const [{ readConfig }, { probeTargets, renderConfigSummary }] = await Promise.all([load.context(), load.configCheck()]);
     const config = readConfig(globals());
     write(renderConfigSummary(config, globals().config));
     if (opts.offline || globals().target === 'aws') return;
@@ -107,11 +116,13 @@ program
   .option('--force', 'run even if the circuit breaker disabled the area')
   .option('--json', 'print the result as JSON')
   .action(async (area: AreaName, opts: { bakeSeconds?: number; force?: boolean; json?: boolean }) => {
+    const [{ openLedger, readConfig }, { inconclusiveRecord, lockRefusal, progressPrinter, renderChanges, runLocalRolloutCommand }] = await Promise.all([load.context(), load.rollout()]);
     const config = readConfig(globals());
     if (globals().target === 'aws') {
+      const { runAwsRollout } = await load.awsRollout();
       const access = await openLedger(config, globals());
       const circuit = await access.areaState.circuit(area).finally(() => access.close());
-      const result = await runAwsRollout(new SFNClient({}), config, area, opts.json ? () => undefined : progressPrinter(write, opts.bakeSeconds ?? config.rollout.bakeSeconds), 2000, {
+      const result = await runAwsRollout(await load.sfn(), config, area, opts.json ? () => undefined : progressPrinter(write, opts.bakeSeconds ?? config.rollout.bakeSeconds), 2000, {
         bakeSeconds: opts.bakeSeconds,
         circuit,
         force: opts.force,
@@ -180,6 +191,8 @@ program
   .option('--json', 'print the result as JSON')
   .action(async (area: AreaName | undefined, opts: { all?: boolean; yes?: boolean; reason: string; json?: boolean }) => {
     if (!area && !opts.all) throw new InvalidArgumentError('name an area or pass --all');
+    const [{ openLedger, readConfig }, { confirmRollback, plannedReverts, renderMarkReverts, renderRollbackReports, rollbackInAws, rollbackLocally }, { checkTargets, revertMarks }] =
+      await Promise.all([load.context(), load.rollback(), load.targetCheck()]);
     const config = readConfig(globals());
     const access = await openLedger(config, globals(), (subject, message) => write(paint.yellow(`! ${subject}: ${message}`)));
     try {
@@ -202,7 +215,7 @@ program
       }
       const reports =
         globals().target === 'aws'
-          ? await rollbackInAws(new LambdaClient({}), config, areas, opts.reason)
+          ? await rollbackInAws(await load.lambda(), config, areas, opts.reason)
           : await rollbackLocally(access, areas, opts.reason);
       const targetReverts = targetDeps && marks.length > 0 ? await revertMarks(config, targetDeps, marks) : [];
       if (opts.json) {
@@ -229,12 +242,14 @@ program
   .description('re-enable an area the circuit breaker disabled (after fixing the cause)')
   .argument('<area>', `one of ${AREAS.join(', ')}`, parseArea)
   .action(async (area: AreaName) => {
+    const { openLedger, readConfig } = await load.context();
     const config = readConfig(globals());
     const access = await openLedger(config, globals());
     try {
       if (globals().target === 'aws') {
         // The circuit breaker disabled the schedule rule; enabling the area turns it back on.
         const rule = `${config.name}-${area}-schedule`;
+        const { EnableRuleCommand, EventBridgeClient } = await import('@aws-sdk/client-eventbridge');
         await new EventBridgeClient({}).send(new EnableRuleCommand({ Name: rule }));
         await access.areaState.enable(area);
         write(`${area} is enabled again: its schedule rule ${rule} is on.`);
@@ -253,8 +268,12 @@ program
   .argument('<area>', `one of ${AREAS.join(', ')}`, parseArea)
   .option('--json', 'print JSON')
   .action(async (area: AreaName, opts: { json?: boolean }) => {
+    const { readConfig } = await load.context();
     const config = readConfig(globals());
-    const report = globals().target === 'aws' ? await analyzeInAws(new LambdaClient({}), config, area) : await (await loadAnalyzer(area))(config);
+    const report =
+      globals().target === 'aws'
+        ? await (await load.awsRollout()).analyzeInAws(await load.lambda(), config, area)
+        : await (await (await load.plugins()).loadAnalyzer(area))(config);
     if (opts.json) {
       write(JSON.stringify(report.json, null, 2));
       return;
@@ -286,6 +305,7 @@ program
   .option('--report <file>', 'where to write the HTML report', DEFAULT_REPORT_FILE)
   .action(async (opts: { warmupSeconds: number; reset?: boolean; json?: boolean; scale: 'default' | 'small'; measureSeconds: number; loops: number; regressionDrill: boolean; report: string }) => {
     if (globals().target === 'aws') throw new InvalidArgumentError('the demo runs on the local services only (no --target aws)');
+    const [{ openLedger, readConfig }, { probeTargets }, { runLocalRolloutCommand }] = await Promise.all([load.context(), load.configCheck(), load.rollout()]);
     const config = readConfig(globals());
     const { runDemo, renderDemoSummary } = await import('#local/demo/run-demo');
     const progress = opts.json ? (line: string) => process.stderr.write(`${line}\n`) : write;
@@ -331,6 +351,7 @@ program
   .addOption(new Option('--scale <scale>', 'size of the seeded app').choices(['default', 'small']).default('default').hideHelp())
   .action(async (opts: { levels: number[]; secondsPerLevel: number; failOnKpi?: boolean; json?: boolean; scale: 'default' | 'small' }) => {
     if (globals().target === 'aws') throw new InvalidArgumentError('the load test runs on the local services only (no --target aws)');
+    const { readConfig } = await load.context();
     const config = readConfig(globals());
     const { runLoad, renderLoadReport } = await import('#local/load/peak-load');
     const progress = opts.json ? (line: string) => process.stderr.write(`${line}\n`) : write;
@@ -346,7 +367,8 @@ registerMonitoringCommands(program, globals);
 program
   .command('areas')
   .description('list the areas and whether this installation can tune them yet')
-  .action(() => {
+  .action(async () => {
+    const { AREA_REGISTRY, isRegisteredArea } = await load.plugins();
     write(
       table(
         ['AREA', 'ROLLOUT AND ANALYZE', 'TUNES'],
@@ -359,7 +381,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   const e = error as Error;
-  if (e instanceof ConfigError) {
+  if (e.name === 'ConfigError') {
     process.stderr.write(`${paint.red('config error:')} ${e.message}\n`);
     process.exitCode = 2;
   } else if (e.name === 'InvalidArgumentError' || e.name === 'CommanderError') {

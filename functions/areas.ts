@@ -6,6 +6,8 @@
  *   - `plugin.ts`  `export const createPlugin: PluginFactory` (the staged rollout's steps);
  *   - `analyze.ts` `export const analyze: AreaAnalyzer` (`perfpilot analyze <area>`);
  *   - `handler.ts` the area function (`rolloutStepHandler(createPlugin)`);
+ *   - `target-markers.ts` `export const targetRecord`, if its changes leave marks on
+ *                  the target (then `targetMarkers: true` in its registration);
  *   - its target's config schema under `targets.<area>` in lib/config.ts.
  * Areas with AWS resources of their own (an API, a bucket) add a CDK part in
  * `lib/constructs/area-infrastructure.ts`: CDK code cannot live in a module Lambda

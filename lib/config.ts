@@ -8,10 +8,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import * as z from 'zod';
+import { DEFAULT_CONFIG_FILE } from './names.ts';
 import { scheduleExpressionProblem } from './schedule-expression.ts';
 
-export const AREAS = ['caching', 'realtime', 'database', 'vector'] as const;
-export type AreaName = (typeof AREAS)[number];
+export { AREAS, DEFAULT_CONFIG_FILE, type AreaName } from './names.ts';
 
 const percent = z.number().min(0).max(100);
 const positiveInt = z.number().int().positive();
@@ -695,8 +695,6 @@ export const configSchema = z
 export type PerfpilotConfig = z.infer<typeof configSchema>;
 export type RollbackCriteria = PerfpilotConfig['rollbackCriteria'];
 export type AlertThresholds = PerfpilotConfig['alerts'];
-
-export const DEFAULT_CONFIG_FILE = 'perfpilot.config.json';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, openSync, writeFileSync, closeSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { get, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -170,16 +170,29 @@ function ensureIdentity(dataDir: string): LedgerIdentity {
   throw new LocalLedgerUnavailableError(`${identityFile(dataDir)} exists but cannot be read`);
 }
 
-/** The server answering for this ledger, if it is up and is ours. */
-async function probe(port: number, ledgerId: string): Promise<boolean> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}${IDENTITY_PATH}`, { signal: AbortSignal.timeout(2_000) });
-    if (!res.ok) return false;
-    const body = (await res.json()) as { ledgerId?: string; intact?: boolean };
-    return body.ledgerId === ledgerId && body.intact === true;
-  } catch {
-    return false;
-  }
+/**
+ * The server answering for this ledger, if it is up and is ours. node:http rather than
+ * fetch: every CLI command probes, and loading fetch (undici) cost more than the probe.
+ */
+function probe(port: number, ledgerId: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = get({ host: '127.0.0.1', port, path: IDENTITY_PATH, timeout: 2_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        try {
+          const body = JSON.parse(text) as { ledgerId?: string; intact?: boolean };
+          resolve(res.statusCode === 200 && body.ledgerId === ledgerId && body.intact === true);
+        } catch {
+          resolve(false);
+        }
+      });
+      res.on('error', () => resolve(false));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
 }
 
 const SERVER_ENTRY = fileURLToPath(new URL('./ledger-server.mjs', import.meta.url));

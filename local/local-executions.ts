@@ -11,7 +11,6 @@
 import type { AreaLock } from '#shared/area-lock';
 import type { Area } from '#shared/change';
 import type { ChangeLedger } from '#shared/ledger';
-import { logger } from '#shared/observability';
 
 /** How often a waiting rollback re-reads the rollout it asked to stop. */
 const ACK_POLL_MS = 100;
@@ -67,6 +66,8 @@ export class LocalExecutions {
         // A crashed runner (or one from before this protocol) will never answer.
         if (!current.holder || options.lock.holderGone(current.holder)) break;
         if (Date.now() > deadline) {
+          // Loaded here, where it is needed: every CLI command opens a runtime.
+          const { logger } = await import('#shared/observability');
           logger.warn('a rollout did not stop in time; reverting anyway', { rolloutId: rollout.rolloutId, reason });
           break;
         }

@@ -4,7 +4,6 @@
  * `functions/<area>/plugin.ts` exports `createPlugin`, `functions/<area>/analyze.ts`
  * exports `analyze`.
  */
-import { existsSync } from 'node:fs';
 import { AREA_REGISTRY, isRegisteredArea, REGISTERED_AREAS, type RegisteredArea } from '#functions/areas';
 import type { AreaAnalyzer, PluginFactory } from '#shared/area';
 import type { Area } from '#shared/change';
@@ -31,13 +30,11 @@ export async function loadAnalyzer(area: Area): Promise<AreaAnalyzer> {
 
 /**
  * An area's record of Perfpilot's marks on its target (the second record, beside the
- * ledger): `functions/<area>/target-markers.ts` exports `targetRecord`. An area whose
- * changes leave no mark on the target has no such file.
+ * ledger): `functions/<area>/target-markers.ts` exports `targetRecord`, for an area
+ * registered with `targetMarkers: true`; the others leave no mark on their targets.
  */
 export async function loadTargetRecord(area: Area): Promise<TargetRecordFactory | undefined> {
-  if (!isRegisteredArea(area)) return undefined;
-  const file = new URL(`../functions/${area}/target-markers.ts`, import.meta.url);
-  if (!existsSync(file)) return undefined;
+  if (!isRegisteredArea(area) || !AREA_REGISTRY[area].targetMarkers) return undefined;
   const module = (await import(`../functions/${area}/target-markers.ts`)) as { targetRecord: TargetRecordFactory };
   return module.targetRecord;
 }

@@ -12,7 +12,7 @@ import { AreaStateStore } from '#shared/area-state';
 import type { Area, Change } from '#shared/change';
 import { ChangeLedger } from '#shared/ledger';
 import { PolicyStore } from '#shared/policy-store';
-import { revertChanges, type RolloutDeps } from '#shared/rollout-steps';
+import type { RolloutDeps } from '#shared/rollout-steps';
 import type { RollbackDeps } from '#functions/rollback/rollback';
 import { openSharedLedger, startLocalDynamo, type LocalDynamo } from './dynamo.ts';
 import { LocalSignals } from './local-signals.ts';
@@ -103,8 +103,9 @@ export class LocalRuntime {
       areaState: this.areaState,
       executions: this.executions,
       reverter: {
+        // Loaded when a rollback runs: `perfpilot status` opens a runtime too.
         revert: async (area: Area, changes: readonly Change[], reason: string) =>
-          revertChanges({ ledger: this.ledger, plugin: await this.plugin(area), clock: this.clock }, changes, reason),
+          (await import('#shared/rollout-steps')).revertChanges({ ledger: this.ledger, plugin: await this.plugin(area), clock: this.clock }, changes, reason),
       },
       // Locally nothing is scheduled: the circuit breaker's verdict lives in the ledger,
       // and `perfpilot rollout` refuses a disabled area until `perfpilot enable`.

@@ -2,7 +2,8 @@
  * `perfpilot stress`, `perfpilot endurance` and `perfpilot validate` (npm run
  * test:stress, test:endurance, test:performance-validation): the load tests beside
  * `perfpilot load`, each bounded and on the local services only. Progress goes to
- * stdout (stderr with --json, which prints one JSON object on stdout).
+ * stdout (stderr with --json, which prints one JSON object on stdout). Registered
+ * with every command, so each loads the config and its test when it runs.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Percentiles } from '#local/load/latency-histogram';
@@ -10,7 +11,7 @@ import type { LevelReport } from '#local/load/fleet-load';
 import type { EnduranceReport } from '#local/load/endurance';
 import type { StressReport } from '#local/load/stress';
 import type { ValidationResult, ValidationRun } from '#local/load/performance-validation';
-import { readConfig, type GlobalOptions } from './context.ts';
+import type { GlobalOptions } from './context.ts';
 import { paint, table } from './format.ts';
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
@@ -139,7 +140,7 @@ export function registerLoadTestCommands(program: Command, globals: () => Global
     .addOption(scaleOption())
     .action(async (opts: { startLoops: number; maxLoops: number; factor: number; secondsPerStep: number; json?: boolean; scale: 'default' | 'small' }) => {
       localOnly(globals, 'the stress test');
-      const config = readConfig(globals());
+      const config = (await import('./context.ts')).readConfig(globals());
       const { runStress } = await import('#local/load/stress');
       const report = await runStress({ config, write: progressTo(opts.json) }, { startLoops: opts.startLoops, maxLoops: opts.maxLoops, factor: opts.factor, secondsPerStep: opts.secondsPerStep, scale: opts.scale });
       write(opts.json ? JSON.stringify(report, null, 2) : `\n${renderStressReport(report)}`);
@@ -156,7 +157,7 @@ export function registerLoadTestCommands(program: Command, globals: () => Global
     .addOption(scaleOption())
     .action(async (opts: { rate: number; loops: number; seconds: number; windowSeconds: number; json?: boolean; scale: 'default' | 'small' }) => {
       localOnly(globals, 'the endurance test');
-      const config = readConfig(globals());
+      const config = (await import('./context.ts')).readConfig(globals());
       const { runEndurance } = await import('#local/load/endurance');
       const report = await runEndurance({ config, write: progressTo(opts.json) }, { loops: opts.loops, rateRequestsPerSecond: opts.rate, seconds: opts.seconds, windowSeconds: opts.windowSeconds, scale: opts.scale });
       write(opts.json ? JSON.stringify(report, null, 2) : `\n${renderEnduranceReport(report)}`);
@@ -179,7 +180,7 @@ export function registerLoadTestCommands(program: Command, globals: () => Global
       localOnly(globals, 'performance validation');
       if (!opts.baseline && !opts.saveBaseline) throw new InvalidArgumentError('give --baseline <file> to compare with, --save-baseline <file> to record one, or both');
       if (opts.compare && !opts.baseline) throw new InvalidArgumentError('--compare needs --baseline');
-      const config = readConfig(globals());
+      const config = (await import('./context.ts')).readConfig(globals());
       const { compareRuns, readRun, runStandardMix, writeRun } = await import('#local/load/performance-validation');
       const baseline = opts.baseline ? readRun(opts.baseline) : undefined;
       let current: ValidationRun;

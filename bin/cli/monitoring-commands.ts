@@ -1,13 +1,13 @@
 /**
  * `perfpilot metrics`, `perfpilot analytics` and `perfpilot monitoring`
  * (npm run performance:metrics, performance:analytics, monitoring:activate-comprehensive).
+ * Registered with every command, so each loads what it needs when it runs.
  */
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { InvalidArgumentError, type Command } from 'commander';
-import { collectAnalytics, renderAnalytics } from './analytics.ts';
-import { openLedger, readConfig, type GlobalOptions } from './context.ts';
-import { awsKpis, localKpis, renderKpis } from './metrics.ts';
-import { checkAwsMonitoring, checkLocalMonitoring, renderMonitoring } from './monitoring.ts';
+import type { GlobalOptions } from './context.ts';
+
+const context = () => import('./context.ts');
+const cloudWatch = async () => new (await import('@aws-sdk/client-cloudwatch')).CloudWatchClient({});
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -30,9 +30,10 @@ export function registerMonitoringCommands(program: Command, globals: () => Glob
     .option('--sample-seconds <n>', 'locally: the window the rates and hit rate are measured over', seconds, 5)
     .option('--json', 'print JSON')
     .action(async (opts: { sampleSeconds: number; json?: boolean }) => {
+      const [{ openLedger, readConfig }, { awsKpis, localKpis, renderKpis }] = await Promise.all([context(), import('./metrics.ts')]);
       const config = readConfig(globals());
       if (globals().target === 'aws') {
-        const report = await awsKpis(new CloudWatchClient({}), config, new Date());
+        const report = await awsKpis(await cloudWatch(), config, new Date());
         write(opts.json ? JSON.stringify(report, null, 2) : renderKpis(report));
         return;
       }
@@ -52,6 +53,7 @@ export function registerMonitoringCommands(program: Command, globals: () => Glob
     .option('--limit <n>', 'rollouts per area', count, 100)
     .option('--json', 'print JSON')
     .action(async (opts: { limit: number; json?: boolean }) => {
+      const [{ openLedger, readConfig }, { collectAnalytics, renderAnalytics }] = await Promise.all([context(), import('./analytics.ts')]);
       const config = readConfig(globals());
       const access = await openLedger(config, globals());
       try {
@@ -68,10 +70,11 @@ export function registerMonitoringCommands(program: Command, globals: () => Glob
     .option('--create-missing', 'with --target aws: create the missing alarms from their definitions')
     .option('--json', 'print JSON')
     .action(async (opts: { createMissing?: boolean; json?: boolean }) => {
+      const [{ openLedger, readConfig }, { checkAwsMonitoring, checkLocalMonitoring, renderMonitoring }] = await Promise.all([context(), import('./monitoring.ts')]);
       const config = readConfig(globals());
       let report;
       if (globals().target === 'aws') {
-        report = await checkAwsMonitoring(new CloudWatchClient({}), config, { createMissing: Boolean(opts.createMissing) });
+        report = await checkAwsMonitoring(await cloudWatch(), config, { createMissing: Boolean(opts.createMissing) });
       } else {
         const access = await openLedger(config, globals());
         try {

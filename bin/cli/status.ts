@@ -34,23 +34,24 @@ export interface StatusReport {
 
 export async function collectStatus(access: LedgerAccess, options: StatusOptions, config?: PerfpilotConfig): Promise<StatusReport> {
   const areas = options.area ? [options.area] : AREA_NAMES_WITH_TEST.filter((a) => a !== 'test');
-  // The targets are read beside the ledger (locally, where they are reachable).
-  const targets = access.runtime && config ? await checkTargets(config, { ledger: access.ledger, policies: access.runtime.policies }, areas) : undefined;
-  const report: StatusReport = { ledger: access.where, areas: [], rollouts: [], ...(targets ? { targets } : {}) };
-  for (const area of areas) {
-    const circuit = await access.areaState.circuit(area);
-    const lock = await access.lock.current(area);
-    const held = lock && new Date(lock.expiresAt) > new Date() ? lock : undefined;
-    report.areas.push({
-      area,
-      circuit: circuit.disabled ? 'open' : 'closed',
-      circuitReason: circuit.reason,
-      ...(held ? { lockedBy: held.owner, lockedSince: held.acquiredAt, ...(access.lock.holderGone(held) ? { lockHolderGone: true } : {}) } : {}),
-    });
-    for (const rollout of await access.ledger.listRollouts(area, options.limit)) {
-      report.rollouts.push({ ...rollout, changes: await access.ledger.listChanges(rollout.rolloutId) });
-    }
-  }
+  // The targets are read beside the ledger (locally, where they are reachable); every
+  // read is independent of the others, so they all wait at once.
+  const targetCheck = access.runtime && config ? checkTargets(config, { ledger: access.ledger, policies: access.runtime.policies }, areas) : undefined;
+  const perArea = await Promise.all(
+    areas.map(async (area) => {
+      const [circuit, lock, rollouts] = await Promise.all([access.areaState.circuit(area), access.lock.current(area), access.ledger.listRollouts(area, options.limit)]);
+      const held = lock && new Date(lock.expiresAt) > new Date() ? lock : undefined;
+      const state: StatusReport['areas'][number] = {
+        area,
+        circuit: circuit.disabled ? 'open' : 'closed',
+        circuitReason: circuit.reason,
+        ...(held ? { lockedBy: held.owner, lockedSince: held.acquiredAt, ...(access.lock.holderGone(held) ? { lockHolderGone: true } : {}) } : {}),
+      };
+      return { state, rollouts: await Promise.all(rollouts.map(async (rollout) => ({ ...rollout, changes: await access.ledger.listChanges(rollout.rolloutId) }))) };
+    }),
+  );
+  const targets = await targetCheck;
+  const report: StatusReport = { ledger: access.where, areas: perArea.map((a) => a.state), rollouts: perArea.flatMap((a) => a.rollouts), ...(targets ? { targets } : {}) };
   report.rollouts.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
   report.rollouts.splice(options.limit);
   return report;

@@ -70,6 +70,7 @@ function cachingWidgets(config: PerfpilotConfig): AreaWidget[] {
 
 export const cachingArea: AreaRegistration = {
   name: 'caching',
+  targetMarkers: true,
   summary: 'per-pattern TTLs, refresh-ahead, compression, admission, tag invalidation, eviction policy',
   alarms: cachingAlarms,
   access: cachingAccess,

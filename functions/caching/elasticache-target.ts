@@ -7,8 +7,8 @@
  * `authSecretArn` (`{ "password" }` or `{ "username", "password" }`). Cluster mode
  * (several shards) is refused with a clear error: the tuner reads one keyspace.
  */
-import { DescribeReplicationGroupsCommand, type ElastiCacheClient } from '@aws-sdk/client-elasticache';
-import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DescribeReplicationGroupsCommand, ElastiCacheClient } from '@aws-sdk/client-elasticache';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { PerfpilotConfig } from '#lib/config';
 import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
 
@@ -69,4 +69,9 @@ export async function resolveElastiCacheTarget(
     primaryClusterId: primary,
     ...credentials,
   };
+}
+
+/** The clients resolveElastiCacheTarget needs, as a function creates them by default. */
+export function defaultElastiCacheClients(): { elasticache: ElastiCacheClient; secrets: SecretsManagerClient } {
+  return { elasticache: new ElastiCacheClient({}), secrets: new SecretsManagerClient({}) };
 }

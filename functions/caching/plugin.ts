@@ -23,7 +23,7 @@ import { DEFAULT_CACHE_POLICY, DEFAULT_STATS_LAYOUT, normalizePolicy, normalizeS
 import { expireBucketsPastWindow, readStatsWindow } from '#sdk/cache/stats';
 import { CloudWatchCacheMetricsSource, observeCache, type CacheMetricsSource } from './observe.ts';
 import type { CacheObservation } from './observation.ts';
-import { resolveElastiCacheTarget } from './elasticache-target.ts';
+import { connectCacheRedis } from './cache-connection.ts';
 import { ElastiCacheParameters, RedisConfigParameters, type CacheParameters } from './parameters.ts';
 import { configStatsLayout, planCaching, SET_PARAMETER, SET_POLICY, type CachingPlan, type CachingTuning } from './plan.ts';
 import { applyCachePolicy, captureCachePolicy, ensurePolicyMirror, revertCachePolicy, type PolicyState } from './policy-publication.ts';
@@ -304,58 +304,7 @@ export function cachingPlugin(deps: CachingDeps, onClose?: () => Promise<void>):
   };
 }
 
-/**
- * Connects, failing with TargetUnavailableError (naming the cache) when the first connect
- * fails. Once connected it reconnects after a lost connection (a restart, a failover)
- * with exponential backoff capped at commandTimeoutMs, for as long as the process runs:
- * a Redis that comes back serves the guardrail check and the revert that follow.
- * Commands sent while it is away fail within commandTimeoutMs (TargetUnavailableError
- * where the rollout retries).
- */
-export async function connectCacheRedis(
-  config: PerfpilotConfig,
-  target: 'local' | 'aws',
-  aws?: { readonly elasticache: ElastiCacheClient; readonly secrets: SecretsManagerClient },
-): Promise<{ redis: Redis; name: string; primaryClusterId?: string }> {
-  const c = config.targets.caching;
-  const backoffCapMs = config.cachingTuner.commandTimeoutMs;
-  const common = {
-    lazyConnect: true,
-    commandTimeout: config.cachingTuner.commandTimeoutMs,
-    connectTimeout: config.cachingTuner.commandTimeoutMs,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (attempt: number) => Math.min(50 * 2 ** attempt, backoffCapMs),
-  };
-  let redis: Redis;
-  let name: string;
-  let primaryClusterId: string | undefined;
-  if (target === 'local' || !c.elasticache) {
-    if (!c.redisUrl) throw new InvalidRequestError('targets.caching.redisUrl is required for a local caching target');
-    redis = new Redis(c.redisUrl, common);
-    name = c.redisUrl.replace(/\/\/[^@]*@/, '//');
-  } else {
-    // The primary as it is now (after any failover) and the AUTH/RBAC credentials from Secrets Manager.
-    const ec = await resolveElastiCacheTarget(c.elasticache, aws ?? { elasticache: new ElastiCacheClient({}), secrets: new SecretsManagerClient({}) });
-    redis = new Redis({
-      ...common,
-      host: ec.host,
-      port: ec.port,
-      ...(ec.tls ? { tls: { servername: ec.host } } : {}),
-      ...(ec.username ? { username: ec.username } : {}),
-      ...(ec.password ? { password: ec.password } : {}),
-    });
-    name = `${ec.tls ? 'rediss' : 'redis'}://${ec.host}:${ec.port}`;
-    primaryClusterId = ec.primaryClusterId;
-  }
-  redis.on('error', () => undefined); // surfaced by connect() and by each command instead
-  try {
-    await redis.connect();
-  } catch (cause) {
-    redis.disconnect();
-    throw new TargetUnavailableError(name, `cannot connect to the cache: ${(cause as Error).message}`, { cause });
-  }
-  return { redis, name, ...(primaryClusterId ? { primaryClusterId } : {}) };
-}
+export { connectCacheRedis };
 
 export const createCachingPlugin: PluginFactory = async (config, deps) => {
   const ec = config.targets.caching.elasticache;

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { PolicyStore } from '#shared/policy-store';
 import type { TargetRecordFactory, UnaccountedMark } from '#shared/target-record';
 import type { CachePolicy, PublishedPolicy } from '#sdk/cache/policy';
-import { connectCacheRedis } from './plugin.ts';
+import { connectCacheRedis } from './cache-connection.ts';
 
 export async function unaccountedPolicy(redis: Redis, policyKey: string, policies: PolicyStore): Promise<UnaccountedMark[]> {
   const text = await redis.get(policyKey);

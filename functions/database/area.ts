@@ -77,6 +77,7 @@ function databaseWidgets(config: PerfpilotConfig): AreaWidget[] {
 export const databaseArea: AreaRegistration = {
   name: 'database',
   widgets: databaseWidgets,
+  targetMarkers: true,
   summary: 'btree and GiST indexes (what-if and measured), index hygiene, N+1 patterns, PostGIS anti-patterns, connection pool / RDS Proxy',
   alarms: databaseAlarms,
   access: databaseAccess,

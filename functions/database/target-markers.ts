@@ -8,7 +8,6 @@ import { LIVE_STATUSES, type Change } from '#shared/change';
 import type { ChangeLedger } from '#shared/ledger';
 import type { TargetRecordFactory, UnaccountedMark } from '#shared/target-record';
 import { describeDatabaseTarget, openDatabasePool, type Queryable } from './database-client.ts';
-import { dropOwnIndex } from './index-ddl.ts';
 import { INDEX_NAME_PREFIX, isPerfpilotIndex, parseIndexComment } from './index-identity.ts';
 
 export interface MarkedIndex {
@@ -92,6 +91,8 @@ export const targetRecord: TargetRecordFactory = async (config, deps) => {
       return unaccountedIndexes(await readMarkedIndexes(await open()), deps.ledger);
     },
     async revert(mark) {
+      // index-ddl loads libpg-query's WASM: a revert needs it, reading the marks (`perfpilot status`) does not.
+      const { dropOwnIndex } = await import('./index-ddl.ts');
       await dropOwnIndex(await open(), String(mark.data.schema), String(mark.data.indexName), config.indexAdvisor);
     },
     async close() {

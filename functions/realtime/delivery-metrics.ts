@@ -7,7 +7,7 @@
  * shared publisher (sdk/metrics) can replace them.
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
+import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/names';
 import type { DispatchRunSummary } from './dispatcher.ts';
 
 export function createDeliveryMetrics(namespace = process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Perfpilot'): Metrics {

@@ -8,7 +8,7 @@
  * `alarmDefinitions` in `functions/areas.ts` collects them.
  */
 import type { AreaName, PerfpilotConfig } from '#lib/config';
-import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
+import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/names';
 import type { MetricsSnapshot, Signal } from './metrics.ts';
 
 export type AlarmSeverity = 'critical' | 'warning';

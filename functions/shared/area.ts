@@ -120,4 +120,10 @@ export interface AreaRegistration {
    * must be a metric something produces, like an alarm's.
    */
   widgets?(config: PerfpilotConfig): import('./dashboard.ts').AreaWidget[];
+  /**
+   * Whether the area's changes leave marks on its target that `./target-markers.ts`
+   * (`export const targetRecord`) reads back: the second record, beside the ledger.
+   * Declared here, not found by looking for the file, so it holds in a bundle too.
+   */
+  readonly targetMarkers?: boolean;
 }

@@ -9,7 +9,7 @@
  * deployed-shape test (test/deployed) checks every alarm of the synthesized template
  * against this table and the EMF the suite's runtime really wrote.
  */
-import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
+import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/names';
 import type { CloudWatchSource } from './alarms.ts';
 
 /** Metrics AWS publishes without anything of ours running, by namespace. */

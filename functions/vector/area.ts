@@ -8,7 +8,7 @@ import type { PerfpilotConfig } from '#lib/config';
 import { alarmTiming, appNamespace, applicationAlarms, type AlarmDefinition } from '#shared/alarms';
 import type { AwsAccess } from '#shared/aws-access';
 import type { AreaRegistration } from '#shared/area';
-import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/index';
+import { APPLICATION_METRICS, APPLICATION_SERVICE } from '#sdk/metrics/names';
 import { snapshotWriteAccess, vectorRedisAccess } from './access.ts';
 
 /**

@@ -20,15 +20,14 @@
  * over the network from the request path.
  */
 import { MetricUnit, Metrics } from '@aws-lambda-powertools/metrics';
+import { APPLICATION_METRICS, APPLICATION_SERVICE } from './names.ts';
 
 /** Anything that can take one operation: the publisher, or a test's recorder. */
 export interface OperationRecorder {
   recordOperation(area: string, latencyMs: number, ok: boolean): void;
 }
 
-/** The `service` dimension of application metrics (Powertools always sets one; alarms name it). */
-export const APPLICATION_SERVICE = 'application';
-export const APPLICATION_METRICS = { latency: 'Latency', errorRate: 'ErrorRate', throughput: 'Throughput' } as const;
+export { APPLICATION_METRICS, APPLICATION_SERVICE } from './names.ts';
 
 export interface OperationMetricsOptions {
   /** `Perfpilot/<config name>`: the namespace the alarms watch. */
