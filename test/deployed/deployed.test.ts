@@ -373,7 +373,8 @@ describe('the deployed shape, run end to end', () => {
     // Delivery went on through the deployed route and dispatcher functions and the @connections API.
     const posted = deployment.standIn.connectionsRequests.filter((r) => r.method === 'POST' && r.status === 200);
     expect(posted.length).toBeGreaterThan(0);
-    expect(viewers.every((v, i) => v.client.stats.messages > before[i]!), JSON.stringify(viewers.map((v) => v.client.stats))).toBe(true);
+    const problems = deployment.logs.filter((l) => /realtime|gateway/i.test(l.fn) && /"level":"(ERROR|WARN)"/.test(l.line)).slice(-10).map((l) => `${l.fn}: ${l.line.slice(0, 300)}`);
+    expect(viewers.every((v, i) => v.client.stats.messages > before[i]!), JSON.stringify({ viewers: viewers.map((v) => v.client.stats), problems })).toBe(true);
   }, 90_000);
 
   it('a scheduled vector rollout with no dataset in the bucket yet succeeds with nothing to do (S3 answers the missing key 404, not 403)', async () => {
