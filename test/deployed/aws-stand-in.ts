@@ -204,11 +204,12 @@ export class AwsStandIn {
 
   /** An EMF log line from the application or a function: metrics, then alarm evaluation (as CloudWatch does every period). */
   ingest(line: string): void {
-    if (this.metrics.ingestEmf(line).length) this.evaluate();
+    const touched = this.metrics.ingestEmf(line);
+    if (touched.length) this.evaluate(Date.now(), touched);
   }
 
-  evaluate(nowMs = Date.now()): void {
-    for (const change of evaluateAlarms(this.metrics, this.alarms, nowMs)) {
+  evaluate(nowMs = Date.now(), touched?: readonly MetricId[]): void {
+    for (const change of evaluateAlarms(this.metrics, this.alarms, nowMs, touched)) {
       this.emit({
         version: '0',
         id: randomUUID(),

@@ -51,6 +51,7 @@ export class LambdaHost {
   private ready: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private seq = 0;
+  private stopped = false;
   /** Node version the bundle ran on. */
   nodeVersion = '';
   invocations = 0;
@@ -132,6 +133,8 @@ export class LambdaHost {
   /** A synchronous invocation (RequestResponse). Rejects with the function's error. */
   invoke(event: unknown): Promise<unknown> {
     const run = async () => {
+      // A late invocation (a handover queued as the test ends) must not leave a new environment behind.
+      if (this.stopped) throw Object.assign(new Error(`${this.fn.name} is stopped`), { name: 'ResourceNotFoundException', errorType: 'ResourceNotFoundException' });
       if (!this.child || this.child.exitCode !== null) await this.start();
       await this.ready;
       const child = this.child!;
@@ -163,6 +166,7 @@ export class LambdaHost {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const child = this.child;
     this.child = undefined;
     if (child && child.exitCode === null) {
