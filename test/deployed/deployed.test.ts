@@ -459,7 +459,8 @@ describe('the deployed shape, run end to end', () => {
     expect([...made(searchFunction.name)]).toEqual(expect.arrayContaining(['s3:GetObject', 'elasticache:DescribeReplicationGroups']));
     // The realtime delivery: the $default route (subscribe) and the dispatcher post to connections; the dispatcher hands over to itself.
     const dispatcher = `${NAME}-realtime-dispatcher`;
-    expect([...made(dispatcher)]).toContain('execute-api:ManageConnections');
+    expect([...made(dispatcher)]).toEqual(expect.arrayContaining(['execute-api:ManageConnections', 'lambda:InvokeFunction']));
+    expect(deployment.standIn.eventInvokes).toContain(dispatcher); // a run that reached dispatcherRunSecondsMax handed over to the next
     expect(deployment.standIn.connectionsRequests.some((r) => r.caller !== dispatcher && r.method === 'POST')).toBe(true);
     expect(deployment.iam.calls.some((c) => c.caller.startsWith('api ') && c.allowed)).toBe(true);
     expect([...made(rollback)]).toEqual(expect.arrayContaining(['lambda:InvokeFunction', 'states:ListExecutions', 'sns:Publish', 'kms:GenerateDataKey', 'dynamodb:PutItem']));
