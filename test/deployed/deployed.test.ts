@@ -268,6 +268,11 @@ beforeAll(async () => {
     const client = attachRealtimeClient(socket);
     client.subscribe([REALTIME_TOPIC]);
     viewers.push({ socket, client });
+    // Subscribed once the $default function has answered with the topic's full state (a cold start included).
+    for (let waited = 0; client.stats.fulls === 0; waited += 50) {
+      if (waited > 15_000) throw new Error(`viewer ${i} got no full state after subscribing: ${JSON.stringify(deployment.logs.filter((l) => /realtime|gateway/i.test(l.fn)).slice(-5))}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
   // The application publishes through sdk/realtime and starts the dispatcher as Lambda would (an Event invocation).
   const dispatcher = deployment.functionNamed(`${NAME}-realtime-dispatcher`);
