@@ -81,8 +81,6 @@ function arnOf(type: string, name: string): string {
       return `arn:aws:cloudwatch:${REGION}:${a}:alarm:${name}`;
     case 'AWS::S3::Bucket':
       return `arn:aws:s3:::${name}`;
-    case 'AWS::ApiGatewayV2::Api':
-      return `arn:aws:apigateway:${REGION}::/apis/${name}`;
     default:
       return `arn:aws:unknown:${REGION}:${a}:${name}`;
   }
@@ -133,7 +131,6 @@ function view(name: string, template: CfnTemplate, imports: Map<string, string>)
             if (!r) throw new Error(`${name}: GetAtt of unknown ${id}`);
             if (attr === 'Arn' || attr === 'TopicArn') return stack.arn(id!);
             if (attr === 'QueueName' || attr === 'Name' || attr === 'TableName') return physicalName(r.Type, id!, (r.Properties ?? {}) as Record<string, unknown>, (v) => stack.resolve(v));
-            if (attr === 'ApiEndpoint' && r.Type === 'AWS::ApiGatewayV2::Api') return `wss://${stack.ref(id!)}.execute-api.${REGION}.amazonaws.com`;
             throw new Error(`${name}: GetAtt ${id}.${attr} is not modelled`);
           }
           if (k === 'Fn::Join') {

@@ -35,7 +35,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
 import { App } from 'aws-cdk-lib';
 import pg from 'pg';
 import { Redis } from 'ioredis';
