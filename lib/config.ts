@@ -471,7 +471,7 @@ const vectorTunerSchema = z
      * on one vCPU; see functions/vector/README.md for what runs where).
      */
     buildVectorsMax: positiveInt.default(200_000),
-    /** The area function's step budget for the tuner, kept under Lambda's 15 minutes with room for upload. */
+    /** The tuner's budget in the plan step; in Lambda the step's deadline (its 5-minute timeout) also bounds it, with room for the final builds and upload. */
     tuneSecondsMax: positiveInt.default(600),
     /** The search function's memory (Lambda memorySize), what an index must fit in. */
     searchFunctionMemoryMiB: z.number().int().min(128).max(10_240).default(1_024),

@@ -20,7 +20,13 @@ export function snapshotReadAccess(bucketArn: string): AwsAccess[] {
   return [{ actions: ['s3:GetObject'], resources: [`${bucketArn}/*`], wildcardReason: 'every object of the snapshot bucket (index versions and the dataset), and no other bucket' }];
 }
 
-/** The area function reads the dataset and writes new versions (new keys, never overwrites). */
+/**
+ * The area function reads the dataset and writes new versions (new keys, never overwrites).
+ * It also may list the bucket, though it never calls ListObjects: S3 answers a GetObject
+ * of a missing key with 404 NoSuchKey only to a caller that may list the bucket, and with
+ * 403 AccessDenied to any other. "No dataset written yet" is a normal state (the plan
+ * proposes nothing), not an outage, so the store must see the 404.
+ */
 export function snapshotWriteAccess(bucketArn: string): AwsAccess[] {
   return [
     {
@@ -28,5 +34,6 @@ export function snapshotWriteAccess(bucketArn: string): AwsAccess[] {
       resources: [`${bucketArn}/*`],
       wildcardReason: 'every object of the snapshot bucket (new index versions are new keys), and no other bucket',
     },
+    { actions: ['s3:ListBucket'], resources: [bucketArn] },
   ];
 }

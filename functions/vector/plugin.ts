@@ -74,7 +74,7 @@ export interface VectorPlanDetails {
 /** Observe, measure the active version, tune and decide. Read-only unless `upload` is given. */
 export async function observeAndTune(
   deps: Pick<VectorDeps, 'config' | 'store' | 'redis' | 'search'>,
-  options: { upload?: (result: TuneResult, dataset: Dataset) => Promise<IndexVersion> } = {},
+  options: { upload?: (result: TuneResult, dataset: Dataset) => Promise<IndexVersion>; deadline?: Date } = {},
 ): Promise<VectorPlanDetails & { version?: IndexVersion }> {
   const { config } = deps;
   const t = config.vectorTuner;
@@ -96,6 +96,8 @@ export async function observeAndTune(
     space,
     tuning: t,
     keepIndex: false,
+    // The step's deadline (its Lambda timeout less a reserve), on the tuner's clock: tuneSecondsMax may exceed it.
+    ...(options.deadline ? { deadlineMs: performance.now() + (options.deadline.getTime() - Date.now()) } : {}),
   });
   const decision = decideVector(
     { datasetKey: dataset.key, datasetCount: dataset.items.length, active, activeEvaluation, probeQueries: probe.queries.length, probeSource: probe.source, tuned: tuned.chosen },
@@ -169,6 +171,7 @@ export function vectorPlugin(deps: VectorDeps, onClose?: () => Promise<void>): A
 
     async plan(ctx) {
       const details = await observeAndTune(deps, {
+        ...(ctx.deadline ? { deadline: ctx.deadline } : {}),
         upload: async (result, data) => {
           // The chosen configuration, built on the whole dataset (probe rows included), as a new immutable key.
           const index = await buildIndex(data.items, result.chosen.params, data.dimensions);
@@ -190,6 +193,7 @@ export function vectorPlugin(deps: VectorDeps, onClose?: () => Promise<void>): A
         },
       });
       logger.info('vector plan', { decision: details.decision, evaluations: details.tuned?.evaluations, gridSize: details.tuned?.gridSize, notes: details.tuned?.notes });
+      for (const note of details.tuned?.notes ?? []) if (note.startsWith('tuning stopped')) ctx.note?.(note);
       return details.version ? vectorChanges(details.version, t, details.decision.reason) : [];
     },
 

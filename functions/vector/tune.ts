@@ -14,8 +14,11 @@
  *   (the promotion's probe), not just on the ones it was chosen on.
  * - Memory: configurations the search function could not hold are never built; if
  *   none fits, PQ with re-ranking is tried and chosen only if it meets the target.
- * - Time: the tuner stops promoting when its step budget (tuneSecondsMax) is spent
- *   and keeps the best it measured on the largest subset it reached.
+ * - Time: the tuner stops promoting when its step budget (tuneSecondsMax) is spent,
+ *   or when what is left before the step's deadline (the Lambda timeout less a reserve)
+ *   would not cover three builds on the whole dataset at the pace it measured (its own
+ *   final build, the plan's build of the chosen index and its upload), and keeps the best
+ *   it measured on the largest subset it reached.
  *
  * Ground truth is exact (brute force) for every subset; queries are held out of the
  * builds. Latencies are measured here, on the same wasm build the search function runs.
@@ -189,6 +192,8 @@ export interface TuneInput {
   readonly tuning: VectorTuning;
   /** Injected for tests and the bench; default: performance.now. */
   readonly clockMs?: () => number;
+  /** When the step must have returned, on `clockMs`'s scale (the plan passes its Lambda deadline). */
+  readonly deadlineMs?: number;
   /** Return the chosen index (built on all items) instead of closing it. */
   readonly keepIndex?: boolean;
 }
@@ -299,12 +304,16 @@ export async function tune(input: TuneInput): Promise<TuneResult> {
   let candidates: Candidate[] = spreadSample(fitting, t.initialBuilds, random).map((p) => ({ ...p }));
   let size = Math.min(n, t.firstRoundVectors);
   let finalSize = size;
+  let wholeBuildMs = 0;
   for (;;) {
     const { items, truth } = subset(size);
     const open: { c: Candidate; index: VectorIndex }[] = [];
     try {
       for (const c of candidates) {
+        const buildStarted = clock();
         const index = await buildIndex(items, { kind: 'hnsw', space: input.space, m: c.m, efConstruction: c.efConstruction, seed: t.seed }, input.dimensions);
+        // Build time grows about linearly with the vectors: this pace, scaled to the whole dataset.
+        wholeBuildMs = Math.max(wholeBuildMs, ((clock() - buildStarted) * n) / size);
         builds++;
         open.push({ c, index });
         c.score = bisectEf(index, input, truth, size, c, curve, counter, c.score?.efSearch);
@@ -329,9 +338,12 @@ export async function tune(input: TuneInput): Promise<TuneResult> {
       break;
     }
     const overBudget = (clock() - started) / 1_000 > t.tuneSecondsMax;
+    // The next round builds more vectors, then come the final builds: not if the step would run past its deadline.
+    const overDeadline = input.deadlineMs !== undefined && clock() + 3 * wholeBuildMs > input.deadlineMs;
     // Done when one is left on the whole dataset, or the whole dataset was this round's size (a cut would only rebuild the winner).
-    if ((reaching.length === 1 && size === n) || size === n || overBudget) {
+    if ((reaching.length === 1 && size === n) || size === n || overBudget || overDeadline) {
       if (overBudget) notes.push(`tuning stopped at its ${t.tuneSecondsMax} s budget after ${builds} builds`);
+      else if (overDeadline && size < n) notes.push(`tuning stopped after ${builds} builds on ${size} vectors: the step's deadline leaves time only for the final builds (~${Math.round(wholeBuildMs / 1_000)} s each on ${n} vectors)`);
       candidates = reaching.slice(0, 1);
       break;
     }

@@ -37,7 +37,8 @@ export interface Assembly {
   assetDir(code: unknown): string;
 }
 
-function physicalName(type: string, id: string, p: Record<string, unknown>): string {
+/** A resource's physical name: its name property (resolved: a bucket's carries the account and region), else its logical id. */
+function physicalName(type: string, id: string, p: Record<string, unknown>, resolve: (v: unknown) => unknown = (v) => v): string {
   const named: Record<string, string> = {
     'AWS::Lambda::Function': 'FunctionName',
     'AWS::StepFunctions::StateMachine': 'StateMachineName',
@@ -47,9 +48,12 @@ function physicalName(type: string, id: string, p: Record<string, unknown>): str
     'AWS::SNS::Topic': 'TopicName',
     'AWS::CloudWatch::Alarm': 'AlarmName',
     'AWS::Logs::LogGroup': 'LogGroupName',
+    'AWS::S3::Bucket': 'BucketName',
   };
   const field = named[type];
-  return field && typeof p[field] === 'string' ? (p[field] as string) : id;
+  if (!field || p[field] === undefined) return id;
+  const value = resolve(p[field]);
+  return typeof value === 'string' ? value : id;
 }
 
 function arnOf(type: string, name: string): string {
@@ -98,7 +102,7 @@ function view(name: string, template: CfnTemplate, imports: Map<string, string>)
       const r = template.Resources[id];
       if (!r) throw new Error(`${name}: no resource ${id}`);
       const p = (r.Properties ?? {}) as Record<string, unknown>;
-      const n = physicalName(r.Type, id, p);
+      const n = physicalName(r.Type, id, p, (v) => stack.resolve(v));
       if (['AWS::StepFunctions::StateMachine', 'AWS::SNS::Topic'].includes(r.Type)) return arnOf(r.Type, n);
       if (r.Type === 'AWS::SQS::Queue') return `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${n}`;
       return n;
@@ -106,7 +110,7 @@ function view(name: string, template: CfnTemplate, imports: Map<string, string>)
     arn(id) {
       const r = template.Resources[id];
       if (!r) throw new Error(`${name}: no resource ${id}`);
-      return arnOf(r.Type, physicalName(r.Type, id, (r.Properties ?? {}) as Record<string, unknown>));
+      return arnOf(r.Type, physicalName(r.Type, id, (r.Properties ?? {}) as Record<string, unknown>, (v) => stack.resolve(v)));
     },
     resources(type) {
       return Object.entries(template.Resources).filter(([, r]) => r.Type === type);
@@ -126,7 +130,7 @@ function view(name: string, template: CfnTemplate, imports: Map<string, string>)
             const r = template.Resources[id!];
             if (!r) throw new Error(`${name}: GetAtt of unknown ${id}`);
             if (attr === 'Arn' || attr === 'TopicArn') return stack.arn(id!);
-            if (attr === 'QueueName' || attr === 'Name' || attr === 'TableName') return physicalName(r.Type, id!, (r.Properties ?? {}) as Record<string, unknown>);
+            if (attr === 'QueueName' || attr === 'Name' || attr === 'TableName') return physicalName(r.Type, id!, (r.Properties ?? {}) as Record<string, unknown>, (v) => stack.resolve(v));
             throw new Error(`${name}: GetAtt ${id}.${attr} is not modelled`);
           }
           if (k === 'Fn::Join') {

@@ -3,11 +3,14 @@
  * the IAM check of the caller's synthesized role (iam-check.ts): DynamoDB is forwarded
  * to dynalite; CloudWatch (GetMetricData, DescribeAlarms) answers from cloudwatch.ts;
  * Step Functions, EventBridge, Lambda, SNS, Secrets Manager and ElastiCache keep just
- * the state those calls need. The caller is known by its SigV4 access key (each
- * function gets its role's), the service by the SigV4 credential scope.
+ * the state those calls need; S3 keeps the template's buckets' objects in memory; API
+ * Gateway's `@connections` calls are forwarded to the local WebSocket gateway that
+ * serves the template's API (real sockets). The caller is known by its SigV4 access key
+ * (each function gets its role's), the service by the SigV4 credential scope.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
+import zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { ACCOUNT, REGION, type StackView } from './assembly.ts';
 import { alarmsOf, evaluateAlarms, evaluateExpression, MetricStore, type AlarmModel, type MetricId } from './cloudwatch.ts';
@@ -63,6 +66,30 @@ export interface DeliveredEvent {
 
 type Reply = { status: number; headers?: Record<string, string>; body: string | Buffer };
 
+/** One S3 request a function made, as S3 answered it. */
+export interface S3Request {
+  readonly caller: string;
+  readonly operation: 'GetObject' | 'PutObject' | 'HeadObject' | 'ListObjectsV2';
+  readonly bucket: string;
+  readonly key?: string;
+  readonly status: number;
+}
+
+/** One `@connections` call a function made, as the gateway answered it. */
+export interface ConnectionsRequest {
+  readonly caller: string;
+  readonly method: string;
+  readonly apiId: string;
+  readonly connectionId: string;
+  readonly status: number;
+}
+
+const s3Error = (status: number, code: string, message: string): Reply => ({
+  status,
+  headers: { 'content-type': 'application/xml' },
+  body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${esc(message)}</Message><RequestId>${randomUUID()}</RequestId></Error>`,
+});
+
 const xml = (action: string, result: string, ns = 'http://elasticache.amazonaws.com/doc/2015-02-02/') =>
   `<?xml version="1.0"?><${action}Response xmlns="${ns}"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></${action}Response>`;
 const esc = (s: string) => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
@@ -90,19 +117,31 @@ export class AwsStandIn {
   readonly deadLetters: { queueArn: string; body: unknown }[] = [];
   readonly disabledRules = new Set<string>();
   readonly published: { topicArn: string; subject: string; message: string }[] = [];
-  /** Fault injection: the next N Lambda invokes are throttled (429), as during an incident. */
+  /** Fault injection: the next N Lambda invokes (by `throttleCaller`, when set) are throttled (429), as during an incident. */
   throttleNextInvokes = 0;
+  throttleCaller: string | undefined;
   readonly throttled: string[] = [];
+  /** Asynchronous (`Event`) invocations accepted, by callee name. */
+  readonly eventInvokes: string[] = [];
+  /** The template's buckets (by physical name) and their objects. */
+  readonly buckets = new Map<string, Map<string, Buffer>>();
+  readonly s3Requests: S3Request[] = [];
+  /** The template's WebSocket APIs (by API id) → the management endpoint of the local gateway serving each (`http://…/<stage>`). */
+  readonly connectionApis = new Map<string, string>();
+  readonly connectionsRequests: ConnectionsRequest[] = [];
   private readonly byKey = new Map<string, DeployedFunction>();
   private readonly targets: EventTarget[] = [];
   private server: http.Server | undefined;
+  /** Everything running on its own: deliveries and asynchronous invocations. */
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly deliveries = new Set<Promise<unknown>>();
   endpoint = '';
 
   constructor(private readonly o: StandInOptions) {
     this.metrics = new MetricStore(o.awsPublished);
     this.alarms = alarmsOf(o.stack);
     for (const fn of o.functions) this.byKey.set(fn.accessKeyId, fn);
+    for (const [id] of o.stack.resources('AWS::S3::Bucket')) this.buckets.set(o.stack.ref(id), new Map());
     for (const [id, rule] of o.stack.resources('AWS::Events::Rule')) {
       const p = o.stack.resolve<{ EventPattern?: Record<string, unknown>; Targets?: Record<string, unknown>[]; Name: string }>(rule.Properties);
       if (!p.EventPattern) continue;
@@ -141,23 +180,36 @@ export class AwsStandIn {
     return this.endpoint;
   }
 
+  /** Waits for everything running on its own (a dispatcher's handovers end when it runs out of work). */
+  async idle(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
   async stop(): Promise<void> {
     await Promise.allSettled([...this.pending]);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
-  /** Waits for every asynchronous delivery (events, retries) started so far. */
+  /** Work that runs on its own (an asynchronous invocation), awaited by settle() and stop(). */
+  track(work: Promise<unknown>): void {
+    const run = work.catch(() => undefined);
+    this.pending.add(run);
+    void run.finally(() => this.pending.delete(run));
+  }
+
+  /** Waits for every EventBridge delivery (and its retries) started so far. */
   async settle(): Promise<void> {
-    while (this.pending.size) await Promise.allSettled([...this.pending]);
+    while (this.deliveries.size) await Promise.allSettled([...this.deliveries]);
   }
 
   /** An EMF log line from the application or a function: metrics, then alarm evaluation (as CloudWatch does every period). */
   ingest(line: string): void {
-    if (this.metrics.ingestEmf(line).length) this.evaluate();
+    const touched = this.metrics.ingestEmf(line);
+    if (touched.length) this.evaluate(Date.now(), touched);
   }
 
-  evaluate(nowMs = Date.now()): void {
-    for (const change of evaluateAlarms(this.metrics, this.alarms, nowMs)) {
+  evaluate(nowMs = Date.now(), touched?: readonly MetricId[]): void {
+    for (const change of evaluateAlarms(this.metrics, this.alarms, nowMs, touched)) {
       this.emit({
         version: '0',
         id: randomUUID(),
@@ -180,8 +232,9 @@ export class AwsStandIn {
   emit(event: Record<string, unknown>): void {
     for (const target of this.targets.filter((t) => matchesPattern(t.pattern, event))) {
       const delivery = this.deliver(target, event);
-      this.pending.add(delivery);
-      void delivery.finally(() => this.pending.delete(delivery));
+      this.deliveries.add(delivery);
+      this.track(delivery);
+      void delivery.finally(() => this.deliveries.delete(delivery));
     }
   }
 
@@ -313,6 +366,10 @@ export class AwsStandIn {
       }
       case 'elasticache':
         return this.elasticache(form(), allow, denyXml);
+      case 's3':
+        return this.s3(req, body, fn, allow);
+      case 'execute-api':
+        return this.connections(req, body, fn, allow);
       case 'lambda': {
         const match = /^\/2015-03-31\/functions\/([^/]+)\/invocations/.exec(req.url ?? '');
         if (!match) return { status: 400, body: `Lambda ${req.url} is not modelled` };
@@ -323,10 +380,16 @@ export class AwsStandIn {
           return { status: 403, headers: { 'x-amzn-errortype': 'AccessDeniedException', 'content-type': 'application/json' }, body: JSON.stringify({ Type: 'User', message: 'not authorized to perform: lambda:InvokeFunction' }) };
         }
         if (!callee) return { status: 404, headers: { 'x-amzn-errortype': 'ResourceNotFoundException' }, body: JSON.stringify({ message: `Function not found: ${calleeArn}` }) };
-        if (this.throttleNextInvokes > 0) {
+        if (this.throttleNextInvokes > 0 && (this.throttleCaller === undefined || this.throttleCaller === fn.name)) {
           this.throttleNextInvokes--;
           this.throttled.push(callee.name);
           return { status: 429, headers: { 'x-amzn-errortype': 'TooManyRequestsException', 'content-type': 'application/json' }, body: JSON.stringify({ Type: 'User', message: 'Rate Exceeded.', Reason: 'CallerRateLimitExceeded' }) };
+        }
+        if (String(req.headers['x-amz-invocation-type'] ?? '') === 'Event') {
+          // Lambda queues it and answers at once; the function runs (and fails, and is retried) on its own.
+          this.eventInvokes.push(callee.name);
+          this.track(this.o.invoke(callee, JSON.parse(body.toString('utf8') || 'null')));
+          return { status: 202, headers: { 'content-type': 'application/json' }, body: '' };
         }
         try {
           const result = await this.o.invoke(callee, JSON.parse(body.toString('utf8') || 'null'));
@@ -339,6 +402,101 @@ export class AwsStandIn {
       default:
         return { status: 400, body: `service ${service} is not modelled by the stand-in` };
     }
+  }
+
+  /** An object an application (not a deployed function) wrote, e.g. the vector dataset. */
+  putObject(bucket: string, key: string, bytes: Uint8Array): void {
+    const objects = this.buckets.get(bucket);
+    if (!objects) throw new Error(`the template has no bucket ${bucket}`);
+    objects.set(key, Buffer.from(bytes));
+  }
+
+  /**
+   * S3, path-style (what the SDK sends to an IP endpoint): GetObject, HeadObject,
+   * PutObject (its CRC32 checked when sent), ListObjectsV2. A missing key answers 404
+   * NoSuchKey only to a caller that may s3:ListBucket the bucket; to any other, 403
+   * AccessDenied, as S3 does (it will not reveal whether the key exists).
+   */
+  private async s3(req: http.IncomingMessage, body: Buffer, fn: DeployedFunction, allow: (a: string, r: string[]) => Promise<boolean>): Promise<Reply> {
+    const url = new URL(req.url ?? '/', 'http://s3');
+    const [bucket = '', ...rest] = url.pathname.slice(1).split('/');
+    const key = rest.length ? rest.map(decodeURIComponent).join('/') : undefined;
+    const objects = this.buckets.get(decodeURIComponent(bucket));
+    const bucketArn = `arn:aws:s3:::${bucket}`;
+    const record = (operation: S3Request['operation'], reply: Reply): Reply => {
+      this.s3Requests.push({ caller: fn.name, operation, bucket, ...(key !== undefined ? { key } : {}), status: reply.status });
+      return reply;
+    };
+    const denied = () => s3Error(403, 'AccessDenied', 'Access Denied');
+    if (key === undefined) {
+      if (req.method !== 'GET' || url.searchParams.get('list-type') !== '2') return s3Error(400, 'NotImplemented', `S3 ${req.method} ${url.pathname}${url.search} is not modelled`);
+      if (!(await allow('s3:ListBucket', [bucketArn]))) return record('ListObjectsV2', denied());
+      if (!objects) return record('ListObjectsV2', s3Error(404, 'NoSuchBucket', 'The specified bucket does not exist'));
+      const prefix = url.searchParams.get('prefix') ?? '';
+      const keys = [...objects.keys()].filter((k) => k.startsWith(prefix)).sort();
+      const contents = keys.map((k) => `<Contents><Key>${esc(k)}</Key><Size>${objects.get(k)!.length}</Size><ETag>"${createHash('md5').update(objects.get(k)!).digest('hex')}"</ETag><StorageClass>STANDARD</StorageClass></Contents>`);
+      return record('ListObjectsV2', {
+        status: 200,
+        headers: { 'content-type': 'application/xml' },
+        body: `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${esc(bucket)}</Name><Prefix>${esc(prefix)}</Prefix><KeyCount>${keys.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>${contents.join('')}</ListBucketResult>`,
+      });
+    }
+    const objectArn = `${bucketArn}/${key}`;
+    if (req.method === 'PUT') {
+      if (!(await allow('s3:PutObject', [objectArn]))) return record('PutObject', denied());
+      if (!objects) return record('PutObject', s3Error(404, 'NoSuchBucket', 'The specified bucket does not exist'));
+      if (req.headers['content-encoding']?.includes('aws-chunked')) return record('PutObject', s3Error(400, 'NotImplemented', 'aws-chunked uploads are not modelled'));
+      const crc = req.headers['x-amz-checksum-crc32'];
+      if (crc !== undefined) {
+        const actual = Buffer.alloc(4);
+        actual.writeUInt32BE(zlib.crc32(body) >>> 0);
+        if (actual.toString('base64') !== crc) return record('PutObject', s3Error(400, 'BadDigest', 'The CRC32 you specified did not match the calculated checksum.'));
+      }
+      objects.set(key, body);
+      return record('PutObject', { status: 200, headers: { etag: `"${createHash('md5').update(body).digest('hex')}"` }, body: '' });
+    }
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const operation = req.method === 'GET' ? 'GetObject' : 'HeadObject';
+      if (!(await allow('s3:GetObject', [objectArn]))) return record(operation, denied());
+      const object = objects?.get(key);
+      if (!object) {
+        const mayList = objects !== undefined && (await this.o.iam.allows(fn.roleLogicalId, 's3:ListBucket', bucketArn));
+        const reply = mayList ? s3Error(404, 'NoSuchKey', 'The specified key does not exist.') : denied();
+        return record(operation, req.method === 'HEAD' ? { ...reply, body: '' } : reply);
+      }
+      const headers = { 'content-type': 'application/octet-stream', 'content-length': String(object.length), etag: `"${createHash('md5').update(object).digest('hex')}"` };
+      return record(operation, { status: 200, headers, body: req.method === 'GET' ? object : '' });
+    }
+    return s3Error(400, 'NotImplemented', `S3 ${req.method} on an object is not modelled`);
+  }
+
+  /**
+   * API Gateway's `@connections` API of a WebSocket API stage (`<api>/<stage>/@connections/<id>`:
+   * POST sends, GET describes, DELETE disconnects), checked as `execute-api:ManageConnections`
+   * on `arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/@connections/<id>`,
+   * then forwarded to the local gateway serving that API, which answers as API Gateway does
+   * (410 for a gone connection, 413, 429).
+   */
+  private async connections(req: http.IncomingMessage, body: Buffer, fn: DeployedFunction, allow: (a: string, r: string[]) => Promise<boolean>): Promise<Reply> {
+    const path = (req.url ?? '').split('?')[0]!;
+    const match = /^\/execute-api\/([^/]+)\/([^/]+)\/@connections\/([^/]+)$/.exec(path);
+    if (!match) return { status: 404, headers: { 'x-amzn-errortype': 'NotFoundException' }, body: JSON.stringify({ message: `no route for ${path}` }) };
+    const [, apiId, stage, encodedId] = match as unknown as [string, string, string, string];
+    const connectionId = decodeURIComponent(encodedId);
+    const method = req.method ?? 'POST';
+    const record = (reply: Reply): Reply => {
+      this.connectionsRequests.push({ caller: fn.name, method, apiId, connectionId, status: reply.status });
+      return reply;
+    };
+    const arn = `arn:aws:execute-api:${REGION}:${ACCOUNT}:${apiId}/${stage}/${method}/@connections/${connectionId}`;
+    if (!(await allow('execute-api:ManageConnections', [arn]))) {
+      return record({ status: 403, headers: { 'content-type': 'application/json', 'x-amzn-errortype': 'AccessDeniedException' }, body: JSON.stringify({ message: `User: ${fn.roleLogicalId} is not authorized to perform: execute-api:ManageConnections on resource: ${arn}` }) });
+    }
+    const gateway = this.connectionApis.get(apiId);
+    if (!gateway) return record({ status: 404, headers: { 'x-amzn-errortype': 'NotFoundException' }, body: JSON.stringify({ message: `no gateway serves API ${apiId}` }) });
+    if (!gateway.endsWith(`/${stage}`)) return record({ status: 403, headers: { 'x-amzn-errortype': 'ForbiddenException' }, body: JSON.stringify({ message: `API ${apiId} has no stage ${stage}` }) });
+    const reply = await this.forward(req, body, `${gateway}/@connections/${encodedId}`);
+    return record(reply);
   }
 
   private keyPolicy(keyArn: string): { Statement: unknown[] } | undefined {
@@ -423,9 +581,9 @@ export class AwsStandIn {
       .map((q) => ({ Id: q.Id, Label: q.Id, StatusCode: 'Complete', Timestamps: series.get(q.Id)!.timestamps.map((t) => t / 1000), Values: series.get(q.Id)!.values }));
   }
 
-  private forward(req: http.IncomingMessage, body: Buffer): Promise<Reply> {
+  private forward(req: http.IncomingMessage, body: Buffer, to = new URL(req.url ?? '/', this.o.dynamoEndpoint).href): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      const url = new URL(req.url ?? '/', this.o.dynamoEndpoint);
+      const url = new URL(to);
       const out = http.request(url, { method: req.method, headers: { ...req.headers, host: url.host } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -68,14 +68,15 @@ export function evaluateExpression(expression: string, values: Readonly<Record<s
 }
 
 export class MetricStore {
-  private readonly series = new Map<string, { id: MetricId; points: Point[] }>();
+  private readonly series = new Map<string, { id: MetricId; points: Point[]; latestMs: number }>();
   /** AWS-published metrics, as the service would publish them for a healthy resource. */
   constructor(private readonly awsPublished: (id: MetricId) => number | undefined) {}
 
   put(id: MetricId, point: Point): void {
     const key = metricKey(id);
-    const s = this.series.get(key) ?? { id, points: [] };
+    const s = this.series.get(key) ?? { id, points: [], latestMs: -Infinity };
     s.points.push(point);
+    s.latestMs = Math.max(s.latestMs, point.timestampMs);
     this.series.set(key, s);
   }
 
@@ -110,8 +111,7 @@ export class MetricStore {
   }
 
   latestMs(id: MetricId): number | undefined {
-    const points = this.series.get(metricKey(id))?.points ?? [];
-    return points.length ? Math.max(...points.map((p) => p.timestampMs)) : undefined;
+    return this.series.get(metricKey(id))?.latestMs;
   }
 
   /** The statistic per period over [startMs, endMs), newest first, as GetMetricData returns it. */
@@ -191,10 +191,15 @@ function datapoints(store: MetricStore, alarm: AlarmModel, endMs: number): (numb
   return out;
 }
 
-/** Re-evaluates every alarm (missing data not breaching); returns those that changed state. */
-export function evaluateAlarms(store: MetricStore, alarms: readonly AlarmModel[], nowMs: number): { alarm: AlarmModel; previous: AlarmModel['state']; reason: string }[] {
+/**
+ * Re-evaluates the alarms (missing data not breaching) — those watching one of `touched`
+ * when given (what new data can have changed), else all; returns those that changed state.
+ */
+export function evaluateAlarms(store: MetricStore, alarms: readonly AlarmModel[], nowMs: number, touched?: readonly MetricId[]): { alarm: AlarmModel; previous: AlarmModel['state']; reason: string }[] {
   const changed: { alarm: AlarmModel; previous: AlarmModel['state']; reason: string }[] = [];
+  const keys = touched ? new Set(touched.map(metricKey)) : undefined;
   for (const alarm of alarms) {
+    if (keys && !alarm.metrics.some((m) => m.metric && keys.has(metricKey(m.metric)))) continue;
     const latest = Math.max(nowMs, ...alarm.metrics.filter((m) => m.metric).map((m) => store.latestMs(m.metric!) ?? 0));
     const points = datapoints(store, alarm, latest);
     const present = points.filter((v): v is number => v !== undefined);

@@ -109,6 +109,51 @@ export class Deployment {
     return fn;
   }
 
+  functionNamed(name: string): DeployedFunction {
+    const fn = this.functions.find((f) => f.name === name);
+    if (!fn) throw new Error(`no function named ${name}`);
+    return fn;
+  }
+
+  /** The function whose logical id starts with `prefix` (CDK's ids: construct path, then a hash). */
+  functionWithId(prefix: string): DeployedFunction {
+    const found = this.functions.filter((f) => f.logicalId.startsWith(prefix));
+    if (found.length !== 1) throw new Error(`${found.length} functions have a logical id starting with ${prefix}`);
+    return found[0]!;
+  }
+
+  /**
+   * The template's WebSocket API as API Gateway runs it: its id (what Ref gives), its
+   * stage and, per route key, the function its integration invokes — each checked
+   * against that function's resource policy (a Lambda permission for API Gateway from
+   * this API and route), as API Gateway's invocation would be.
+   */
+  async webSocketApi(): Promise<{ apiId: string; stage: string; routes: Map<string, DeployedFunction> }> {
+    const [[apiLogicalId]] = this.stack.resources('AWS::ApiGatewayV2::Api') as [[string, unknown]];
+    const apiId = this.stack.ref(apiLogicalId);
+    const [[, stageResource]] = this.stack.resources('AWS::ApiGatewayV2::Stage') as unknown as [[string, { Properties: unknown }]];
+    const stage = this.stack.resolve<{ StageName: string }>(stageResource.Properties).StageName;
+    const permissions = this.stack.resources('AWS::Lambda::Permission').map(([, r]) => this.stack.resolve<Record<string, string>>(r.Properties)).filter((p) => p.Principal === 'apigateway.amazonaws.com');
+    const glob = (pattern: string, text: string) => new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*')}$`).test(text);
+    const routes = new Map<string, DeployedFunction>();
+    for (const [, route] of this.stack.resources('AWS::ApiGatewayV2::Route')) {
+      const r = this.stack.resolve<{ RouteKey: string; Target: string }>(route.Properties);
+      const integration = this.stack.resolve<{ IntegrationUri: string }>(this.stack.template.Resources[r.Target.replace(/^integrations\//, '')]!.Properties);
+      const fn = this.functions.find((f) => integration.IntegrationUri.includes(`/functions/${f.arn}/invocations`));
+      if (!fn) throw new Error(`route ${r.RouteKey} integrates ${integration.IntegrationUri}, not a function of the stack`);
+      const sourceArn = `arn:aws:execute-api:${REGION}:${ACCOUNT}:${apiId}/${stage}/${r.RouteKey}`;
+      const permitted = permissions.some((p) => p.Action === 'lambda:InvokeFunction' && p.FunctionName === fn.arn && glob(p.SourceArn ?? '*', sourceArn));
+      this.iam.calls.push({ caller: `api ${apiId} route ${r.RouteKey}`, action: 'lambda:InvokeFunction (resource policy)', resource: fn.arn, allowed: permitted });
+      if (permitted) routes.set(r.RouteKey, fn);
+    }
+    return { apiId, stage, routes };
+  }
+
+  /** An asynchronous (`Event`) invocation by a caller outside the stack (the application): it runs on its own. */
+  invokeEvent(fn: DeployedFunction, payload: unknown): void {
+    this.standIn.track(this.host(fn).invoke(payload));
+  }
+
   /** The schedule rule `name` fires: its target (a state machine) starts with the rule's input, if the rule's role may. */
   async fireSchedule(ruleName: string): Promise<ExecutionResult> {
     const [id, rule] = this.stack.resources('AWS::Events::Rule').find(([, r]) => (r.Properties as { Name?: string }).Name === ruleName) ?? [];
@@ -191,7 +236,7 @@ export class Deployment {
   }
 
   async stop(): Promise<void> {
-    await this.standIn?.settle();
+    await this.standIn?.idle();
     await Promise.allSettled([...this.hosts.values()].map((h) => h.stop()));
     await this.standIn?.stop();
     await this.dynamo?.close();

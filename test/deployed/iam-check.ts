@@ -21,6 +21,7 @@ type PolicyDocument = { Version?: string; Statement: unknown[] };
 export class IamCheck {
   readonly calls: CallRecord[] = [];
   private readonly policies = new Map<string, PolicyDocument[]>();
+  private readonly answers = new Map<string, Promise<{ overallResult?: string; errors?: unknown }>>();
 
   constructor(private readonly stack: StackView) {
     for (const [, policy] of stack.resources('AWS::IAM::Policy')) {
@@ -43,31 +44,58 @@ export class IamCheck {
 
   /** Evaluates one call of `roleId` (a logical id) and records it; returns whether it is allowed. */
   async check(caller: string, roleId: string, action: string, resources: readonly string[], resourcePolicy?: PolicyDocument): Promise<boolean> {
-    const documents = this.policies.get(roleId) ?? [];
     let allowed = true;
     for (const resource of resources.length ? resources : ['*']) {
-      const result = await runSimulation(
-        {
-          identityPolicies: documents.map((policy, i) => ({ name: `${roleId}-${i}`, policy })),
-          serviceControlPolicies: [],
-          resourceControlPolicies: [],
-          // KMS needs its key policy to allow too (ours delegates to IAM through the account root).
-          resourcePolicy,
-          request: {
-            action,
-            principal: `arn:aws:iam::${ACCOUNT}:role/${roleId}`,
-            resource: { resource, accountId: ACCOUNT },
-            contextVariables: {},
-          },
-        } as never,
-        {},
-      );
-      const r = result as { overallResult?: string; errors?: unknown };
+      const r = await this.simulate(roleId, action, resource, resourcePolicy);
       const ok = r.overallResult === 'Allowed';
       this.calls.push({ caller, action, resource, allowed: ok, ...(ok ? {} : { detail: JSON.stringify(r.errors ?? r.overallResult).slice(0, 300) }) });
       allowed &&= ok;
     }
     return allowed;
+  }
+
+  /**
+   * Whether the role may, without recording a call: what a service asks itself, e.g. S3
+   * answering a missing key with 404 only to a caller that may list the bucket (else 403).
+   */
+  async allows(roleId: string, action: string, resource: string): Promise<boolean> {
+    return (await this.simulate(roleId, action, resource)).overallResult === 'Allowed';
+  }
+
+  /**
+   * The policies are the template's and never change, so an answer holds for every later
+   * identical request: remembered, so that a busy caller (a dispatcher posting to each
+   * connection) is not slowed by the simulator more than by the service it stands in for.
+   */
+  private simulate(roleId: string, action: string, resource: string, resourcePolicy?: PolicyDocument): Promise<{ overallResult?: string; errors?: unknown }> {
+    const key = JSON.stringify([roleId, action, resource, resourcePolicy ?? null]);
+    let answer = this.answers.get(key);
+    if (!answer) {
+      answer = this.runSimulation(roleId, action, resource, resourcePolicy);
+      this.answers.set(key, answer);
+    }
+    return answer;
+  }
+
+  private async runSimulation(roleId: string, action: string, resource: string, resourcePolicy?: PolicyDocument): Promise<{ overallResult?: string; errors?: unknown }> {
+    const documents = this.policies.get(roleId) ?? [];
+    const result = await runSimulation(
+      {
+        identityPolicies: documents.map((policy, i) => ({ name: `${roleId}-${i}`, policy })),
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+        // KMS needs its key policy to allow too (ours delegates to IAM through the account root).
+        resourcePolicy,
+        request: {
+          action,
+          principal: `arn:aws:iam::${ACCOUNT}:role/${roleId}`,
+          resource: { resource, accountId: ACCOUNT },
+          contextVariables: {},
+        },
+      } as never,
+      {},
+    );
+    return result as { overallResult?: string; errors?: unknown };
   }
 
   violations(): CallRecord[] {

@@ -5,9 +5,12 @@
  * credentials, X-Ray daemon address, task root), its Timeout enforced (a step past it is
  * killed, the environment replaced), invocations one at a time.
  *
- * Two things differ from Lambda, both routing: AWS_ENDPOINT_URL sends every SDK call to
- * the AWS stand-in (which checks it against the role and answers), and the runtime's CA
- * bundle path (/var/runtime/ca-cert.pem) is mapped to the test CA file.
+ * Three things differ from Lambda, all routing: AWS_ENDPOINT_URL sends every SDK call to
+ * the AWS stand-in (which checks it against the role and answers); an API Gateway
+ * endpoint in the environment (`https://<api>.execute-api.<region>.amazonaws.com/<stage>`,
+ * which the code hands its client explicitly, so AWS_ENDPOINT_URL cannot reach it) is
+ * rewritten to the stand-in's `/execute-api/<api>/<stage>`; and the runtime's CA bundle
+ * path (/var/runtime/ca-cert.pem) is mapped to the test CA file.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +51,7 @@ export class LambdaHost {
   private ready: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private seq = 0;
+  private stopped = false;
   /** Node version the bundle ran on. */
   nodeVersion = '';
   invocations = 0;
@@ -81,6 +85,11 @@ export class LambdaHost {
       AWS_ENDPOINT_URL: this.options.endpoint,
     };
     if (env.NODE_EXTRA_CA_CERTS === LAMBDA_CA_BUNDLE) env.NODE_EXTRA_CA_CERTS = this.options.caFile;
+    const apiEndpoint = new RegExp(`^https://([A-Za-z0-9]+)\\.execute-api\\.${this.options.region}\\.amazonaws\\.com/([^/]+)$`);
+    for (const [key, value] of Object.entries(env)) {
+      const api = apiEndpoint.exec(value);
+      if (api) env[key] = `${this.options.endpoint}/execute-api/${api[1]}/${api[2]}`;
+    }
     return env;
   }
 
@@ -124,6 +133,8 @@ export class LambdaHost {
   /** A synchronous invocation (RequestResponse). Rejects with the function's error. */
   invoke(event: unknown): Promise<unknown> {
     const run = async () => {
+      // A late invocation (a handover queued as the test ends) must not leave a new environment behind.
+      if (this.stopped) throw Object.assign(new Error(`${this.fn.name} is stopped`), { name: 'ResourceNotFoundException', errorType: 'ResourceNotFoundException' });
       if (!this.child || this.child.exitCode !== null) await this.start();
       await this.ready;
       const child = this.child!;
@@ -155,6 +166,7 @@ export class LambdaHost {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const child = this.child;
     this.child = undefined;
     if (child && child.exitCode === null) {

@@ -94,7 +94,11 @@ describe('vector infrastructure', () => {
   it('the vector area function reads the dataset and writes new versions in that bucket only, and runs a rollout', () => {
     const { t, perfpilot } = created;
     const area = fnWithEnv(t, (env) => env.PERFPILOT_AREA === 'vector');
-    expect(s3Statements(statementsOfRole(t, area.props))).toEqual([{ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: CREATED }]);
+    // ListBucket on the bucket itself: a missing dataset must read as 404 NoSuchKey, not 403 (functions/vector/access.ts).
+    expect(s3Statements(statementsOfRole(t, area.props))).toEqual([
+      { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: CREATED },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: CREATED.replace(/\/\*$/, '') },
+    ]);
     expect(Object.keys(perfpilot.stateMachines)).toEqual(['vector']);
     expect(perfpilot.areaResources.vector).toMatchObject({ bucket: expect.anything(), searchFunction: expect.anything() });
   });
@@ -106,7 +110,10 @@ describe('vector infrastructure', () => {
     const area = fnWithEnv(t, (env) => env.PERFPILOT_AREA === 'vector');
     const resource = 'arn:<AWS::Partition>:s3:::team-vectors/*';
     expect(s3Statements(statementsOfRole(t, search.props))).toEqual([{ Effect: 'Allow', Action: 's3:GetObject', Resource: resource }]);
-    expect(s3Statements(statementsOfRole(t, area.props))).toEqual([{ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: resource }]);
+    expect(s3Statements(statementsOfRole(t, area.props))).toEqual([
+      { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: resource },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: 'arn:<AWS::Partition>:s3:::team-vectors' },
+    ]);
   });
 
   it('alarms: p95 search latency against the 85 ms KPI, and the application signals the search path publishes', () => {

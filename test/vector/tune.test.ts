@@ -45,6 +45,16 @@ describe('the tuner', () => {
     }
   });
 
+  it('stops promoting at the step\'s deadline (a Lambda timeout shorter than tuneSecondsMax), leaving the final builds their time', async () => {
+    // The area function's step has 5 minutes; tuneSecondsMax defaults to 10. A deadline already reached: one round, then the final build.
+    const t = tuning({ recallTarget: 0.9 });
+    expect(t.tuneSecondsMax).toBeGreaterThan(300);
+    const result = await tune({ items: data.items, queries: tuningQueries, dimensions: 24, space: 'l2', tuning: t, deadlineMs: performance.now() });
+    expect(result.notes.join(' ')).toMatch(/tuning stopped after \d+ builds on 1000 vectors: the step's deadline leaves time only for the final builds/);
+    expect([...new Set(result.curve.map((p) => p.vectors))].sort((a, b) => a - b)).toEqual([1_000, 4_000]);
+    expect(result.chosen.vectors).toBe(4_000);
+  });
+
   it('chooses PQ with re-ranking only when no graph fits, and refuses when even that misses the target', async () => {
     // 0.5 MiB per version: no HNSW graph of 4,000 × 24 fits (its fixed part alone is 1.5 MiB); PQ codes do.
     const small = { searchFunctionMemoryMiB: 128, runtimeBaselineMiB: 127, memoryHeadroomPercent: 0 };
