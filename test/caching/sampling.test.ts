@@ -132,6 +132,67 @@ describe('adaptive sampling and intervals', () => {
     expect(disagree.evidence.configs.find((c) => c.label === 'Redis LFU')!.validatedByReplay).toEqual({ measuredPercent: 30, simulatedPercent: 50, trusted: true });
   });
 
+  it('corrects a sample shorter than a stats bucket with the bucket it starts in, pro rata', () => {
+    // Six busy minutes; the log (trimmed to its byte budget) holds only the last 100 s, inside one 300 s bucket.
+    const full = workload(20_000, 5_000, 0.9, 6, 360_000);
+    const fromMs = now.getTime() - 100_000;
+    const obs = observed(full, 0.5, 1_000 * (BYTES + tuning.perKeyOverheadBytes));
+    const plan = planCaching({ observation: { ...obs, trace: obs.trace.filter((r) => r.atMs >= fromMs) }, current: { version: 1, document: policyAt(0.5) }, tuning, now });
+    expect(plan.evidence.countersIncomplete).toBeUndefined();
+    const inSpan = full.filter((r) => r.atMs >= Date.parse(plan.evidence.from!)).length;
+    expect(plan.evidence.clientReads! / inSpan).toBeGreaterThan(0.9);
+    expect(plan.evidence.clientReads! / inSpan).toBeLessThan(1.1);
+  });
+
+  describe('the log is the values\' memory', () => {
+    // 3.5 MB with 1,500 values of 2 KB; the log holds 7,000 lines (350 KB, its 10% of maxmemory here) now.
+    const maxmemory = 3_500_000;
+    const bytes = 2_000;
+    const full = workload(60_000, 20_000, 0.9, 7, HOUR_MS, bytes);
+    const valueKeys = 1_500;
+    const memory: MemoryObservation = {
+      usedBytes: maxmemory,
+      maxBytes: maxmemory,
+      notCountedForEvictBytes: 0,
+      keys: valueKeys + 2,
+      sampledValueKeys: 1_000,
+      sampledValueUsageBytes: 1_000 * (sdsAllocBytes(bytes) + 56),
+      sampledInternalKeys: 2,
+      keyCosts: Array.from({ length: 100 }, () => ({ pattern: 'item:{id}', bytes, usageBytes: sdsAllocBytes(bytes) + 56 })),
+      traceLogBytes: 350_000,
+      traceLogEntries: 7_000,
+    };
+    // An unreachable minimum: nothing is left to settle, so the log only keeps watching.
+    const settledTuning = tuningWith({ hitRateGainPointsMin: 50, traceLogMaxmemoryPercent: 10 });
+    const plan = planCaching({ observation: { ...observed(full, 0.3, maxmemory), memory }, current: { version: 1, document: policyAt(0.3) }, tuning: settledTuning, now });
+
+    it('shrinks to its watching budget once every decision is settled', () => {
+      expect(plan.eviction.decided).toBe(true);
+      // 1% of maxmemory at the measured 50 B a line (700 lines; at least 1,000), not the 10% of a sample still deciding.
+      expect(plan.evidence.nextTraceMaxEntries).toBe(1_000);
+    });
+
+    it('predicts the hit rate at the memory the values will have with the next log', () => {
+      // Kept on LRU with no admission: the prediction is Redis LRU at the capacity the smaller log leaves.
+      expect(plan.eviction.proposedPolicy).toBeUndefined();
+      expect(plan.evidence.configs).toHaveLength(2);
+      expect(plan.eviction.tunedHitRatePercent!).toBeGreaterThan(plan.eviction.lruHitRatePercent! + 0.5);
+    });
+  });
+
+  it('predicts from the hit rate the clients measured, plus the simulated change', () => {
+    // Uniform popularity: the sample simulates about 5% (250 of 5,000 keys cached), while the clients measured 70%
+    // (whatever the simulation misses: here, made up). Nothing changes, so the prediction is what was measured.
+    const uniform = workload(30_000, 5_000, 0, 3);
+    const obs = observed(uniform, 0.3, 250 * (BYTES + tuning.perKeyOverheadBytes));
+    const withHits = { ...obs, bucketReads: obs.bucketReads!.map((b) => ({ ...b, hits: Math.round(b.reads * 0.7) })) };
+    const plan = planCaching({ observation: withHits, current: { version: 1, document: policyAt(0.3) }, tuning, now });
+    expect(plan.eviction.proposedPolicy).toBeUndefined();
+    expect(plan.eviction.tunedSimulatedPercent!).toBeLessThan(20);
+    expect(Math.abs(plan.eviction.tunedHitRatePercent! - 70)).toBeLessThan(2);
+    expect(plan.eviction.predictionBasis).toMatch(/^measured 70% over the sample's span/);
+  });
+
   it('keeps, after a rate change, only the lines one rate covers', () => {
     const full = workload(4_000, 500, 0.8, 4);
     const half = full.length / 2;
