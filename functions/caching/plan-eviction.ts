@@ -217,6 +217,7 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
   const bucketMs = (obs.statsWindow.bucketSeconds ?? 0) * 1_000;
   const counted = obs.bucketReads && bucketMs > 0 && sel.reads > 0 ? countedReads(obs.bucketReads, bucketMs, sel, Date.parse(obs.at)) : undefined;
   const clientReads = counted?.complete ? counted.reads : undefined;
+  const measuredNow = counted?.complete ? measuredHitRatio(obs.bucketReads!, bucketMs, sel, Date.parse(obs.at)) : undefined;
   const expectedReads = clientReads !== undefined && clientReads > 0 ? clientReads * sel.rate : undefined;
   const model = obs.memory
     ? costModel(obs.memory, t.perKeyOverheadBytes)
@@ -250,8 +251,16 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
       ? planSampleRate(obs, doc.traceSampleRate, sel, simulatedKeys, t, reason)
       : { nextSampleRate: doc.traceSampleRate, sampleRateReason: `kept at ${rate(doc.traceSampleRate)}: nothing to simulate` };
     const volatile = obs.info.maxmemoryBytes > 0 ? volatileFor(obs, familyOf(current)) : undefined;
+    // Nothing changes: the prediction is what the clients measure now (a binomial 95% interval).
+    const kept = measuredNow
+      ? {
+          tunedHitRatePercent: measuredNow.ratio * 100,
+          tunedHalfWidthPoints: 196 * Math.sqrt((measuredNow.ratio * (1 - measuredNow.ratio)) / measuredNow.reads),
+          predictionBasis: `nothing changes: measured ${pct(measuredNow.ratio * 100)} over the later half of the sample's span`,
+        }
+      : {};
     return {
-      eviction: { currentPolicy: current, decided: false, reason: volatile ? `${reason}; ${volatile.reason}` : reason, ...(volatile ? { proposedPolicy: volatile.policy } : {}) },
+      eviction: { currentPolicy: current, decided: false, reason: volatile ? `${reason}; ${volatile.reason}` : reason, ...(volatile ? { proposedPolicy: volatile.policy } : {}), ...kept },
       admission,
       reasons,
       evidence: { ...baseEvidence, configs: [], ...next },
@@ -482,14 +491,14 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
   const simulatedTuned = interval(chosen, logNow - nextLogBytes);
   // The clients measured the configuration in force over the sample's span: the prediction starts from that and adds
   // the simulated difference to the next configuration (paired on the same sample, so the sample's luck cancels).
-  const measured = counted?.complete ? counted.hitRatio : undefined;
+  const measured = measuredNow?.ratio;
   let tuned = simulatedTuned;
   let predictionBasis = 'simulated on the sample';
   if (measured !== undefined) {
     const d = differenceInterval(replicated(chosen, logNow - nextLogBytes), replicated(start), expectedReads, G, t.confidencePercent);
     const diff = d.estimate + replayShift(chosen) - replayShift(start);
     tuned = { estimate: Math.min(100, Math.max(0, measured * 100 + diff)), halfWidth: d.halfWidth };
-    predictionBasis = `measured ${pct(measured * 100)} over the sample's span ${diff >= 0 ? '+' : '−'} ${round1(Math.abs(diff))} points simulated for the change`;
+    predictionBasis = `measured ${pct(measured * 100)} over the later half of the sample's span ${diff >= 0 ? '+' : '−'} ${round1(Math.abs(diff))} points simulated for the change`;
   }
   const candidateFor = (c: Candidate): ValidationCandidate => {
     const scaled = optionsFor(c, sel.rate);
@@ -558,6 +567,30 @@ function volatileFor(obs: CacheObservation, family: Candidate['eviction']): { po
 }
 
 /**
+ * The hit ratio the clients measured over the later half of the sample's span (from the
+ * bucket holding its midpoint up to now): the configuration in force as it runs now, past
+ * the refill that follows a change. Undefined when a bucket does not carry its hits or the
+ * buckets hold too few reads.
+ */
+export function measuredHitRatio(
+  buckets: readonly { startMs: number; reads: number; hits?: number }[],
+  bucketMs: number,
+  sel: SampleSelection,
+  nowMs: number,
+): { ratio: number; reads: number } | undefined {
+  const from = Math.floor((sel.fromMs + Math.min(sel.toMs, nowMs)) / 2 / bucketMs) * bucketMs;
+  let reads = 0;
+  let hits = 0;
+  for (const b of buckets) {
+    if (b.startMs < from || b.startMs > nowMs) continue;
+    if (b.hits === undefined) return undefined;
+    reads += b.reads;
+    hits += b.hits;
+  }
+  return reads >= 100 ? { ratio: hits / reads, reads } : undefined;
+}
+
+/**
  * The clients' counted reads for the sample's span (SHARDS' N), from whole buckets
  * only: the bucket holding the span's start is partly before it (the log was trimmed
  * there, and traffic within a bucket is not even), so N is measured over the buckets
@@ -566,28 +599,17 @@ function volatileFor(obs: CacheObservation, family: Candidate['eviction']): { po
  * those buckets are all there (under `allkeys-*` an idle stats bucket is evictable)
  * and N × rate is near the sampled reads.
  */
-function countedReads(
-  buckets: readonly { startMs: number; reads: number; hits?: number }[],
-  bucketMs: number,
-  sel: SampleSelection,
-  nowMs: number,
-): { reads: number; complete: boolean; why?: string; hitRatio?: number } {
+function countedReads(buckets: readonly { startMs: number; reads: number }[], bucketMs: number, sel: SampleSelection, nowMs: number): { reads: number; complete: boolean; why?: string } {
   const first = Math.ceil(sel.fromMs / bucketMs) * bucketMs;
   const byStart = new Map(buckets.map((b) => [b.startMs, b.reads] as const));
-  const hitsAt = new Map(buckets.map((b) => [b.startMs, b.hits] as const));
-  // The hit ratio the clients measured over the same buckets (undefined where a bucket did not say).
-  let hits: number | undefined = 0;
   // Buckets the sample saw reads in: one without counters was lost (a bucket nobody read in is just empty).
   const sampledBuckets = new Set(sel.requests.filter(isRead).map((r) => Math.floor(r.atMs / bucketMs) * bucketMs));
   let counted = 0;
   let missing = 0;
   for (let b = first; b <= Math.min(sel.toMs, nowMs); b += bucketMs) {
     const reads = byStart.get(b);
-    if (reads !== undefined) {
-      counted += reads;
-      const h = hitsAt.get(b);
-      hits = h === undefined || hits === undefined ? undefined : hits + h;
-    } else if (sampledBuckets.has(b)) missing++;
+    if (reads !== undefined) counted += reads;
+    else if (sampledBuckets.has(b)) missing++;
   }
   const sampledSince = sel.requests.filter((r) => r.atMs >= first && isRead(r)).length;
   if (missing > 0) return { reads: 0, complete: false, why: `${missing} stats bucket(s) inside the sample's span are missing (evicted, or expired)` };
@@ -602,14 +624,12 @@ function countedReads(
     const reads = counted + edge * share;
     const ratio = (reads * sel.rate) / Math.max(1, sel.reads);
     if (ratio < 0.5 || ratio > 2) return { reads, complete: false, why: `the counters (${Math.round(reads)} reads, the first bucket pro rata) and the sample (${sel.reads} at ${rate(sel.rate)}) disagree by ×${round1(ratio)}` };
-    const edgeHits = hitsAt.get(edgeStart);
-    const allHits = hits === undefined || edgeHits === undefined ? undefined : hits + edgeHits * share;
-    return { reads, complete: true, ...(allHits !== undefined && reads > 0 ? { hitRatio: allHits / reads } : {}) };
+    return { reads, complete: true };
   }
   const reads = (counted * sel.reads) / sampledSince;
   const ratio = (counted * sel.rate) / sampledSince;
   if (ratio < 0.5 || ratio > 2) return { reads, complete: false, why: `the counters (${counted} reads) and the sample (${sampledSince} at ${rate(sel.rate)}) disagree by ×${round1(ratio)}` };
-  return { reads, complete: true, ...(hits !== undefined && counted > 0 ? { hitRatio: hits / counted } : {}) };
+  return { reads, complete: true };
 }
 
 /** Bytes a line of the sampled log takes in Redis (measured; 64 before there is a log). */
@@ -618,11 +638,15 @@ function logBytesPerLine(obs: CacheObservation): number {
   return lines > 0 && obs.memory && obs.memory.traceLogBytes > 0 ? obs.memory.traceLogBytes / lines : 64;
 }
 
-/** The log's byte budget while deciding, and once settled (watching): the log's memory is the values' memory. */
+/**
+ * The log's byte budget while deciding, and once settled (watching): the log's memory is the values' memory. A
+ * watching log still holds enough lines for the next run to simulate (1.5 × minTraceRequests), or it would only
+ * lead to a run that cannot decide and raises the rate again.
+ */
 export function logBudgets(obs: CacheObservation, t: CachingTuning): { full: number; settled: number } {
   const share = (percent: number) => Math.min(t.traceLogBytesMax, obs.info.maxmemoryBytes > 0 ? (obs.info.maxmemoryBytes * percent) / 100 : Infinity);
   const full = share(t.traceLogMaxmemoryPercent);
-  return { full, settled: Math.min(full, share(t.traceLogSettledMaxmemoryPercent)) };
+  return { full, settled: Math.min(full, Math.max(share(t.traceLogSettledMaxmemoryPercent), 1.5 * t.minTraceRequests * logBytesPerLine(obs))) };
 }
 
 /**

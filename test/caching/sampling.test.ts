@@ -168,8 +168,9 @@ describe('adaptive sampling and intervals', () => {
 
     it('shrinks to its watching budget once every decision is settled', () => {
       expect(plan.eviction.decided).toBe(true);
-      // 1% of maxmemory at the measured 50 B a line (700 lines; at least 1,000), not the 10% of a sample still deciding.
-      expect(plan.evidence.nextTraceMaxEntries).toBe(1_000);
+      // 1% of maxmemory at the measured 50 B a line is 700 lines, too few for the next run to simulate: 1.5 ×
+      // minTraceRequests lines, still far from the 10% (7,000 lines) of a sample deciding.
+      expect(plan.evidence.nextTraceMaxEntries).toBe(1.5 * settledTuning.minTraceRequests);
     });
 
     it('predicts the hit rate at the memory the values will have with the next log', () => {
@@ -182,15 +183,24 @@ describe('adaptive sampling and intervals', () => {
 
   it('predicts from the hit rate the clients measured, plus the simulated change', () => {
     // Uniform popularity: the sample simulates about 5% (250 of 5,000 keys cached), while the clients measured 70%
-    // (whatever the simulation misses: here, made up). Nothing changes, so the prediction is what was measured.
+    // lately (whatever the simulation misses: here, made up), after a refill at 20% in the first 20 minutes: the
+    // later half of the span is what counts. Nothing changes, so the prediction is what is measured now.
     const uniform = workload(30_000, 5_000, 0, 3);
     const obs = observed(uniform, 0.3, 250 * (BYTES + tuning.perKeyOverheadBytes));
-    const withHits = { ...obs, bucketReads: obs.bucketReads!.map((b) => ({ ...b, hits: Math.round(b.reads * 0.7) })) };
+    const refilled = start + 20 * 60_000;
+    const withHits = { ...obs, bucketReads: obs.bucketReads!.map((b) => ({ ...b, hits: Math.round(b.reads * (b.startMs < refilled ? 0.2 : 0.7)) })) };
     const plan = planCaching({ observation: withHits, current: { version: 1, document: policyAt(0.3) }, tuning, now });
     expect(plan.eviction.proposedPolicy).toBeUndefined();
     expect(plan.eviction.tunedSimulatedPercent!).toBeLessThan(20);
     expect(Math.abs(plan.eviction.tunedHitRatePercent! - 70)).toBeLessThan(2);
-    expect(plan.eviction.predictionBasis).toMatch(/^measured 70% over the sample's span/);
+    expect(plan.eviction.predictionBasis).toMatch(/^measured 70% over the later half of the sample's span/);
+
+    // Too small a sample to simulate: still a prediction, what is measured now.
+    const small = observed(uniform, 0.01, 250 * (BYTES + tuning.perKeyOverheadBytes));
+    const undecided = planCaching({ observation: { ...small, bucketReads: withHits.bucketReads }, current: { version: 1, document: policyAt(0.01) }, tuning, now });
+    expect(undecided.eviction.decided).toBe(false);
+    expect(undecided.eviction.tunedHitRatePercent).toBeCloseTo(70, 0);
+    expect(undecided.eviction.predictionBasis).toMatch(/^nothing changes: measured 70%/);
   });
 
   it('keeps, after a rate change, only the lines one rate covers', () => {
