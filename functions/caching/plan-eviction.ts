@@ -373,7 +373,7 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     proposedPolicy = current.replace(/lru|lfu|random/, better);
     if (proposedPolicy === current) proposedPolicy = `allkeys-${better}`;
     reason = `${familyName(other.eviction)} hits ${points(otherGain)} more (${vs}; ${evidence})`;
-  } else if (otherGain.estimate >= t.hitRateGainPointsMin || (otherGain.estimate > 0 && otherGain.estimate + otherGain.halfWidth >= t.hitRateGainPointsMin)) {
+  } else if (otherGain.estimate + otherGain.halfWidth >= t.hitRateGainPointsMin) {
     // Not settled while the interval still reaches a gain worth having: a tie needs an interval that rules it out.
     // The family can be worth many points: the top of its interval counts.
     wanted.push({ what: `${familyName(other.eviction)} ${points(otherGain)}`, gain: otherGain, upside: otherGain.estimate + otherGain.halfWidth });

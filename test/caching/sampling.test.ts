@@ -110,6 +110,19 @@ describe('adaptive sampling and intervals', () => {
     expect(decided.eviction.proposedPolicy).toBe('allkeys-lfu');
   });
 
+  it('does not call LRU and LFU a tie while the interval still reaches a gain worth having', () => {
+    // 6,000 reads an hour, a fifth of them sampled: LFU looks no better, but the interval is wide.
+    const sparse = workload(6_000, 5_000, 1.0, 12);
+    const plan = planCaching({ observation: observed(sparse, 0.2, 250 * (BYTES + tuning.perKeyOverheadBytes)), current: { version: 1, document: policyAt(0.2) }, tuning, now });
+    const diff = plan.eviction.lfuMinusLru!;
+    // Under the minimum as estimated, but not ruled out: more evidence is wanted, not a settled tie.
+    expect(diff.estimate).toBeLessThan(tuning.hitRateGainPointsMin);
+    expect(diff.estimate + diff.halfWidth).toBeGreaterThanOrEqual(tuning.hitRateGainPointsMin);
+    expect(plan.eviction.decided).toBe(false);
+    expect(plan.eviction.reason).toMatch(/^kept: LFU − LRU = .*, an interval that includes 0: not decided/);
+    expect(plan.evidence.sampleRateReason).toMatch(/to settle LFU/);
+  });
+
   it('trusts a validation replay that disagrees with the simulator by more than the tolerance', () => {
     // A busy ten minutes: LFU's counters barely decay and frequency pays clearly.
     const skewed = workload(30_000, 5_000, 1.0, 5, 600_000);
