@@ -410,6 +410,11 @@ const cachingTunerSchema = z
     traceLogBytesMax: positiveInt.default(8 * 1_048_576),
     /** ...and this share of maxmemory: the log's memory is the values' memory. */
     traceLogMaxmemoryPercent: z.number().positive().max(50).default(5),
+    /**
+     * Once every decision is settled (or what is left unsettled would gain less than the bigger log costs the
+     * values), the log keeps watching within this share of maxmemory instead.
+     */
+    traceLogSettledMaxmemoryPercent: z.number().positive().max(50).default(1),
     /** Confidence of the intervals on simulated hit rates (jackknife over `confidenceGroups` key groups). */
     confidencePercent: z.number().min(50).max(99.9).default(95),
     confidenceGroups: z.number().int().min(4).max(50).default(10),

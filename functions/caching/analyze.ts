@@ -145,7 +145,7 @@ export async function analyzeCaching(config: PerfpilotConfig, options: AnalyzeCa
               r1(plan.eviction.lruHitRatePercent),
               r1(plan.eviction.lfuHitRatePercent),
               plan.eviction.lfuMinusLru ? `${r1(plan.eviction.lfuMinusLru.estimate)} ± ${r1(plan.eviction.lfuMinusLru.halfWidth)}` : null,
-              plan.eviction.tunedHitRatePercent === undefined ? null : `${r1(plan.eviction.tunedHitRatePercent)} ± ${r1(plan.eviction.tunedHalfWidthPoints)}`,
+              plan.eviction.tunedHitRatePercent === undefined ? null : `${r1(plan.eviction.tunedHitRatePercent)} ± ${r1(plan.eviction.tunedHalfWidthPoints)}${plan.eviction.predictionBasis ? ` (${plan.eviction.predictionBasis})` : ''}`,
               plan.eviction.decided ? 'yes' : 'no',
               plan.eviction.proposedPolicy ?? null,
               plan.eviction.reason,

@@ -82,8 +82,8 @@ export interface CacheObservation {
   /** The clients' sampled log in `statsWindow` (reads, deletes, overwrites, tag invalidations), oldest first; the rate in force. */
   readonly trace: readonly TraceRequest[];
   readonly traceSampleRate: number;
-  /** Reads the clients counted per stats bucket (all patterns): the sample's SHARDS correction. */
-  readonly bucketReads?: readonly { readonly startMs: number; readonly reads: number }[];
+  /** Reads (and of them hits, stale serves included) the clients counted per stats bucket (all patterns): the sample's SHARDS correction, and the measured hit rate the prediction starts from. */
+  readonly bucketReads?: readonly { readonly startMs: number; readonly reads: number; readonly hits?: number }[];
   /** What keys cost and how much memory the values can use; absent: `maxmemory` and `perKeyOverheadBytes` stand in. */
   readonly memory?: MemoryObservation;
   readonly policyMirror?: PolicyMirrorState;

@@ -91,6 +91,9 @@ export interface EvictionDecision {
   /** The planned configuration's predicted hit rate and its interval. */
   readonly tunedHitRatePercent?: number;
   readonly tunedHalfWidthPoints?: number;
+  /** Its simulation alone, and what the prediction rests on (the clients' measured hit rate plus the simulated change, when measured). */
+  readonly tunedSimulatedPercent?: number;
+  readonly predictionBasis?: string;
   readonly proposedPolicy?: string;
   /** Whether the evidence was enough to decide (a "kept" can be decided too: a real tie or a loss). */
   readonly decided: boolean;
@@ -214,6 +217,7 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
   const bucketMs = (obs.statsWindow.bucketSeconds ?? 0) * 1_000;
   const counted = obs.bucketReads && bucketMs > 0 && sel.reads > 0 ? countedReads(obs.bucketReads, bucketMs, sel, Date.parse(obs.at)) : undefined;
   const clientReads = counted?.complete ? counted.reads : undefined;
+  const measuredNow = counted?.complete ? measuredHitRatio(obs.bucketReads!, bucketMs, sel, Date.parse(obs.at)) : undefined;
   const expectedReads = clientReads !== undefined && clientReads > 0 ? clientReads * sel.rate : undefined;
   const model = obs.memory
     ? costModel(obs.memory, t.perKeyOverheadBytes)
@@ -247,8 +251,16 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
       ? planSampleRate(obs, doc.traceSampleRate, sel, simulatedKeys, t, reason)
       : { nextSampleRate: doc.traceSampleRate, sampleRateReason: `kept at ${rate(doc.traceSampleRate)}: nothing to simulate` };
     const volatile = obs.info.maxmemoryBytes > 0 ? volatileFor(obs, familyOf(current)) : undefined;
+    // Nothing changes: the prediction is what the clients measure now (a binomial 95% interval).
+    const kept = measuredNow
+      ? {
+          tunedHitRatePercent: measuredNow.ratio * 100,
+          tunedHalfWidthPoints: 196 * Math.sqrt((measuredNow.ratio * (1 - measuredNow.ratio)) / measuredNow.reads),
+          predictionBasis: `nothing changes: measured ${pct(measuredNow.ratio * 100)} over the later half of the sample's span`,
+        }
+      : {};
     return {
-      eviction: { currentPolicy: current, decided: false, reason: volatile ? `${reason}; ${volatile.reason}` : reason, ...(volatile ? { proposedPolicy: volatile.policy } : {}) },
+      eviction: { currentPolicy: current, decided: false, reason: volatile ? `${reason}; ${volatile.reason}` : reason, ...(volatile ? { proposedPolicy: volatile.policy } : {}), ...kept },
       admission,
       reasons,
       evidence: { ...baseEvidence, configs: [], ...next },
@@ -280,8 +292,11 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     }
     return out;
   };
-  const optionsFor = (c: Candidate, scale: number): SimulationOptions => ({
-    capacityBytes: Math.max(0, capacity.bytes - admissionBytes(c)) * scale,
+  // The measured capacity already leaves out the admission structures in force (and the log as it is now): a
+  // candidate gets them back and pays for its own; `extraBytes` for a log of another size.
+  const inForceAdmissionBytes = admissionBytes({ eviction: familyOf(current), admission });
+  const optionsFor = (c: Candidate, scale: number, extraBytes = 0): SimulationOptions => ({
+    capacityBytes: Math.max(0, capacity.bytes + inForceAdmissionBytes - admissionBytes(c) + extraBytes) * scale,
     eviction: c.eviction,
     costOf,
     patterns: behaviourOf(c, scale),
@@ -292,19 +307,19 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     return { reads: r.requests, hits: r.hits, allReads: r.allReads };
   };
   const fullCache = new Map<string, Counts>();
-  const full = (c: Candidate): Counts => {
-    const label = labelOf(c);
+  const full = (c: Candidate, extraBytes = 0): Counts => {
+    const label = `${labelOf(c)}|${Math.round(extraBytes)}`;
     let r = fullCache.get(label);
-    if (!r) fullCache.set(label, (r = counts(sel.requests, optionsFor(c, sel.rate))));
+    if (!r) fullCache.set(label, (r = counts(sel.requests, optionsFor(c, sel.rate, extraBytes))));
     return r;
   };
   const replicatedCache = new Map<string, Replicated>();
-  const replicated = (c: Candidate): Replicated => {
-    const label = labelOf(c);
+  const replicated = (c: Candidate, extraBytes = 0): Replicated => {
+    const label = `${labelOf(c)}|${Math.round(extraBytes)}`;
     let r = replicatedCache.get(label);
     if (!r) {
-      const o = optionsFor(c, sel.rate * share);
-      const seeds = [full(c), ...Array.from({ length: SIMULATION_SEEDS - 1 }, (_, s) => counts(sel.requests, optionsFor(c, sel.rate), s + 2))];
+      const o = optionsFor(c, sel.rate * share, extraBytes);
+      const seeds = [full(c, extraBytes), ...Array.from({ length: SIMULATION_SEEDS - 1 }, (_, s) => counts(sel.requests, optionsFor(c, sel.rate, extraBytes), s + 2))];
       replicatedCache.set(label, (r = { full: seeds, replicates: reps.map((trace) => counts(trace, o)) }));
     }
     return r;
@@ -316,17 +331,25 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     const delta = m.measuredPercent - m.simulatedPercent;
     return Math.abs(delta) > t.validationTolerancePoints ? delta : 0;
   };
-  const interval = (c: Candidate): Interval => {
-    const i = hitRateInterval(replicated(c), expectedReads, G, t.confidencePercent);
+  const interval = (c: Candidate, extraBytes = 0): Interval => {
+    const i = hitRateInterval(replicated(c, extraBytes), expectedReads, G, t.confidencePercent);
     return { estimate: i.estimate + replayShift(c), halfWidth: i.halfWidth };
   };
   const gain = (better: Candidate, base: Candidate): Interval => {
     const d = differenceInterval(replicated(better), replicated(base), expectedReads, G, t.confidencePercent);
     return { estimate: d.estimate + replayShift(better) - replayShift(base), halfWidth: d.halfWidth };
   };
-  const point = (c: Candidate) => correctedHitRatio(full(c), expectedReads) * 100 + replayShift(c);
+  const point = (c: Candidate, extraBytes = 0) => correctedHitRatio(full(c, extraBytes), expectedReads) * 100 + replayShift(c);
   const pays = (g: Interval) => g.estimate >= t.hitRateGainPointsMin && g.estimate - g.halfWidth > 0;
-  const wanted: string[] = []; // what more evidence would settle, for the sample rate
+  // A replay that measured both and found the richer one no better: not confirmed, whatever the simulation says.
+  const refutedByReplay = (better: Candidate, base: Candidate): string | undefined => {
+    const b = input.validation?.find((v) => v.label === labelOf(better));
+    const a = input.validation?.find((v) => v.label === labelOf(base));
+    if (!a || !b || b.measuredPercent > a.measuredPercent) return undefined;
+    return `the validation replay measured ${pct(b.measuredPercent)} for it against ${pct(a.measuredPercent)} without`;
+  };
+  // What more evidence would settle, for the sample rate; `upside`: what settling it could plausibly gain (points).
+  const wanted: { what: string; gain: Interval; upside: number }[] = [];
 
   // --- eviction ---
   const start: Candidate = { eviction: familyOf(current), admission };
@@ -344,14 +367,16 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
   const vs = `Redis LRU ${pct(lruI.estimate)} ± ${round1(lruI.halfWidth)}, Redis LFU ${pct(lfuI.estimate)} ± ${round1(lfuI.halfWidth)}`;
   if (current === 'noeviction') {
     reason = `noeviction is an operator's choice (writes fail when full); simulated ${vs}`;
-  } else if (pays(otherGain)) {
+  } else if (pays(otherGain) && !refutedByReplay(other, start)) {
     chosen = other;
     const better = other.eviction === 'redis-lfu' ? 'lfu' : 'lru';
     proposedPolicy = current.replace(/lru|lfu|random/, better);
     if (proposedPolicy === current) proposedPolicy = `allkeys-${better}`;
     reason = `${familyName(other.eviction)} hits ${points(otherGain)} more (${vs}; ${evidence})`;
-  } else if (otherGain.estimate >= t.hitRateGainPointsMin) {
-    wanted.push(`${familyName(other.eviction)} ${points(otherGain)}`);
+  } else if (otherGain.estimate + otherGain.halfWidth >= t.hitRateGainPointsMin) {
+    // Not settled while the interval still reaches a gain worth having: a tie needs an interval that rules it out.
+    // The family can be worth many points: the top of its interval counts.
+    wanted.push({ what: `${familyName(other.eviction)} ${points(otherGain)}`, gain: otherGain, upside: otherGain.estimate + otherGain.halfWidth });
     reason = `kept: ${familyName(other.eviction)} − ${familyName(start.eviction)} = ${points(otherGain)}, an interval that includes 0: not decided (${vs}; ${evidence})`;
   } else {
     reason = `kept: ${familyName(other.eviction)} − ${familyName(start.eviction)} = ${points(otherGain)}, under the ${t.hitRateGainPointsMin}-point minimum (${vs}; ${evidence})`;
@@ -381,53 +406,69 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
   for (const [pattern, sizes] of sizesByPattern) {
     if (sizes.length < reads * 0.02) continue;
     const base = chosen.admission.get(pattern) ?? policyOf(pattern).admission;
-    if (base.mode !== 'all') {
-      // Admission that no longer gains is turned off on the point estimate: the simpler policy when not worse.
-      const off = with_(chosen, pattern, { ...base, mode: 'all' });
-      const g = point(off) - point(chosen);
-      if (g >= 0) {
-        chosen = off;
-        reasons.set(pattern, `admission ${base.mode} off: storing on the first miss hits ${round1(g)} points more or as many`);
-      }
+    // Admission is kept, or taken, only where it clearly beats storing on every miss under the chosen eviction (the
+    // best fixed policy): its gain's interval excludes zero and no replay contradicts it. Otherwise the plain policy.
+    const plain = with_(chosen, pattern, { ...base, mode: 'all' });
+    const options: Admission[] = [
+      ...(base.mode !== 'all' ? [base] : []),
+      ...[spanSeconds / 20, spanSeconds / 5, spanSeconds].map((w) => ({ ...base, mode: 'second-hit' as const, windowSeconds: Math.max(1, Math.round(w)) })),
+      ...[2, 3, 4].map((k) => ({ ...base, mode: 'tinylfu' as const, windowSeconds: Math.max(1, Math.round(agingSeconds)), sketchWidth, minFrequency: k })),
+    ];
+    const ranked = options.map((a) => ({ a, hr: point(with_(chosen, pattern, a)) })).sort((x, y) => y.hr - x.hr);
+    const top = ranked[0]!;
+    const candidate = with_(chosen, pattern, top.a);
+    // The interval (G more simulations) only for a gain worth having.
+    const g = top.hr - point(plain) >= t.hitRateGainPointsMin ? gain(candidate, plain) : { estimate: top.hr - point(plain), halfWidth: Number.NaN };
+    const refuted = pays(g) ? refutedByReplay(candidate, plain) : undefined;
+    if (pays(g) && !refuted) {
+      chosen = candidate;
+      reasons.set(
+        pattern,
+        top.a.mode === 'second-hit'
+          ? `second-hit doorkeeper (${seconds(top.a.windowSeconds)}): one-hit wonders stop displacing reused values, ${points(g)} simulated`
+          : `TinyLFU admission (stored from the ${top.a.minFrequency}th read in ${seconds(top.a.windowSeconds)}, sketch ${top.a.sketchWidth} wide): ${points(g)} simulated`,
+      );
     } else {
-      const options: Admission[] = [
-        ...[spanSeconds / 20, spanSeconds / 5, spanSeconds].map((w) => ({ ...base, mode: 'second-hit' as const, windowSeconds: Math.max(1, Math.round(w)) })),
-        ...[2, 3, 4].map((k) => ({ ...base, mode: 'tinylfu' as const, windowSeconds: Math.max(1, Math.round(agingSeconds)), sketchWidth, minFrequency: k })),
-      ];
-      const ranked = options.map((a) => ({ a, hr: point(with_(chosen, pattern, a)) })).sort((x, y) => y.hr - x.hr);
-      const top = ranked[0]!;
-      const candidate = with_(chosen, pattern, top.a);
-      // The interval (G more simulations) only for a gain worth having.
-      const g = top.hr - point(chosen) >= t.hitRateGainPointsMin ? gain(candidate, chosen) : { estimate: top.hr - point(chosen), halfWidth: Number.NaN };
-      if (pays(g)) {
-        chosen = candidate;
-        reasons.set(
-          pattern,
-          top.a.mode === 'second-hit'
-            ? `second-hit doorkeeper (${seconds(top.a.windowSeconds)}): one-hit wonders stop displacing reused values, ${points(g)} simulated`
-            : `TinyLFU admission (stored from the ${top.a.minFrequency}th read in ${seconds(top.a.windowSeconds)}, sketch ${top.a.sketchWidth} wide): ${points(g)} simulated`,
-        );
-      } else if (g.estimate >= t.hitRateGainPointsMin) {
-        wanted.push(`${pattern} ${admissionLabel(top.a)} ${points(g)}`);
-        reasons.set(pattern, `kept: best admission ${admissionLabel(top.a)} ${points(g)}, an interval that includes 0: not decided`);
-      }
+      chosen = plain;
+      const why =
+        refuted ? `${points(g)} simulated but ${refuted}`
+        : g.estimate >= t.hitRateGainPointsMin ? `${points(g)}, an interval that includes 0: not decided`
+        : `${points(g)}, under the ${t.hitRateGainPointsMin}-point minimum`;
+      if (base.mode !== 'all') reasons.set(pattern, `admission ${base.mode} off: the best admission (${admissionLabel(top.a)}) gains ${why}; storing on every miss is the safe policy`);
+      else if (g.estimate >= t.hitRateGainPointsMin) reasons.set(pattern, `kept: best admission ${admissionLabel(top.a)} ${why}`);
+      // Admission's simulated gains are small and, on a small sampled cache, often not real: its estimate counts.
+      if (!refuted && g.estimate >= t.hitRateGainPointsMin) wanted.push({ what: `${pattern} ${admissionLabel(top.a)} ${points(g)}`, gain: g, upside: g.estimate });
     }
     const sorted = [...sizes].sort((x, y) => x - y);
     const p50 = sorted[Math.floor(sorted.length * 0.5)]!;
     const p90 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.9))]!;
     const now = chosen.admission.get(pattern) ?? policyOf(pattern).admission;
-    if (now.largeValueBytes === 0 && p50 > 0 && p90 / p50 >= 4) {
-      const capped = with_(chosen, pattern, { ...now, largeValueBytes: p90 });
-      const g = point(capped) - point(chosen) >= t.hitRateGainPointsMin ? gain(capped, chosen) : undefined;
-      if (g && pays(g)) {
+    const cap = now.largeValueBytes > 0 ? now.largeValueBytes : p50 > 0 && p90 / p50 >= 4 ? p90 : 0;
+    if (cap > 0) {
+      // Like admission: a size cap stays only while it clearly pays against none.
+      const uncapped = with_(chosen, pattern, { ...now, largeValueBytes: 0 });
+      const capped = with_(chosen, pattern, { ...now, largeValueBytes: cap });
+      const g = point(capped) - point(uncapped) >= t.hitRateGainPointsMin ? gain(capped, uncapped) : undefined;
+      const prior = reasons.get(pattern);
+      if (g && pays(g) && !refutedByReplay(capped, uncapped)) {
         chosen = capped;
-        const prior = reasons.get(pattern);
-        reasons.set(pattern, `${prior ? `${prior}; ` : ''}entries over ${p90} B (p90) kept for ${now.largeValueTtlSeconds} s: ${points(g)} simulated`);
+        if (now.largeValueBytes === 0) reasons.set(pattern, `${prior ? `${prior}; ` : ''}entries over ${cap} B (p90) kept for ${now.largeValueTtlSeconds} s: ${points(g)} simulated`);
+      } else {
+        chosen = uncapped;
+        if (now.largeValueBytes > 0) reasons.set(pattern, `${prior ? `${prior}; ` : ''}size cap ${cap} B off: it no longer clearly pays`);
       }
     }
   }
 
-  const tuned = interval(chosen);
+  // A bigger sample is memory the values lose: settling a gain is pursued only while it is worth more than that.
+  const budgets = logBudgets(obs, t);
+  const logNow = obs.memory?.traceLogBytes ?? 0;
+  const logCostPoints = budgets.full > budgets.settled ? point(chosen, logNow - budgets.settled) - point(chosen, logNow - budgets.full) : 0;
+  const worthSettling = wanted.filter((w) => w.upside > logCostPoints);
+  const notWorth = wanted.filter((w) => w.upside <= logCostPoints);
+  if (notWorth.length > 0) {
+    reason = `${reason}; not worth a bigger sample: ${notWorth.map((w) => w.what).join(', ')} (the ${Math.round(budgets.full - budgets.settled)} B more log would cost ${round1(logCostPoints)} points)`;
+  }
   const configs: SimulatedConfig[] = [lruC, lfuC, ...(labelOf(chosen) !== labelOf(lruC) && labelOf(chosen) !== labelOf(lfuC) ? [chosen] : [])].map((c) => {
     const i = interval(c);
     const m = input.validation?.find((v) => v.label === labelOf(c));
@@ -439,10 +480,26 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
     sel,
     simulatedKeys,
     t,
-    wanted.length > 0 ? `to settle ${wanted.join(', ')}` : undefined,
-    wanted.length > 0 ? lfuMinusLru : undefined,
-    wanted.length === 0,
+    worthSettling.length > 0 ? `to settle ${worthSettling.map((w) => w.what).join(', ')}` : undefined,
+    worthSettling[0]?.gain,
+    worthSettling.length === 0,
   );
+  // The prediction is for the next policy: its admission structures, and its log at the size it will grow to.
+  const bytesPerLine = logBytesPerLine(obs);
+  const nextEntries = next.nextTraceMaxEntries ?? doc.traceMaxEntries;
+  const nextLogBytes = nextEntries !== undefined ? Math.min(nextEntries * bytesPerLine, budgets.full) : logNow;
+  const simulatedTuned = interval(chosen, logNow - nextLogBytes);
+  // The clients measured the configuration in force over the sample's span: the prediction starts from that and adds
+  // the simulated difference to the next configuration (paired on the same sample, so the sample's luck cancels).
+  const measured = measuredNow?.ratio;
+  let tuned = simulatedTuned;
+  let predictionBasis = 'simulated on the sample';
+  if (measured !== undefined) {
+    const d = differenceInterval(replicated(chosen, logNow - nextLogBytes), replicated(start), expectedReads, G, t.confidencePercent);
+    const diff = d.estimate + replayShift(chosen) - replayShift(start);
+    tuned = { estimate: Math.min(100, Math.max(0, measured * 100 + diff)), halfWidth: d.halfWidth };
+    predictionBasis = `measured ${pct(measured * 100)} over the later half of the sample's span ${diff >= 0 ? '+' : '−'} ${round1(Math.abs(diff))} points simulated for the change`;
+  }
   const candidateFor = (c: Candidate): ValidationCandidate => {
     const scaled = optionsFor(c, sel.rate);
     const patterns: Record<string, PatternPolicy> = {};
@@ -464,7 +521,8 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
       simulation: scaled,
     };
   };
-  const toValidate = [start, other, chosen].filter((c, i, all) => all.findIndex((x) => labelOf(x) === labelOf(c)) === i);
+  const plainOf = (c: Candidate): Candidate => ({ ...c, admission: new Map([...c.admission].map(([p, a]) => [p, { ...a, mode: 'all' as const, largeValueBytes: 0 }])) });
+  const toValidate = [start, other, chosen, plainOf(chosen), plainOf(start)].filter((c, i, all) => all.findIndex((x) => labelOf(x) === labelOf(c)) === i);
   return {
     eviction: {
       currentPolicy: current,
@@ -475,8 +533,10 @@ export function planEvictionAndAdmission(input: EvictionPlanInput): EvictionPlan
       lfuMinusLru,
       tunedHitRatePercent: tuned.estimate,
       tunedHalfWidthPoints: tuned.halfWidth,
+      tunedSimulatedPercent: simulatedTuned.estimate,
+      predictionBasis,
       proposedPolicy,
-      decided: wanted.length === 0,
+      decided: worthSettling.length === 0,
       reason,
     },
     admission: chosen.admission,
@@ -507,6 +567,30 @@ function volatileFor(obs: CacheObservation, family: Candidate['eviction']): { po
 }
 
 /**
+ * The hit ratio the clients measured over the later half of the sample's span (from the
+ * bucket holding its midpoint up to now): the configuration in force as it runs now, past
+ * the refill that follows a change. Undefined when a bucket does not carry its hits or the
+ * buckets hold too few reads.
+ */
+export function measuredHitRatio(
+  buckets: readonly { startMs: number; reads: number; hits?: number }[],
+  bucketMs: number,
+  sel: SampleSelection,
+  nowMs: number,
+): { ratio: number; reads: number } | undefined {
+  const from = Math.floor((sel.fromMs + Math.min(sel.toMs, nowMs)) / 2 / bucketMs) * bucketMs;
+  let reads = 0;
+  let hits = 0;
+  for (const b of buckets) {
+    if (b.startMs < from || b.startMs > nowMs) continue;
+    if (b.hits === undefined) return undefined;
+    reads += b.reads;
+    hits += b.hits;
+  }
+  return reads >= 100 ? { ratio: hits / reads, reads } : undefined;
+}
+
+/**
  * The clients' counted reads for the sample's span (SHARDS' N), from whole buckets
  * only: the bucket holding the span's start is partly before it (the log was trimmed
  * there, and traffic within a bucket is not even), so N is measured over the buckets
@@ -529,11 +613,40 @@ function countedReads(buckets: readonly { startMs: number; reads: number }[], bu
   }
   const sampledSince = sel.requests.filter((r) => r.atMs >= first && isRead(r)).length;
   if (missing > 0) return { reads: 0, complete: false, why: `${missing} stats bucket(s) inside the sample's span are missing (evicted, or expired)` };
-  if (sampledSince < Math.min(200, sel.reads / 2)) return { reads: 0, complete: false, why: `too few sampled reads (${sampledSince}) in whole stats buckets of the span` };
+  if (sampledSince < Math.min(200, sel.reads / 2)) {
+    // The span is too short for whole buckets (a log trimmed to a few seconds at a high rate, or a bucket wider than
+    // the span): the bucket holding the span's start counts pro rata by time, and the same check on the result.
+    const edgeStart = first - bucketMs;
+    const edge = byStart.get(edgeStart);
+    if (edge === undefined) return { reads: 0, complete: false, why: `too few sampled reads (${sampledSince}) in whole stats buckets of the span, and no counters for the bucket it starts in` };
+    const edgeEnd = Math.min(first, nowMs);
+    const share = edgeEnd > edgeStart ? Math.min(1, Math.max(0, (edgeEnd - sel.fromMs) / (edgeEnd - edgeStart))) : 0;
+    const reads = counted + edge * share;
+    const ratio = (reads * sel.rate) / Math.max(1, sel.reads);
+    if (ratio < 0.5 || ratio > 2) return { reads, complete: false, why: `the counters (${Math.round(reads)} reads, the first bucket pro rata) and the sample (${sel.reads} at ${rate(sel.rate)}) disagree by ×${round1(ratio)}` };
+    return { reads, complete: true };
+  }
   const reads = (counted * sel.reads) / sampledSince;
   const ratio = (counted * sel.rate) / sampledSince;
   if (ratio < 0.5 || ratio > 2) return { reads, complete: false, why: `the counters (${counted} reads) and the sample (${sampledSince} at ${rate(sel.rate)}) disagree by ×${round1(ratio)}` };
   return { reads, complete: true };
+}
+
+/** Bytes a line of the sampled log takes in Redis (measured; 64 before there is a log). */
+function logBytesPerLine(obs: CacheObservation): number {
+  const lines = obs.memory?.traceLogEntries ?? 0;
+  return lines > 0 && obs.memory && obs.memory.traceLogBytes > 0 ? obs.memory.traceLogBytes / lines : 64;
+}
+
+/**
+ * The log's byte budget while deciding, and once settled (watching): the log's memory is the values' memory. A
+ * watching log still holds enough lines for the next run to simulate (1.5 × minTraceRequests), or it would only
+ * lead to a run that cannot decide and raises the rate again.
+ */
+export function logBudgets(obs: CacheObservation, t: CachingTuning): { full: number; settled: number } {
+  const share = (percent: number) => Math.min(t.traceLogBytesMax, obs.info.maxmemoryBytes > 0 ? (obs.info.maxmemoryBytes * percent) / 100 : Infinity);
+  const full = share(t.traceLogMaxmemoryPercent);
+  return { full, settled: Math.min(full, Math.max(share(t.traceLogSettledMaxmemoryPercent), 1.5 * t.minTraceRequests * logBytesPerLine(obs))) };
 }
 
 /**
@@ -559,9 +672,9 @@ export function planSampleRate(
   // Evicted stats buckets undercount; the sample's own estimate stands in where the counters fall far short of it.
   const fromSample = sel.rate > 0 ? sel.reads / sel.rate : 0;
   const windowReads = counted >= 0.5 * fromSample ? counted : fromSample;
-  const lines = obs.memory?.traceLogEntries ?? 0;
-  const bytesPerLine = lines > 0 && obs.memory && obs.memory.traceLogBytes > 0 ? obs.memory.traceLogBytes / lines : 64;
-  const logBudget = Math.min(t.traceLogBytesMax, obs.info.maxmemoryBytes > 0 ? (obs.info.maxmemoryBytes * t.traceLogMaxmemoryPercent) / 100 : Infinity);
+  const bytesPerLine = logBytesPerLine(obs);
+  const budgets = logBudgets(obs, t);
+  const logBudget = settled ? budgets.settled : budgets.full;
   const maxEntries = Math.max(1_000, Math.floor(logBudget / bytesPerLine));
   const sampledLines = sel.requests.filter((r) => r.op !== 'invalidate').length;
   const linesPerRead = sel.reads > 0 ? sampledLines / sel.reads : 1;

@@ -106,8 +106,8 @@ export interface StatsWindowRequest {
 
 export interface StatsWindow {
   readonly stats: Map<string, PatternStats>;
-  /** Reads (hits, misses, stale serves; every pattern) per bucket that held counters, oldest first. */
-  readonly bucketReads: readonly { readonly startMs: number; readonly reads: number }[];
+  /** Reads (hits, misses, stale serves; every pattern) and of them hits (stale serves included) per bucket that held counters, oldest first. */
+  readonly bucketReads: readonly { readonly startMs: number; readonly reads: number; readonly hits: number }[];
   /** What was actually summed: from the start of the oldest bucket read to the end of the newest. */
   readonly fromMs: number;
   readonly toMs: number;
@@ -138,7 +138,7 @@ const MAX_SWEPT_BUCKETS = 500;
 export async function readStatsWindow(redis: Redis, namespace: string, r: StatsWindowRequest): Promise<StatsWindow> {
   const starts = windowBucketStarts(r);
   const stats = new Map<string, PatternStats>();
-  const bucketReads: { startMs: number; reads: number }[] = [];
+  const bucketReads: { startMs: number; reads: number; hits: number }[] = [];
   let withData = 0;
   for (let i = 0; i < starts.length; i += READ_BUCKETS_PER_PIPELINE) {
     const batch = starts.slice(i, i + READ_BUCKETS_PER_PIPELINE);
@@ -152,8 +152,12 @@ export async function readStatsWindow(redis: Redis, namespace: string, r: StatsW
       withData++;
       const bucket = parseStatsHash(h);
       let reads = 0;
-      for (const s of bucket.values()) reads += s.hits + s.misses + s.staleServes;
-      bucketReads.push({ startMs: batch[j]! * 1_000, reads });
+      let hits = 0;
+      for (const s of bucket.values()) {
+        reads += s.hits + s.misses + s.staleServes;
+        hits += s.hits + s.staleServes;
+      }
+      bucketReads.push({ startMs: batch[j]! * 1_000, reads, hits });
       addStats(stats, bucket);
     });
   }

@@ -156,6 +156,15 @@ describe('planCaching', () => {
   });
 
   it('puts a doorkeeper on a pattern of one-hit wonders that displace reused values', () => {
+    const plan = planCaching({ observation: oneHitWonders(), current: { version: 0, document: FULL_LOG }, tuning, now });
+    const doc = plan.document;
+    expect(doc.patterns['scan:{id}']!.admission.mode).toBe('second-hit');
+    expect(doc.patterns['hot:{id}']!.admission.mode).toBe('all');
+    expect(plan.eviction.tunedHitRatePercent!).toBeGreaterThan(Math.max(plan.eviction.lruHitRatePercent!, plan.eviction.lfuHitRatePercent!));
+  });
+
+  /** The doorkeeper's trace: reused hot keys, and one-time scan keys that displace them. */
+  function oneHitWonders() {
     const hot = zipfTrace(30_000, 3_000, 1.0, 3, 'hot:{id}');
     const rand = rng(11);
     const trace: TraceRequest[] = [];
@@ -166,11 +175,46 @@ describe('planCaching', () => {
     // Big enough that the doorkeeper's two 8 KiB bitmaps are a small part of the budget.
     const info = { ...observation({}).info, maxmemoryBytes: 1_500 * (100 + tuning.perKeyOverheadBytes) };
     const patterns = { 'hot:{id}': stats({ hits: 100 }), 'scan:{id}': stats({ misses: 100 }) };
-    const plan = planCaching({ observation: observation({ trace, info, patterns }), current: { version: 0, document: FULL_LOG }, tuning, now });
-    const doc = plan.document;
-    expect(doc.patterns['scan:{id}']!.admission.mode).toBe('second-hit');
-    expect(doc.patterns['hot:{id}']!.admission.mode).toBe('all');
-    expect(plan.eviction.tunedHitRatePercent!).toBeGreaterThan(Math.max(plan.eviction.lruHitRatePercent!, plan.eviction.lfuHitRatePercent!));
+    return observation({ trace, info, patterns });
+  }
+  const withDoorkeeper = policyWith({ 'scan:{id}': { ...DEFAULT_PATTERN_POLICY, admission: { ...DEFAULT_PATTERN_POLICY.admission, mode: 'second-hit', windowSeconds: 60 } } });
+
+  it('turns admission in force off when it no longer clearly beats storing on every miss', () => {
+    // The doorkeeper still gains here, but not the (deliberately unreachable) minimum: the safe policy is the plain one.
+    const strict = { ...tuning, hitRateGainPointsMin: 50 };
+    const plan = planCaching({ observation: oneHitWonders(), current: { version: 1, document: withDoorkeeper }, tuning: strict, now });
+    expect(plan.document.patterns['scan:{id}']!.admission.mode).toBe('all');
+    expect(plan.patterns.find((d) => d.pattern === 'scan:{id}')!.admissionReason).toMatch(/admission second-hit off: .*under the 50-point minimum; storing on every miss is the safe policy/);
+  });
+
+  it('gives a candidate back the admission memory in force and charges its own', () => {
+    const plan = planCaching({ observation: oneHitWonders(), current: { version: 1, document: withDoorkeeper }, tuning, now });
+    const maxmemory = oneHitWonders().info.maxmemoryBytes;
+    const doorkeeperBytes = (2 * DEFAULT_PATTERN_POLICY.admission.doorkeeperBits) / 8;
+    // The log is at rate 1 here: a candidate's sampled capacity is its whole capacity.
+    const plain = plan.validation.candidates.find((c) => !c.label.includes('second-hit'))!;
+    expect(plain.capacityBytes).toBeCloseTo(maxmemory + doorkeeperBytes, 6);
+    const door = plan.validation.candidates.find((c) => c.label.includes('second-hit'))!;
+    expect(door.capacityBytes).toBeCloseTo(maxmemory, 6);
+  });
+
+  it('does not take admission that a validation replay found no better than the plain policy', () => {
+    const input = { observation: oneHitWonders(), current: { version: 0, document: FULL_LOG }, tuning, now };
+    const first = planCaching(input);
+    expect(first.document.patterns['scan:{id}']!.admission.mode).toBe('second-hit');
+    // The replay measures the plain policy of the chosen family too.
+    const labels = first.validation.candidates.map((c) => c.label);
+    const door = labels.find((l) => l.includes('second-hit'))!;
+    const plain = door.split(';')[0]!;
+    expect(labels).toContain(plain);
+    // The replay agrees with the simulator on each (no shift), but measures the doorkeeper a point below the plain policy.
+    const validation = [
+      { label: door, measuredPercent: 40, simulatedPercent: 40, reads: 9_000 },
+      { label: plain, measuredPercent: 41, simulatedPercent: 41, reads: 9_000 },
+    ];
+    const second = planCaching({ ...input, validation });
+    expect(second.document.patterns['scan:{id}']!.admission.mode).toBe('all');
+    expect(second.patterns.find((d) => d.pattern === 'scan:{id}')!.admissionReason).toMatch(/validation replay measured 40% for it against 41% without/);
   });
 
   it('warms periodic keys that expire between reads and are due soon', () => {

@@ -110,6 +110,19 @@ describe('adaptive sampling and intervals', () => {
     expect(decided.eviction.proposedPolicy).toBe('allkeys-lfu');
   });
 
+  it('does not call LRU and LFU a tie while the interval still reaches a gain worth having', () => {
+    // 6,000 reads an hour, a fifth of them sampled: LFU looks no better, but the interval is wide.
+    const sparse = workload(6_000, 5_000, 1.0, 12);
+    const plan = planCaching({ observation: observed(sparse, 0.2, 250 * (BYTES + tuning.perKeyOverheadBytes)), current: { version: 1, document: policyAt(0.2) }, tuning, now });
+    const diff = plan.eviction.lfuMinusLru!;
+    // Under the minimum as estimated, but not ruled out: more evidence is wanted, not a settled tie.
+    expect(diff.estimate).toBeLessThan(tuning.hitRateGainPointsMin);
+    expect(diff.estimate + diff.halfWidth).toBeGreaterThanOrEqual(tuning.hitRateGainPointsMin);
+    expect(plan.eviction.decided).toBe(false);
+    expect(plan.eviction.reason).toMatch(/^kept: LFU − LRU = .*, an interval that includes 0: not decided/);
+    expect(plan.evidence.sampleRateReason).toMatch(/to settle LFU/);
+  });
+
   it('trusts a validation replay that disagrees with the simulator by more than the tolerance', () => {
     // A busy ten minutes: LFU's counters barely decay and frequency pays clearly.
     const skewed = workload(30_000, 5_000, 1.0, 5, 600_000);
@@ -130,6 +143,77 @@ describe('adaptive sampling and intervals', () => {
     expect(disagree.eviction.lfuHitRatePercent).toBeCloseTo(first.eviction.lfuHitRatePercent! - 20, 6);
     expect(disagree.eviction.proposedPolicy).toBeUndefined();
     expect(disagree.evidence.configs.find((c) => c.label === 'Redis LFU')!.validatedByReplay).toEqual({ measuredPercent: 30, simulatedPercent: 50, trusted: true });
+  });
+
+  it('corrects a sample shorter than a stats bucket with the bucket it starts in, pro rata', () => {
+    // Six busy minutes; the log (trimmed to its byte budget) holds only the last 100 s, inside one 300 s bucket.
+    const full = workload(20_000, 5_000, 0.9, 6, 360_000);
+    const fromMs = now.getTime() - 100_000;
+    const obs = observed(full, 0.5, 1_000 * (BYTES + tuning.perKeyOverheadBytes));
+    const plan = planCaching({ observation: { ...obs, trace: obs.trace.filter((r) => r.atMs >= fromMs) }, current: { version: 1, document: policyAt(0.5) }, tuning, now });
+    expect(plan.evidence.countersIncomplete).toBeUndefined();
+    const inSpan = full.filter((r) => r.atMs >= Date.parse(plan.evidence.from!)).length;
+    expect(plan.evidence.clientReads! / inSpan).toBeGreaterThan(0.9);
+    expect(plan.evidence.clientReads! / inSpan).toBeLessThan(1.1);
+  });
+
+  describe('the log is the values\' memory', () => {
+    // 3.5 MB with 1,500 values of 2 KB; the log holds 7,000 lines (350 KB, its 10% of maxmemory here) now.
+    const maxmemory = 3_500_000;
+    const bytes = 2_000;
+    const full = workload(60_000, 20_000, 0.9, 7, HOUR_MS, bytes);
+    const valueKeys = 1_500;
+    const memory: MemoryObservation = {
+      usedBytes: maxmemory,
+      maxBytes: maxmemory,
+      notCountedForEvictBytes: 0,
+      keys: valueKeys + 2,
+      sampledValueKeys: 1_000,
+      sampledValueUsageBytes: 1_000 * (sdsAllocBytes(bytes) + 56),
+      sampledInternalKeys: 2,
+      keyCosts: Array.from({ length: 100 }, () => ({ pattern: 'item:{id}', bytes, usageBytes: sdsAllocBytes(bytes) + 56 })),
+      traceLogBytes: 350_000,
+      traceLogEntries: 7_000,
+    };
+    // An unreachable minimum: nothing is left to settle, so the log only keeps watching.
+    const settledTuning = tuningWith({ hitRateGainPointsMin: 50, traceLogMaxmemoryPercent: 10 });
+    const plan = planCaching({ observation: { ...observed(full, 0.3, maxmemory), memory }, current: { version: 1, document: policyAt(0.3) }, tuning: settledTuning, now });
+
+    it('shrinks to its watching budget once every decision is settled', () => {
+      expect(plan.eviction.decided).toBe(true);
+      // 1% of maxmemory at the measured 50 B a line is 700 lines, too few for the next run to simulate: 1.5 ×
+      // minTraceRequests lines, still far from the 10% (7,000 lines) of a sample deciding.
+      expect(plan.evidence.nextTraceMaxEntries).toBe(1.5 * settledTuning.minTraceRequests);
+    });
+
+    it('predicts the hit rate at the memory the values will have with the next log', () => {
+      // Kept on LRU with no admission: the prediction is Redis LRU at the capacity the smaller log leaves.
+      expect(plan.eviction.proposedPolicy).toBeUndefined();
+      expect(plan.evidence.configs).toHaveLength(2);
+      expect(plan.eviction.tunedHitRatePercent!).toBeGreaterThan(plan.eviction.lruHitRatePercent! + 0.5);
+    });
+  });
+
+  it('predicts from the hit rate the clients measured, plus the simulated change', () => {
+    // Uniform popularity: the sample simulates about 5% (250 of 5,000 keys cached), while the clients measured 70%
+    // lately (whatever the simulation misses: here, made up), after a refill at 20% in the first 20 minutes: the
+    // later half of the span is what counts. Nothing changes, so the prediction is what is measured now.
+    const uniform = workload(30_000, 5_000, 0, 3);
+    const obs = observed(uniform, 0.3, 250 * (BYTES + tuning.perKeyOverheadBytes));
+    const refilled = start + 20 * 60_000;
+    const withHits = { ...obs, bucketReads: obs.bucketReads!.map((b) => ({ ...b, hits: Math.round(b.reads * (b.startMs < refilled ? 0.2 : 0.7)) })) };
+    const plan = planCaching({ observation: withHits, current: { version: 1, document: policyAt(0.3) }, tuning, now });
+    expect(plan.eviction.proposedPolicy).toBeUndefined();
+    expect(plan.eviction.tunedSimulatedPercent!).toBeLessThan(20);
+    expect(Math.abs(plan.eviction.tunedHitRatePercent! - 70)).toBeLessThan(2);
+    expect(plan.eviction.predictionBasis).toMatch(/^measured 70% over the later half of the sample's span/);
+
+    // Too small a sample to simulate: still a prediction, what is measured now.
+    const small = observed(uniform, 0.01, 250 * (BYTES + tuning.perKeyOverheadBytes));
+    const undecided = planCaching({ observation: { ...small, bucketReads: withHits.bucketReads }, current: { version: 1, document: policyAt(0.01) }, tuning, now });
+    expect(undecided.eviction.decided).toBe(false);
+    expect(undecided.eviction.tunedHitRatePercent).toBeCloseTo(70, 0);
+    expect(undecided.eviction.predictionBasis).toMatch(/^nothing changes: measured 70%/);
   });
 
   it('keeps, after a rate change, only the lines one rate covers', () => {
