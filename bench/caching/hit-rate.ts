@@ -43,6 +43,7 @@ import { startPrivateRedis, type PrivateRedis } from '#functions/caching/private
 import { simulate, simulateBelady, type TraceRequest } from '#functions/caching/simulate';
 import { PrivateRedisReplay } from '#functions/caching/validation-replay';
 import { CacheClient, cacheRedisOptions, DEFAULT_PATTERN_POLICY, ENTRY_FIXED_BYTES, type CachePolicy } from '#sdk/cache/index';
+import { BENCH_REDIS_ARGS, BENCH_REDIS_NOTE } from './bench-redis.ts';
 import { simulateWTinyLfu } from './references.ts';
 import { workloads, type Workload, type WorkloadRequest } from './workloads.ts';
 
@@ -112,6 +113,8 @@ export interface HitRateResult {
   readonly valueBytes: readonly [number, number];
   readonly budgetPercent: number;
   readonly workers: number;
+  /** The arguments every private redis-server of the bench started with (bench-redis.ts). */
+  readonly redisServerArgs: readonly string[];
   readonly replayRequestsPerSecond: number;
   readonly traces: TraceHitRates[];
 }
@@ -262,15 +265,20 @@ async function calibrate(redis: Redis, w: Workload, budgetPercent: number): Prom
   return { budgetBytes: (footprint * budgetPercent) / 100, model: shared };
 }
 
-/** A fresh private Redis with the budget set over its idle memory (clients connected first: their buffers are not the values'). */
+/**
+ * A fresh private Redis, started as every server of the bench is (bench-redis.ts: no
+ * per-command latency histograms); the budget is set over its idle memory later
+ * (clients connected first: their buffers are not the values').
+ */
 async function freshServer(policy: string) {
-  const server = await startPrivateRedis(['--maxmemory-policy', policy]);
+  const server = await startPrivateRedis([...BENCH_REDIS_ARGS, '--maxmemory-policy', policy]);
   const admin = new Redis(server.url);
   return { server, admin };
 }
 
 async function setBudget(admin: Redis, budgetBytes: number) {
-  // Every command type once (Redis allocates per-command state on first use), then the budget over what is used now.
+  // MEMORY STATS once (its first run allocates), then the budget over what is used now. Per-command latency
+  // histograms, which the tuner's commands would otherwise allocate after this point, are off (bench-redis.ts).
   await admin.memory('STATS');
   await admin.config('SET', 'maxmemory', String(Math.round((await usedMemory(admin)) + budgetBytes)));
 }
@@ -400,7 +408,7 @@ export async function benchHitRate(o: HitRateOptions): Promise<HitRateResult> {
   const workers = o.workers ?? 4;
   const statsBucketSeconds = 2;
   const all = workloads(spec, requests).filter((w) => !o.only || o.only.includes(w.name));
-  o.log(`hit rate as deployed: ${requests} requests/workload over ${spec.keys} keys (values ${spec.minValueBytes}–${spec.maxValueBytes} B), budget ${budgetPercent}% of the footprint, ${workers} clients`);
+  o.log(`hit rate as deployed: ${requests} requests/workload over ${spec.keys} keys (values ${spec.minValueBytes}–${spec.maxValueBytes} B), budget ${budgetPercent}% of the footprint, ${workers} clients; ${BENCH_REDIS_NOTE}`);
   const results: TraceHitRates[] = [];
   let replayed = 0;
   let replaySeconds = 0;
@@ -521,6 +529,7 @@ export async function benchHitRate(o: HitRateOptions): Promise<HitRateResult> {
     valueBytes: [spec.minValueBytes, spec.maxValueBytes],
     budgetPercent,
     workers,
+    redisServerArgs: BENCH_REDIS_ARGS,
     replayRequestsPerSecond: replaySeconds > 0 ? Math.round(replayed / replaySeconds) : 0,
     traces: results,
   };

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { costModel, keyCost, valueCapacity, type MemoryObservation } from '#functions/caching/memory';
 import { parseInfo, parseMemoryStats } from '#functions/caching/observe';
 import { simulate, type TraceRequest } from '#functions/caching/simulate';
+import { BENCH_REDIS_ARGS } from '../../bench/caching/bench-redis.ts';
 import { rng, zipfSampler } from '../../bench/caching/traces.ts';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.ts';
 
@@ -84,7 +85,8 @@ let server: PrivateRedis;
 let redis: Redis;
 
 beforeAll(async () => {
-  server = await startPrivateRedis();
+  // Started as the bench starts its servers (no per-command latency histograms).
+  server = await startPrivateRedis(BENCH_REDIS_ARGS);
   redis = new Redis(server.url);
 });
 
