@@ -1,7 +1,7 @@
 /**
  * The one logger per process (Powertools). Functions never use console.log: the
- * logger writes structured JSON that CloudWatch can query. Metrics and the tracer
- * live with the Lambda wiring (lambda.ts), so the CLI does not load X-Ray.
+ * logger writes structured JSON that CloudWatch can query. Metrics live with the
+ * Lambda wiring (lambda.ts).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 
