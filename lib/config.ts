@@ -91,11 +91,15 @@ const realtimeTargetSchema = z
      * locally; `targets.caching.redisUrl` when not given.
      */
     redisUrl: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }).optional(),
-    /** The same in AWS: an ElastiCache (Redis/Valkey) endpoint the delivery functions reach from the VPC; TLS always on. */
+    /** The same in AWS: an ElastiCache (Redis/Valkey) endpoint the delivery functions reach from the VPC. */
     elasticache: z
       .object({
         endpoint: z.string().min(1),
         port: positiveInt.default(6379),
+        /** In-transit encryption (TLS) on the endpoint; off only for a cache created without it. */
+        tls: z.boolean().default(true),
+        /** Secrets Manager secret with the AUTH token or RBAC user: { "password" } or { "username", "password" }. */
+        authSecretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:/, { message: 'expected a Secrets Manager secret ARN' }).optional(),
       })
       .strict()
       .optional(),

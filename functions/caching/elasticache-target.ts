@@ -46,19 +46,9 @@ export async function resolveElastiCacheTarget(
   if (!endpoint?.Address || !endpoint.Port || !primary) {
     throw new TargetUnavailableError(where, `has no primary endpoint yet (status ${group.Status ?? 'unknown'})`);
   }
-  let credentials: { username?: string; password?: string } = {};
+  let credentials: RedisCredentials = {};
   if (ec.authSecretArn) {
-    let text: string | undefined;
-    try {
-      text = (await clients.secrets.send(new GetSecretValueCommand({ SecretId: ec.authSecretArn }))).SecretString;
-    } catch (cause) {
-      throw new TargetUnavailableError(where, `cannot read the AUTH secret ${ec.authSecretArn}: ${(cause as Error).message}`, { cause });
-    }
-    const parsed = JSON.parse(text ?? '{}') as { username?: unknown; password?: unknown };
-    if (typeof parsed.password !== 'string' || parsed.password === '') {
-      throw new InvalidRequestError(`secret ${ec.authSecretArn} must hold { "password" } or { "username", "password" }`);
-    }
-    credentials = { password: parsed.password, ...(typeof parsed.username === 'string' ? { username: parsed.username } : {}) };
+    credentials = await readRedisAuthSecret(ec.authSecretArn, clients.secrets, where);
   } else if (group.AuthTokenEnabled) {
     throw new InvalidRequestError(`${where} requires AUTH: set targets.caching.elasticache.authSecretArn`);
   }
@@ -69,6 +59,35 @@ export async function resolveElastiCacheTarget(
     primaryClusterId: primary,
     ...credentials,
   };
+}
+
+export interface RedisCredentials {
+  readonly username?: string;
+  readonly password?: string;
+}
+
+/**
+ * The AUTH token or RBAC user in a Secrets Manager secret (`{ "password" }` or
+ * `{ "username", "password" }`), read at connect time so a rotation needs no redeploy.
+ * The caller declares `secretsmanager:GetSecretValue` on the secret.
+ */
+export async function readRedisAuthSecret(secretArn: string, secrets: SecretsManagerClient, where: string): Promise<RedisCredentials> {
+  let text: string | undefined;
+  try {
+    text = (await secrets.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString;
+  } catch (cause) {
+    throw new TargetUnavailableError(where, `cannot read the AUTH secret ${secretArn}: ${(cause as Error).message}`, { cause });
+  }
+  let parsed: { username?: unknown; password?: unknown } = {};
+  try {
+    parsed = JSON.parse(text ?? '{}') as typeof parsed;
+  } catch {
+    // reported below, without echoing the secret's text
+  }
+  if (typeof parsed.password !== 'string' || parsed.password === '') {
+    throw new InvalidRequestError(`secret ${secretArn} must hold { "password" } or { "username", "password" }`);
+  }
+  return { password: parsed.password, ...(typeof parsed.username === 'string' ? { username: parsed.username } : {}) };
 }
 
 /** The clients resolveElastiCacheTarget needs, as a function creates them by default. */

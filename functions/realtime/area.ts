@@ -23,10 +23,20 @@ function realtimeAlarms(config: PerfpilotConfig): AlarmDefinition[] {
   return applicationAlarms('realtime', config);
 }
 
-// The area function only reads the delivery runtime's Redis (in the VPC) and writes
-// policies through the ledger table, which every area function is granted.
-function realtimeAccess(_config: PerfpilotConfig): AwsAccess[] {
-  return [];
+/**
+ * What connectRealtimeRedis (redis.ts) calls in AWS: the AUTH secret, when the delivery
+ * runtime's ElastiCache has one. Every function that opens that Redis is granted it (the
+ * area function here; the route and dispatcher functions in lib/constructs/realtime-api.ts).
+ */
+export function realtimeRedisAccess(config: PerfpilotConfig): AwsAccess[] {
+  const arn = config.targets.realtime.elasticache?.authSecretArn;
+  return arn ? [{ actions: ['secretsmanager:GetSecretValue'], resources: [arn] }] : [];
+}
+
+// Besides its Redis, the area function writes policies through the ledger table, which
+// every area function is granted.
+function realtimeAccess(config: PerfpilotConfig): AwsAccess[] {
+  return realtimeRedisAccess(config);
 }
 
 /** The dispatcher function's fixed name (lib/constructs/realtime-api.ts creates it; its metrics are named by it). */

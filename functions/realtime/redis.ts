@@ -1,12 +1,15 @@
 /**
  * The Redis of the delivery runtime (buffers, registry, stats, policy mirror): the
  * local one (`targets.realtime.redisUrl`, else the caching target's), or in AWS the
- * ElastiCache endpoint `targets.realtime.elasticache` (TLS). Cluster mode must be off:
- * the runtime's scripts touch keys of several topics.
+ * ElastiCache endpoint `targets.realtime.elasticache` (TLS unless `tls: false`; AUTH
+ * from `authSecretArn`, read at connect time, as the caching area does). Cluster mode
+ * must be off: the runtime's scripts touch keys of several topics.
  */
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis } from 'ioredis';
 import type { PerfpilotConfig } from '#lib/config';
 import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
+import { readRedisAuthSecret } from '../caching/elasticache-target.ts';
 
 export function realtimeRedisUrl(config: PerfpilotConfig): string {
   const url = config.targets.realtime.redisUrl ?? config.targets.caching.redisUrl;
@@ -15,15 +18,20 @@ export function realtimeRedisUrl(config: PerfpilotConfig): string {
 }
 
 /** Connects, failing with TargetUnavailableError (naming the Redis) instead of retrying forever. */
-export async function connectRealtimeRedis(config: PerfpilotConfig, target: 'local' | 'aws'): Promise<{ redis: Redis; name: string }> {
+export async function connectRealtimeRedis(
+  config: PerfpilotConfig,
+  target: 'local' | 'aws',
+  aws: { readonly secrets?: SecretsManagerClient } = {},
+): Promise<{ redis: Redis; name: string }> {
   const t = config.realtimeTuner;
   const common = { lazyConnect: true, commandTimeout: t.commandTimeoutMs, connectTimeout: t.commandTimeoutMs, maxRetriesPerRequest: 1 };
   const ec = config.targets.realtime.elasticache;
   let redis: Redis;
   let name: string;
   if (target === 'aws' && ec) {
-    redis = new Redis({ ...common, host: ec.endpoint, port: ec.port, tls: {} });
-    name = `rediss://${ec.endpoint}:${ec.port}`;
+    name = `${ec.tls ? 'rediss' : 'redis'}://${ec.endpoint}:${ec.port}`;
+    const credentials = ec.authSecretArn ? await readRedisAuthSecret(ec.authSecretArn, aws.secrets ?? new SecretsManagerClient({}), `the realtime Redis ${name}`) : {};
+    redis = new Redis({ ...common, host: ec.endpoint, port: ec.port, ...(ec.tls ? { tls: { servername: ec.endpoint } } : {}), ...credentials });
   } else {
     if (target === 'aws') throw new InvalidRequestError('targets.realtime.elasticache is required for realtime delivery in AWS');
     const url = realtimeRedisUrl(config);

@@ -9,7 +9,9 @@
  * `manageConnectionsAccess` (connection-poster.ts) for the functions that post — the
  * `$default` route (subscribe, resync) and the dispatcher — scoped to this API
  * stage's `@connections`; `dispatchTriggerAccess` (sdk/realtime/lambda-trigger.ts)
- * for the dispatcher handing over to its next invocation. Applications that publish
+ * for the dispatcher handing over to its next invocation; `realtimeRedisAccess`
+ * (functions/realtime/area.ts) for every function that opens the runtime's Redis, when
+ * it has an AUTH secret. Applications that publish
  * need the same `lambda:InvokeFunction` on `dispatcherFunction`.
  */
 import { join } from 'node:path';
@@ -22,7 +24,7 @@ import { manageConnectionsAccess } from '#functions/realtime/connection-poster';
 import { DISPATCHER_ENV, ENDPOINT_ENV } from '#functions/realtime/delivery-deps';
 import { arnTemplate } from '#shared/aws-access';
 import { dispatchTriggerAccess } from '#sdk/realtime/lambda-trigger';
-import { dispatcherFunctionName } from '#functions/realtime/area';
+import { dispatcherFunctionName, realtimeRedisAccess } from '#functions/realtime/area';
 import type { AreaInfrastructure } from './area-infrastructure.ts';
 import { OptimizerFunction } from './optimizer-function.ts';
 
@@ -86,6 +88,7 @@ export const realtimeInfrastructure: AreaInfrastructure = ({ scope, config, func
   const endpoint = `https://${api.apiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}/${REALTIME_STAGE}`;
   const manage = manageConnectionsAccess(api.apiId, REALTIME_STAGE);
   for (const f of [connect, disconnect, route, dispatcher]) f.addEnvironment(ENDPOINT_ENV, endpoint).addEnvironment(DISPATCHER_ENV, dispatcherName);
+  for (const f of [connect, disconnect, route, dispatcher]) f.bindAccess(realtimeRedisAccess(config), 'realtime-redis-auth');
   route.bindAccess([manage], 'realtime-connections');
   dispatcher.bindAccess([manage, dispatchTriggerAccess(arnTemplate('lambda', `function:${dispatcherName}`))], 'realtime-connections');
 

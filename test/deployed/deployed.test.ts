@@ -71,6 +71,7 @@ const NAME = 'ppe2e';
 const NS = `ppe2e-${process.pid}:`;
 const DB_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:ppe2e-db-AbCdEf`;
 const CACHE_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:ppe2e-cache-auth-AbCdEf`;
+const REALTIME_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:ppe2e-realtime-auth-AbCdEf`;
 const BY_CUSTOMER = 'select * from orders where customer_id = $1 order by created_at desc limit 10';
 /** What ElastiCache and RDS would publish for a healthy cache and database (the regression is the application's). */
 const HEALTHY_AWS: Record<string, number> = {
@@ -120,7 +121,7 @@ function e2eConfig(pgPort: number, redisPort: number, database: string): Perfpil
       caching: { elasticache: { replicationGroupId: 'ppe2e-cache', parameterGroupName: 'ppe2e-params', authSecretArn: CACHE_SECRET } },
       database: { rds: { instanceIdentifier: 'ppe2e-db', host: 'localhost', port: pgPort, database, secretArn: DB_SECRET, maxConnections: 100 } },
       // The delivery runtime's Redis: the same server, behind the same TLS (its keys under NS).
-      realtime: { elasticache: { endpoint: 'localhost', port: redisPort } },
+      realtime: { elasticache: { endpoint: 'localhost', port: redisPort, authSecretArn: REALTIME_SECRET } },
       vector: { dimensions: VECTOR_DIMENSIONS, space: 'l2', redisKeyPrefix: `${NS}vector:` },
     },
     rollout: { canaryFraction: 1, bakeSeconds: 1, pollSeconds: 1, pendingMaxSeconds: 120, lockTtlSeconds: 1_800 },
@@ -241,6 +242,7 @@ beforeAll(async () => {
       [DB_SECRET]: JSON.stringify({ username: 'postgres', password: 'rotated-at-deploy' }),
       // An RBAC user (Redis 7's default user accepts it here; ElastiCache checks it).
       [CACHE_SECRET]: JSON.stringify({ username: 'default', password: 'cache-auth-token' }),
+      [REALTIME_SECRET]: JSON.stringify({ username: 'default', password: 'realtime-auth-token' }),
     },
     cache: { replicationGroupId: 'ppe2e-cache', parameterGroupName: 'ppe2e-params', host: 'localhost', port: redisProxy.port, primaryClusterId: 'ppe2e-cache-002', parameters: new Map([['maxmemory-policy', 'volatile-lru'], ['lfu-log-factor', '10'], ['lfu-decay-time', '1']]) },
     awsPublished: (id) => HEALTHY_AWS[`${id.namespace}|${id.metricName}`],
@@ -463,7 +465,10 @@ describe('the deployed shape, run end to end', () => {
     expect([...made(searchFunction.name)]).toEqual(expect.arrayContaining(['s3:GetObject', 'elasticache:DescribeReplicationGroups']));
     // The realtime delivery: the $default route (subscribe) and the dispatcher post to connections; the dispatcher hands over to itself.
     const dispatcher = `${NAME}-realtime-dispatcher`;
-    expect([...made(dispatcher)]).toEqual(expect.arrayContaining(['execute-api:ManageConnections', 'lambda:InvokeFunction']));
+    expect([...made(dispatcher)]).toEqual(expect.arrayContaining(['execute-api:ManageConnections', 'lambda:InvokeFunction', 'secretsmanager:GetSecretValue']));
+    // Every function that opens the delivery runtime's Redis read its AUTH secret, and only that one.
+    const realtimeSecretReaders = new Set(deployment.iam.calls.filter((c) => c.action === 'secretsmanager:GetSecretValue' && c.resource === REALTIME_SECRET && c.allowed).map((c) => c.caller));
+    expect([...realtimeSecretReaders].sort()).toEqual(expect.arrayContaining([fn('realtime'), dispatcher, api!.routes.get('$default')!.name].sort()));
     expect(deployment.standIn.eventInvokes).toContain(dispatcher); // a run that reached dispatcherRunSecondsMax handed over to the next
     expect(deployment.standIn.connectionsRequests.some((r) => r.caller !== dispatcher && r.method === 'POST')).toBe(true);
     expect(deployment.iam.calls.some((c) => c.caller.startsWith('api ') && c.allowed)).toBe(true);

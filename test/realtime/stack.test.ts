@@ -69,7 +69,7 @@ describe('the realtime WebSocket API', () => {
     expect(env(dispatcher).PERFPILOT_REALTIME_DISPATCHER).toBe('perfpilot-realtime-dispatcher');
     // The functions reach the runtime's ElastiCache from the VPC, never a local URL.
     const sent = JSON.parse(env(dispatcher).PERFPILOT_CONFIG as string) as { targets: { realtime: object } };
-    expect(sent.targets.realtime).toEqual({ elasticache: { endpoint: 'master.fleet-realtime.abc123.euw1.cache.amazonaws.com', port: 6379 } });
+    expect(sent.targets.realtime).toEqual({ elasticache: { endpoint: 'master.fleet-realtime.abc123.euw1.cache.amazonaws.com', port: 6379, tls: true } });
     expect(dispatcher.Properties.VpcConfig).toBeDefined();
   });
 });
