@@ -9,7 +9,8 @@ import type { ElastiCacheClient } from '@aws-sdk/client-elasticache';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis } from 'ioredis';
 import type { PerfpilotConfig } from '#lib/config';
-import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
+import { InvalidRequestError } from '#shared/errors';
+import { connectRedisClient, redisEndpointName, redisEndpointOptions, redisUrlName } from '#shared/redis-connection';
 
 /**
  * Connects, failing with TargetUnavailableError (naming the cache) when the first connect
@@ -39,28 +40,15 @@ export async function connectCacheRedis(
   if (target === 'local' || !c.elasticache) {
     if (!c.redisUrl) throw new InvalidRequestError('targets.caching.redisUrl is required for a local caching target');
     redis = new Redis(c.redisUrl, common);
-    name = c.redisUrl.replace(/\/\/[^@]*@/, '//');
+    name = redisUrlName(c.redisUrl);
   } else {
     // The primary as it is now (after any failover) and the AUTH/RBAC credentials from Secrets Manager.
     const { resolveElastiCacheTarget, defaultElastiCacheClients } = await import('./elasticache-target.ts');
     const ec = await resolveElastiCacheTarget(c.elasticache, aws ?? defaultElastiCacheClients());
-    redis = new Redis({
-      ...common,
-      host: ec.host,
-      port: ec.port,
-      ...(ec.tls ? { tls: { servername: ec.host } } : {}),
-      ...(ec.username ? { username: ec.username } : {}),
-      ...(ec.password ? { password: ec.password } : {}),
-    });
-    name = `${ec.tls ? 'rediss' : 'redis'}://${ec.host}:${ec.port}`;
+    redis = new Redis({ ...common, ...redisEndpointOptions(ec) });
+    name = redisEndpointName(ec);
     primaryClusterId = ec.primaryClusterId;
   }
-  redis.on('error', () => undefined); // surfaced by connect() and by each command instead
-  try {
-    await redis.connect();
-  } catch (cause) {
-    redis.disconnect();
-    throw new TargetUnavailableError(name, `cannot connect to the cache: ${(cause as Error).message}`, { cause });
-  }
+  await connectRedisClient(redis, name, 'the cache');
   return { redis, name, ...(primaryClusterId ? { primaryClusterId } : {}) };
 }

@@ -8,7 +8,8 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis } from 'ioredis';
 import type { PerfpilotConfig } from '#lib/config';
-import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
+import { InvalidRequestError } from '#shared/errors';
+import { connectRedisClient, redisEndpointName, redisEndpointOptions, redisUrlName } from '#shared/redis-connection';
 import { readRedisAuthSecret } from '../caching/elasticache-target.ts';
 
 export function realtimeRedisUrl(config: PerfpilotConfig): string {
@@ -29,21 +30,15 @@ export async function connectRealtimeRedis(
   let redis: Redis;
   let name: string;
   if (target === 'aws' && ec) {
-    name = `${ec.tls ? 'rediss' : 'redis'}://${ec.endpoint}:${ec.port}`;
+    name = redisEndpointName({ host: ec.endpoint, port: ec.port, tls: ec.tls });
     const credentials = ec.authSecretArn ? await readRedisAuthSecret(ec.authSecretArn, aws.secrets ?? new SecretsManagerClient({}), `the realtime Redis ${name}`) : {};
-    redis = new Redis({ ...common, host: ec.endpoint, port: ec.port, ...(ec.tls ? { tls: { servername: ec.endpoint } } : {}), ...credentials });
+    redis = new Redis({ ...common, ...redisEndpointOptions({ host: ec.endpoint, port: ec.port, tls: ec.tls, ...credentials }) });
   } else {
     if (target === 'aws') throw new InvalidRequestError('targets.realtime.elasticache is required for realtime delivery in AWS');
     const url = realtimeRedisUrl(config);
     redis = new Redis(url, common);
-    name = url.replace(/\/\/[^@]*@/, '//');
+    name = redisUrlName(url);
   }
-  redis.on('error', () => undefined); // surfaced by connect() and by each command instead
-  try {
-    await redis.connect();
-  } catch (cause) {
-    redis.disconnect();
-    throw new TargetUnavailableError(name, `cannot connect to the realtime Redis: ${(cause as Error).message}`, { cause });
-  }
+  await connectRedisClient(redis, name, 'the realtime Redis');
   return { redis, name };
 }

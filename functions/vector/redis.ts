@@ -8,7 +8,8 @@ import { ElastiCacheClient } from '@aws-sdk/client-elasticache';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis } from 'ioredis';
 import type { PerfpilotConfig } from '#lib/config';
-import { InvalidRequestError, TargetUnavailableError } from '#shared/errors';
+import { InvalidRequestError } from '#shared/errors';
+import { connectRedisClient, redisEndpointName, redisEndpointOptions, redisUrlName } from '#shared/redis-connection';
 import { resolveElastiCacheTarget } from '../caching/elasticache-target.ts';
 
 export { vectorRedisAccess } from './access.ts';
@@ -25,25 +26,12 @@ export async function connectVectorRedis(
   if (target === 'local' || !c.elasticache) {
     if (!c.redisUrl) throw new InvalidRequestError('targets.caching.redisUrl is required: the vector runtime keeps its caches and stats there');
     redis = new Redis(c.redisUrl, common);
-    name = c.redisUrl.replace(/\/\/[^@]*@/, '//');
+    name = redisUrlName(c.redisUrl);
   } else {
     const ec = await resolveElastiCacheTarget(c.elasticache, aws ?? { elasticache: new ElastiCacheClient({}), secrets: new SecretsManagerClient({}) });
-    redis = new Redis({
-      ...common,
-      host: ec.host,
-      port: ec.port,
-      ...(ec.tls ? { tls: { servername: ec.host } } : {}),
-      ...(ec.username ? { username: ec.username } : {}),
-      ...(ec.password ? { password: ec.password } : {}),
-    });
-    name = `${ec.tls ? 'rediss' : 'redis'}://${ec.host}:${ec.port}`;
+    redis = new Redis({ ...common, ...redisEndpointOptions(ec) });
+    name = redisEndpointName(ec);
   }
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-  } catch (cause) {
-    redis.disconnect();
-    throw new TargetUnavailableError(name, `cannot connect to Redis: ${(cause as Error).message}`, { cause });
-  }
+  await connectRedisClient(redis, name, 'Redis');
   return { redis, name };
 }
