@@ -28,6 +28,12 @@ export interface RealtimeClientOptions {
   readonly reorderWaitMs?: number;
   /** A resync that got no full state within this long is asked again. @default 2000 */
   readonly resyncRetryMs?: number;
+  /**
+   * A subscription that got no full state within this long is asked again (the route
+   * that answers it may have failed: a cold start, a Redis timeout), the wait doubling
+   * up to 30 s, until the topic's first full state arrives. @default 3000
+   */
+  readonly subscribeRetryMs?: number;
   readonly now?: () => number;
   /** After each applied update; `state` is the client's live state of the topic (do not mutate it). */
   readonly onUpdate?: (topic: string, state: unknown, info: UpdateInfo) => void;
@@ -42,6 +48,7 @@ export interface RealtimeClientStats {
   duplicates: number;
   gaps: number;
   resyncRequests: number;
+  subscribeRetries: number;
   acks: number;
 }
 
@@ -52,26 +59,42 @@ interface TopicView {
   readonly chunks: Map<number, string[]>;
   gapTimer: ReturnType<typeof setTimeout> | undefined;
   resyncAskedAt: number | undefined;
+  subscribeTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
 export class RealtimeClient {
-  readonly stats: RealtimeClientStats = { messages: 0, bytes: 0, patches: 0, fulls: 0, duplicates: 0, gaps: 0, resyncRequests: 0, acks: 0 };
+  readonly stats: RealtimeClientStats = { messages: 0, bytes: 0, patches: 0, fulls: 0, duplicates: 0, gaps: 0, resyncRequests: 0, subscribeRetries: 0, acks: 0 };
   private readonly topics = new Map<string, TopicView>();
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly reorderWaitMs: number;
   private readonly resyncRetryMs: number;
+  private readonly subscribeRetryMs: number;
   private readonly now: () => number;
 
   constructor(private readonly options: RealtimeClientOptions) {
     this.reorderWaitMs = options.reorderWaitMs ?? 250;
     this.resyncRetryMs = options.resyncRetryMs ?? 2_000;
+    this.subscribeRetryMs = options.subscribeRetryMs ?? 3_000;
     this.now = options.now ?? Date.now;
   }
 
   subscribe(topics: readonly string[]): void {
-    for (const t of topics) this.view(t);
+    for (const t of topics) this.awaitFirstState(t, this.view(t), this.subscribeRetryMs);
     this.send({ action: 'subscribe', topics });
+  }
+
+  /** Asks again for a topic whose subscription brought no full state yet. */
+  private awaitFirstState(topic: string, v: TopicView, waitMs: number): void {
+    if (v.subscribeTimer) clearTimeout(v.subscribeTimer);
+    v.subscribeTimer = setTimeout(() => {
+      v.subscribeTimer = undefined;
+      if (this.closed || v.seq !== undefined || this.topics.get(topic) !== v) return;
+      this.stats.subscribeRetries++;
+      this.awaitFirstState(topic, v, Math.min(waitMs * 2, 30_000));
+      this.send({ action: 'subscribe', topics: [topic] });
+    }, waitMs);
+    v.subscribeTimer.unref?.();
   }
 
   unsubscribe(topics: readonly string[]): void {
@@ -79,6 +102,7 @@ export class RealtimeClient {
     for (const t of topics) {
       const v = this.topics.get(t);
       if (v?.gapTimer) clearTimeout(v.gapTimer);
+      if (v?.subscribeTimer) clearTimeout(v.subscribeTimer);
       this.topics.delete(t);
     }
   }
@@ -106,7 +130,10 @@ export class RealtimeClient {
 
   close(): void {
     this.closed = true;
-    for (const v of this.topics.values()) if (v.gapTimer) clearTimeout(v.gapTimer);
+    for (const v of this.topics.values()) {
+      if (v.gapTimer) clearTimeout(v.gapTimer);
+      if (v.subscribeTimer) clearTimeout(v.subscribeTimer);
+    }
   }
 
   private send(message: ClientMessage): void {
@@ -116,7 +143,7 @@ export class RealtimeClient {
   private view(topic: string): TopicView {
     let v = this.topics.get(topic);
     if (!v) {
-      v = { seq: undefined, state: undefined, held: new Map(), chunks: new Map(), gapTimer: undefined, resyncAskedAt: undefined };
+      v = { seq: undefined, state: undefined, held: new Map(), chunks: new Map(), gapTimer: undefined, resyncAskedAt: undefined, subscribeTimer: undefined };
       this.topics.set(topic, v);
     }
     return v;
@@ -165,6 +192,10 @@ export class RealtimeClient {
       v.state = update.d;
       v.seq = update.s;
       v.resyncAskedAt = undefined;
+      if (v.subscribeTimer) {
+        clearTimeout(v.subscribeTimer);
+        v.subscribeTimer = undefined;
+      }
       this.stats.fulls++;
     } else {
       try {

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import jsonpatch from 'fast-json-patch';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { compressIfWorth, encodeUpdate, envelopeOf } from '#functions/realtime/packing';
 import { RealtimeClient } from '#sdk/realtime/client';
 import { coalesce, type RealtimeEvent, type TopicState } from '#sdk/realtime/coalesce';
@@ -109,5 +109,33 @@ describe('the realtime client', () => {
     expect(sent.at(-1)).toEqual({ action: 'resync', topic: 't' });
     expect(errors[0]?.message).toMatch(/patch 1 does not apply/);
     client.close();
+  });
+
+  it('asks again for a subscription that brought no full state (its answer was lost), backing off, and stops once the state arrives', async () => {
+    vi.useFakeTimers();
+    try {
+      const sent: ClientMessage[] = [];
+      const subscribes = () => sent.filter((m) => m.action === 'subscribe');
+      const client = new RealtimeClient({ send: (t) => sent.push(JSON.parse(t) as ClientMessage), subscribeRetryMs: 20 });
+      client.subscribe(['t', 'u']);
+      await client.receive(JSON.stringify({ v: 1, u: [{ t: 'u', s: 4, k: 'f', d: { b: 1 }, f: 1 }] })); // 'u' answered, 't' not
+      vi.advanceTimersByTime(19);
+      expect(subscribes()).toEqual([{ action: 'subscribe', topics: ['t', 'u'] }]);
+      vi.advanceTimersByTime(1); // 20 ms: asked again, for 't' only
+      vi.advanceTimersByTime(40); // 40 ms later: again
+      vi.advanceTimersByTime(79); // the next would be 80 ms later
+      expect(subscribes().slice(1)).toEqual([
+        { action: 'subscribe', topics: ['t'] },
+        { action: 'subscribe', topics: ['t'] },
+      ]);
+      expect(client.stats.subscribeRetries).toBe(2);
+      await client.receive(JSON.stringify({ v: 1, u: [{ t: 't', s: 7, k: 'f', d: { a: 1 }, f: 2 }] }));
+      expect(client.state('t')).toEqual({ a: 1 });
+      vi.advanceTimersByTime(60_000);
+      expect(subscribes()).toHaveLength(3);
+      client.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
