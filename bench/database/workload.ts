@@ -4,18 +4,10 @@
  * joins, aggregates, a write stream) with call counts and deterministic parameters.
  */
 import type pg from 'pg';
+import { seededRandom } from '#sdk/random';
 
 /** mulberry32: deterministic parameters, so before/after replays run the same statements. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = seededRandom;
 
 export interface Sizes {
   /** TPC-H scale factor (1 = 6M lineitems). */

@@ -26,6 +26,7 @@
  * as often as the full ones; Waldspurger et al., FAST '15); the benchmark runs them on
  * whole traces.
  */
+import { seededRandom } from '#sdk/random';
 import { SKETCH_COUNTER_MAX, SKETCH_DEPTH, sketchCellsOf, sketchEstimate, sketchHashes } from '#sdk/cache/sketch';
 
 export type TraceOp = 'read' | 'lookup' | 'delete' | 'set' | 'invalidate';
@@ -118,18 +119,6 @@ function resultOf(reads: number, hits: number, readBytes: number, hitBytes: numb
     hitRatePercent: reads === 0 ? 0 : (hits / reads) * 100,
     byteHitRatePercent: readBytes === 0 ? 0 : (hitBytes / readBytes) * 100,
     evictions,
-  };
-}
-
-/** A small seeded generator (mulberry32): simulations repeat exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
 }
 

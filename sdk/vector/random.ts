@@ -1,14 +1,4 @@
-/** A seeded PRNG (mulberry32): builds, samples and synthetic data repeat exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+export { seededRandom } from '../random.ts';
 
 /** Standard normal by Box–Muller. */
 export function gaussian(random: () => number): number {
