@@ -13,7 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { AREAS, DEFAULT_CONFIG_FILE, type AreaName } from '#lib/names';
 import type { Area } from '#shared/change';
 import type { GlobalOptions } from './cli/context.ts';
-import { paint, table } from './cli/format.ts';
+import { paint, reportLines, table } from './cli/format.ts';
 import { registerLoadTestCommands } from './cli/load-tests.ts';
 import { DEFAULT_REPORT_FILE, registerReportCommand, writeDemoReport } from './cli/report.ts';
 import { registerMonitoringCommands } from './cli/monitoring-commands.ts';
@@ -278,16 +278,7 @@ program
       write(JSON.stringify(report.json, null, 2));
       return;
     }
-    write(paint.bold(report.title));
-    for (const section of report.sections) {
-      write('');
-      write(paint.bold(section.title));
-      write(section.rows.length ? table(section.columns, section.rows, 70) : section.empty ?? 'nothing found');
-    }
-    if (report.notes.length) {
-      write('');
-      for (const note of report.notes) write(paint.dim(`note: ${note}`));
-    }
+    for (const line of reportLines(report)) write(line);
   });
 
 program

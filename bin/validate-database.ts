@@ -10,7 +10,7 @@ import { DEFAULT_CONFIG_FILE, loadConfig } from '#lib/config';
 import type { Change } from '#shared/change';
 import { validateDatabase } from '#functions/database/validate';
 import { openLedger } from './cli/context.ts';
-import { paint, table } from './cli/format.ts';
+import { reportLines } from './cli/format.ts';
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -34,14 +34,7 @@ const program = new Command('validate-database')
     }
     const report = await validateDatabase(config, { target: opts.target, appliedChanges });
     if (opts.json) write(JSON.stringify(report.json, null, 2));
-    else {
-      write(paint.bold(report.title));
-      for (const section of report.sections) {
-        write('');
-        write(section.rows.length ? table(section.columns, section.rows, 70) : (section.empty ?? 'nothing found'));
-      }
-      for (const note of report.notes) write(paint.dim(`note: ${note}`));
-    }
+    else for (const line of reportLines(report)) write(line);
     if (!(report.json as { ok: boolean }).ok) process.exitCode = 1;
   });
 

@@ -8,7 +8,7 @@ import '#local/polyfills';
 import { Command, Option } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '#lib/config';
 import { validateVector } from '#functions/vector/validate';
-import { paint, table } from './cli/format.ts';
+import { reportLines } from './cli/format.ts';
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -20,14 +20,7 @@ const program = new Command('validate-vector')
   .action(async (opts: { config: string; target: 'local' | 'aws'; json?: boolean }) => {
     const report = await validateVector(loadConfig(opts.config), { target: opts.target });
     if (opts.json) write(JSON.stringify(report.json, null, 2));
-    else {
-      write(paint.bold(report.title));
-      for (const section of report.sections) {
-        write('');
-        write(section.rows.length ? table(section.columns, section.rows, 70) : (section.empty ?? 'nothing found'));
-      }
-      for (const note of report.notes) write(paint.dim(`note: ${note}`));
-    }
+    else for (const line of reportLines(report)) write(line);
     if (!(report.json as { ok: boolean }).ok) process.exitCode = 1;
   });
 

@@ -50,3 +50,17 @@ export function formatEffect(effect: Record<string, { before: number; after: num
     })
     .join(', ');
 }
+
+/** An analysis or validation report as the CLI prints it: title, each section's table, notes. */
+export function reportLines(report: {
+  readonly title: string;
+  readonly sections: readonly { readonly title: string; readonly columns: readonly string[]; readonly rows: readonly (readonly Cell[])[]; readonly empty?: string }[];
+  readonly notes: readonly string[];
+}): string[] {
+  const lines = [paint.bold(report.title)];
+  for (const section of report.sections) {
+    lines.push('', paint.bold(section.title), section.rows.length ? table(section.columns, section.rows, 70) : section.empty ?? 'nothing found');
+  }
+  if (report.notes.length) lines.push('', ...report.notes.map((note) => paint.dim(`note: ${note}`)));
+  return lines;
+}
